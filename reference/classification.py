@@ -1,0 +1,459 @@
+"""Float64 references of the classification losses.
+
+Logit losses are evaluated in forms without cancellation (each branch a sum of non-negative
+terms), so the references are accurate to a few ulps everywhere; the error *scales* describe
+the usual float evaluation an implementation performs (see ``reference._core``):
+
+* log-softmax ``z_c - lse(z)`` has an absolute error of about ``u (|z_c| + |lse| + C)``: the
+  max-shift is exact, the sum of C exponentials is relative ``gamma_C``, the log absolute.
+* ``(1 - y) z - log_sigmoid(z)`` (torch's BCE-with-logits) cancels for z << 0: its scale is
+  the magnitude of both terms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit, log_expit, xlogy
+
+from reference._core import Gradient, Terms, log_softmax, loss_reference, softplus, sum_to_shape
+
+# --- binary -------------------------------------------------------------------------------
+
+
+def _clamped_logs(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """torch's binary_cross_entropy clamps log p and log(1 - p) at -100."""
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(p), -100.0), np.maximum(np.log1p(-p), -100.0)
+
+
+def _weights(weight, shape) -> np.ndarray:
+    return np.ones(shape) if weight is None else np.broadcast_to(np.asarray(weight, np.float64), shape)
+
+
+@loss_reference
+def binary_cross_entropy(input, target, weight=None, reduction="mean") -> Terms:
+    """-w [y log p + (1 - y) log(1 - p)] on probabilities p = input, each log clamped at -100 (torch)."""
+    p = np.asarray(input, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    w = _weights(weight, p.shape)
+    log_p, log_q = _clamped_logs(p)
+    values = -w * (y * log_p + (1.0 - y) * log_q)
+    scale = np.abs(w) * (np.abs(y * log_p) + np.abs((1.0 - y) * log_q))
+    return Terms(values, scale)
+
+
+@binary_cross_entropy.gradient("input", "target")
+def _bce_grad(input, target, weight=None, reduction="mean"):
+    """d/dp = w (p - y) / (p (1 - p)) where no clamp is active, 0 where it is (p < e^-100)."""
+    p = np.asarray(input, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    w = _weights(weight, p.shape)
+    log_p, log_q = _clamped_logs(p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_p = np.where(log_p > -100.0, -y / p, 0.0) + np.where(log_q > -100.0, (1.0 - y) / (1.0 - p), 0.0)
+    d_p = w * d_p
+    d_y = w * (log_q - log_p)
+    return {
+        "input": Gradient(d_p, np.abs(d_p) + np.abs(w * (1.0 - y) / np.maximum(1.0 - p, 1e-300))),
+        "target": Gradient(d_y, np.abs(w) * (np.abs(log_p) + np.abs(log_q))),
+    }
+
+
+def bce_with_logits_terms(z, y, pos_weight=None):
+    """Unweighted BCE-with-logits (1 - y) z + lw softplus(-z), lw = 1 + (pw - 1) y, without cancellation.
+
+    Returns (value, scale, lw): for z >= 0 the two terms are non-negative; for z < 0 it uses
+    softplus(-z) = -z + softplus(z): value = -pw y z + lw softplus(z), again two non-negative terms.
+    The scale is that of torch's form (1 - y) z - lw log_sigmoid(z).
+    """
+    z = np.asarray(z, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    pw = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+    lw = 1.0 + (pw - 1.0) * y
+    value = np.where(z >= 0, (1.0 - y) * z + lw * softplus(-z), -pw * y * z + lw * softplus(z))
+    scale = np.abs((1.0 - y) * z) + np.abs(lw * log_expit(z))
+    return value, scale, lw
+
+
+@loss_reference
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None) -> Terms:
+    """w [(1 - y) z + (1 + (pw - 1) y) softplus(-z)] = -w [pw y log s(z) + (1 - y) log(1 - s(z))]."""
+    value, scale, _ = bce_with_logits_terms(input, target, pos_weight)
+    value, scale = np.broadcast_arrays(value, scale)
+    w = _weights(weight, value.shape)
+    return Terms(w * value, np.abs(w) * scale)
+
+
+@binary_cross_entropy_with_logits.gradient("input", "target", "weight", "pos_weight")
+def _bce_logits_grad(input, target, weight=None, reduction="mean", pos_weight=None):
+    """d/dz = w [(1 - y) - lw s(-z)] (= w (s(z) - y) only when pw = 1); d/dy = w [-z + (pw - 1) softplus(-z)]."""
+    z = np.asarray(input, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    value, _, lw = bce_with_logits_terms(z, y, pos_weight)
+    w = _weights(weight, value.shape)
+    pw = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
+    s_neg = expit(-z)
+    d_z = w * ((1.0 - y) - lw * s_neg)
+    d_y = w * (-z + (pw - 1.0) * softplus(-z))
+    grads = {
+        "input": Gradient(d_z, np.abs(w) * (np.abs(1.0 - y) + np.abs(lw) * s_neg)),
+        "target": Gradient(d_y, np.abs(w) * (np.abs(z) + np.abs(pw - 1.0) * softplus(-z))),
+    }
+    if weight is not None:
+        grads["weight"] = Gradient(sum_to_shape(value, np.shape(weight)), sum_to_shape(value, np.shape(weight)))
+    if pos_weight is not None:
+        d_pw = np.broadcast_to(w * y * softplus(-z), value.shape)
+        grads["pos_weight"] = Gradient(
+            sum_to_shape(d_pw, np.shape(pos_weight)), sum_to_shape(d_pw, np.shape(pos_weight))
+        )
+    return grads
+
+
+# --- softmax ------------------------------------------------------------------------------
+
+
+def classes_last(input: np.ndarray) -> np.ndarray:
+    """(N, C, *) -> (N, *, C); an unbatched (C,) -> (1, C)."""
+    z = np.asarray(input, dtype=np.float64)
+    return z[None] if z.ndim == 1 else np.moveaxis(z, 1, -1)
+
+
+def classes_back(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of classes_last for a gradient shaped like the moved input."""
+    return gradient[0] if len(shape) == 1 else np.moveaxis(gradient, -1, 1)
+
+
+def _index_target(target, ignore_index, n_classes):
+    t = np.asarray(target)
+    t = t[None] if t.ndim == 0 else t
+    valid = t != ignore_index
+    if np.any((t[valid] < 0) | (t[valid] >= n_classes)):
+        raise IndexError(f"class index out of range [0, {n_classes})")
+    index = np.where(valid, t, 0)
+    return index, valid
+
+
+def _smoothed(onehot: np.ndarray, label_smoothing: float, smoothing: str) -> np.ndarray:
+    n_classes = onehot.shape[-1]
+    if smoothing == "eps/C":
+        return (1.0 - label_smoothing) * onehot + label_smoothing / n_classes
+    if smoothing == "eps/(C-1)":
+        return (1.0 - label_smoothing) * onehot + label_smoothing / (n_classes - 1) * (1.0 - onehot)
+    raise ValueError(f"smoothing must be 'eps/C' or 'eps/(C-1)', got {smoothing!r}")
+
+
+def _ce_coefficients(input, target, weight, ignore_index, label_smoothing, smoothing):
+    """Per element, the coefficients a_c = w_c t_c of -sum_c a_c log p_c, and the 'mean' normaliser.
+
+    Class indices: t is the (smoothed) one-hot, ignored elements get a = 0, the normaliser is the
+    sum of w_y over the rest (PyTorch's weighted mean). Probabilities: t is the (smoothed) target,
+    the normaliser is the number of elements N * d1 * ... * dk, weights or not.
+    """
+    z = classes_last(input)
+    n_classes = z.shape[-1]
+    w = np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64)
+    target = np.asarray(target)
+    if np.issubdtype(target.dtype, np.floating):
+        t = classes_last(target)
+        t = _smoothed(t, label_smoothing, smoothing) if label_smoothing else t
+        return z, w * t, float(np.prod(z.shape[:-1]))
+    index, valid = _index_target(target, ignore_index, n_classes)
+    onehot = np.eye(n_classes)[index]
+    t = _smoothed(onehot, label_smoothing, smoothing) if label_smoothing else onehot
+    a = np.where(valid[..., None], w * t, 0.0)
+    return z, a, float(np.sum(np.where(valid, w[index], 0.0)))
+
+
+@loss_reference
+def cross_entropy(
+    input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0, smoothing="eps/C"
+) -> Terms:
+    """Softmax cross-entropy as torch.nn.functional.cross_entropy: -sum_c w_c t_c log softmax(z)_c.
+
+    Input (N, C, *) or (C,); target class indices (N, *) or class probabilities shaped like input.
+    Label smoothing eps: t = (1 - eps) y + eps / C (canonical, torch; Szegedy et al. 2016); the
+    variant smoothing='eps/(C-1)' puts 1 - eps on the true class and eps / (C - 1) on each other.
+    """
+    z, a, normaliser = _ce_coefficients(input, target, weight, ignore_index, label_smoothing, smoothing)
+    log_p, lse = log_softmax(z)
+    n_classes = z.shape[-1]
+    values = -np.sum(a * log_p, axis=-1)
+    scale = np.sum(np.abs(a) * (np.abs(z) + np.abs(lse) + n_classes), axis=-1)
+    if np.ndim(input) == 1:
+        values, scale = values[0], scale[0]
+    return Terms(values, scale, normaliser)
+
+
+@cross_entropy.gradient("input", "target")
+def _cross_entropy_grad(
+    input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0, smoothing="eps/C"
+):
+    """d/dz_k = (sum_c a_c) softmax_k - a_k: softmax - onehot for a plain class-index target."""
+    z, a, _ = _ce_coefficients(input, target, weight, ignore_index, label_smoothing, smoothing)
+    log_p, lse = log_softmax(z)
+    n_classes = z.shape[-1]
+    total = np.sum(a, axis=-1, keepdims=True)
+    p = np.exp(log_p)
+    d_z = total * p - a
+    z_scale = np.abs(total) * p * (1.0 + np.abs(z) + np.abs(lse) + n_classes) + np.abs(a)
+    shape = np.shape(input)
+    grads = {"input": Gradient(classes_back(d_z, shape), classes_back(z_scale, shape))}
+    if np.issubdtype(np.asarray(target).dtype, np.floating):
+        w = np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64)
+        keep = 1.0 - label_smoothing
+        d_t = -keep * w * log_p
+        t_scale = keep * np.abs(w) * (np.abs(z) + np.abs(lse) + n_classes)
+        grads["target"] = Gradient(classes_back(d_t, shape), classes_back(np.broadcast_to(t_scale, d_t.shape), shape))
+    return grads
+
+
+def _nll_parts(input, target, weight, ignore_index):
+    x = classes_last(input)
+    n_classes = x.shape[-1]
+    index, valid = _index_target(target, ignore_index, n_classes)
+    w = np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64)
+    w_y = np.where(valid, w[index], 0.0)
+    return x, index, w_y
+
+
+@loss_reference
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean") -> Terms:
+    """-w_y input[y] on log-probabilities (N, C, *); mean divides by sum of w_y over non-ignored."""
+    x, index, w_y = _nll_parts(input, target, weight, ignore_index)
+    picked = np.take_along_axis(x, index[..., None], axis=-1)[..., 0]
+    values = -w_y * picked
+    if np.ndim(input) == 1:
+        values = values[0]
+    return Terms(values, np.abs(values), float(np.sum(w_y)))
+
+
+@nll_loss.gradient("input")
+def _nll_grad(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    x, index, w_y = _nll_parts(input, target, weight, ignore_index)
+    d_x = -w_y[..., None] * np.eye(x.shape[-1])[index]
+    d_x = classes_back(d_x, np.shape(input))
+    return {"input": Gradient(d_x, np.abs(d_x))}
+
+
+@loss_reference
+def kl_div(input, target, reduction="mean", log_target=False) -> Terms:
+    """Pointwise KL as torch.nn.functional.kl_div: t (log t - input), 0 where t = 0 (xlogy).
+
+    log_target: exp(t) (t - input). 'batchmean' divides the sum by input.shape[0], 'mean' by the
+    number of elements. Pointwise values may be negative; the sum over a distribution is >= 0.
+    """
+    x = np.asarray(input, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    if log_target:
+        et = np.exp(t)
+        values, scale = et * (t - x), et * (np.abs(t) + np.abs(x))
+    else:
+        values = xlogy(t, t) - t * x
+        scale = np.abs(xlogy(t, t)) + np.abs(t * x)
+    normaliser = x.shape[0] if reduction == "batchmean" and x.ndim else None
+    return Terms(values, scale, normaliser)
+
+
+@kl_div.gradient("input", "target")
+def _kl_div_grad(input, target, reduction="mean", log_target=False):
+    """d/dinput = -t; d/dt = log t + 1 - input (finite only for t > 0); log_target: exp(t)(t - input + 1)."""
+    x = np.asarray(input, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    if log_target:
+        et = np.exp(t)
+        d_x, d_t = -et, et * (t - x + 1.0)
+        t_scale = et * (np.abs(t) + np.abs(x) + 1.0)
+    else:
+        d_x = -t
+        with np.errstate(divide="ignore"):
+            d_t = np.log(t) + 1.0 - x
+        t_scale = np.abs(np.log(np.where(t > 0, t, 1.0))) + 1.0 + np.abs(x)
+    return {"input": Gradient(d_x, np.abs(d_x)), "target": Gradient(d_t, t_scale)}
+
+
+# --- focal, margin ------------------------------------------------------------------------
+
+
+def _alpha_t(alpha, y, alpha_mode):
+    if alpha is None:
+        return np.ones_like(y)
+    if alpha_mode == "uniform":
+        return np.full_like(y, alpha)
+    if alpha_mode == "per_class":
+        return alpha * y + (1.0 - alpha) * (1.0 - y)
+    raise ValueError(f"alpha_mode must be 'per_class' or 'uniform', got {alpha_mode!r}")
+
+
+def _sigmoid_focal_parts(input, target, alpha, gamma, alpha_mode):
+    z = np.asarray(input, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    bce, bce_scale, _ = bce_with_logits_terms(z, y)
+    p = expit(z)
+    q = (1.0 - y) * p + y * expit(-z)  # 1 - p_t, as a sum of non-negative terms
+    return z, y, p, q, bce, bce_scale, _alpha_t(alpha, y, alpha_mode)
+
+
+def _ratio(numerator: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """numerator / q where q > 0, else 0 (the term it scales vanishes there)."""
+    safe = np.where(q > 0, q, 1.0)
+    return np.where(q > 0, numerator / safe, 0.0)
+
+
+@loss_reference
+def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, reduction="mean", alpha_mode="per_class") -> Terms:
+    """Binary focal loss (Lin et al. 2017), torchvision's form: alpha_t (1 - p_t)^gamma BCE-with-logits.
+
+    p = sigmoid(input), p_t = p y + (1 - p)(1 - y), alpha_t = alpha y + (1 - alpha)(1 - y);
+    alpha=None: no alpha factor; variant alpha_mode='uniform': alpha multiplies every term.
+    Scale: 1 - p_t carries an absolute error of one roundoff (it is 1 - p in the usual form), a
+    relative error u / q in q = 1 - p_t, hence gamma q^(gamma - 1) BCE beside q^gamma scale(BCE).
+    """
+    _, _, _, q, bce, bce_scale, a = _sigmoid_focal_parts(input, target, alpha, gamma, alpha_mode)
+    modulating = q**gamma
+    values = a * modulating * bce
+    scale = np.abs(a) * (modulating * bce_scale + gamma * _ratio(modulating * bce, q))
+    return Terms(values, scale)
+
+
+@sigmoid_focal_loss.gradient("input")
+def _sigmoid_focal_grad(input, target, alpha=0.25, gamma=2.0, reduction="mean", alpha_mode="per_class"):
+    """d/dz = alpha_t [gamma q^gamma (1 - 2y) (p (1 - p) / q) BCE + q^gamma (p - y)]."""
+    _, y, p, q, bce, bce_scale, a = _sigmoid_focal_parts(input, target, alpha, gamma, alpha_mode)
+    modulating = q**gamma
+    r = _ratio(p * (1.0 - p), q)
+    first = gamma * modulating * (1.0 - 2.0 * y) * r * bce
+    second = modulating * (p - y)
+    d_z = a * (first + second)
+    scale = np.abs(a) * (
+        (np.abs(first) + np.abs(second)) * (1.0 + (gamma + 1.0) * _ratio(np.ones_like(q), q))
+        + gamma * modulating * r * bce_scale
+    )
+    return {"input": Gradient(d_z, scale)}
+
+
+def _softmax_focal_parts(input, target, alpha, gamma, ignore_index):
+    z = classes_last(input)
+    n_classes = z.shape[-1]
+    index, valid = _index_target(target, ignore_index, n_classes)
+    log_p, lse = log_softmax(z)
+    lp = np.take_along_axis(log_p, index[..., None], axis=-1)[..., 0]
+    z_y = np.take_along_axis(z, index[..., None], axis=-1)[..., 0]
+    if alpha is None:
+        a = np.ones(index.shape)
+    elif np.ndim(alpha) == 0:
+        a = np.full(index.shape, float(alpha))
+    else:
+        a = np.asarray(alpha, dtype=np.float64)[index]
+    a = np.where(valid, a, 0.0)
+    u = -np.expm1(lp)
+    err = np.abs(z_y) + np.abs(lse[..., 0]) + n_classes  # abs error of lp, in roundoffs
+    return z, index, valid, log_p, lp, u, a, err
+
+
+@loss_reference
+def softmax_focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean") -> Terms:
+    """Multi-class focal loss (Lin et al. 2017): -alpha_y (1 - p_y)^gamma log p_y over log_softmax.
+
+    alpha: None, a float (every class) or a (C,) array; 'mean' over non-ignored elements (count).
+    """
+    _z, _index, valid, _, lp, u, a, err = _softmax_focal_parts(input, target, alpha, gamma, ignore_index)
+    modulating = u**gamma
+    values = -a * modulating * lp
+    p_y = np.exp(lp)
+    scale = np.abs(a) * (modulating * err + gamma * _ratio(modulating * np.abs(lp), u) * (1.0 + p_y * err))
+    if np.ndim(input) == 1:
+        values, scale = values[0], scale[0]
+    return Terms(values, scale, float(np.sum(valid)))
+
+
+@softmax_focal_loss.gradient("input")
+def _softmax_focal_grad(input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean"):
+    """d/dz_k = D (delta_ky - softmax_k) with D = -alpha_y [u^gamma - gamma u^(gamma-1) p_y log p_y], u = 1 - p_y."""
+    z, index, _valid, log_p, lp, u, a, err = _softmax_focal_parts(input, target, alpha, gamma, ignore_index)
+    modulating = u**gamma
+    p_y = np.exp(lp)
+    tail = gamma * _ratio(modulating * lp, u) * p_y
+    d = -a * (modulating - tail)
+    d_scale = np.abs(a) * (modulating + np.abs(tail)) * (1.0 + err) * (1.0 + (gamma + 1.0) * _ratio(np.ones_like(u), u))
+    softmax = np.exp(log_p)
+    onehot = np.eye(z.shape[-1])[index]
+    d_z = d[..., None] * (onehot - softmax)
+    scale = d_scale[..., None] * (onehot + softmax)
+    shape = np.shape(input)
+    return {"input": Gradient(classes_back(d_z, shape), classes_back(scale, shape))}
+
+
+@loss_reference
+def hinge_loss(input, target, margin=1.0, reduction="mean") -> Terms:
+    """max(0, margin - target input) for targets in {-1, +1}. Kink at target input = margin."""
+    x = np.asarray(input, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    return Terms(np.maximum(0.0, margin - t * x), np.abs(margin) + np.abs(t * x))
+
+
+@hinge_loss.gradient("input")
+def _hinge_grad(input, target, margin=1.0, reduction="mean"):
+    x = np.asarray(input, dtype=np.float64)
+    t = np.asarray(target, dtype=np.float64)
+    d_x = np.where(margin - t * x > 0, -t, 0.0)
+    return {"input": Gradient(d_x, np.abs(t))}
+
+
+def _multi_margin_parts(input, target, p, margin, weight):
+    x = classes_last(input)
+    n_classes = x.shape[-1]
+    index, _ = _index_target(target, -(10**18), n_classes)
+    x_y = np.take_along_axis(x, index[..., None], axis=-1)
+    h = margin - x_y + x
+    others = 1.0 - np.eye(n_classes)[index]
+    active = (h > 0) & (others > 0)
+    w_y = (np.ones(n_classes) if weight is None else np.asarray(weight, dtype=np.float64))[index]
+    return x, index, x_y, h, active, w_y, n_classes
+
+
+@loss_reference
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean") -> Terms:
+    """torch's multi-class hinge: sum_{j != y} w_y max(0, margin - x_y + x_j)^p / C. Kinks where a term is 0."""
+    x, _, x_y, h, active, w_y, n_classes = _multi_margin_parts(input, target, p, margin, weight)
+    hinge = np.where(active, h, 0.0)
+    values = w_y * np.sum(hinge**p, axis=-1) / n_classes
+    terms = np.where(active, p * hinge ** (p - 1) * (abs(margin) + np.abs(x_y) + np.abs(x)), 0.0)
+    scale = np.abs(w_y) * np.sum(terms, axis=-1) / n_classes
+    if np.ndim(input) == 1:
+        values, scale = values[0], scale[0]
+    return Terms(values, scale)
+
+
+@multi_margin_loss.gradient("input")
+def _multi_margin_grad(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
+    x, index, x_y, h, active, w_y, n_classes = _multi_margin_parts(input, target, p, margin, weight)
+    per_j = np.where(active, w_y[..., None] * p * np.where(active, h, 0.0) ** (p - 1) / n_classes, 0.0)
+    d_x = per_j - np.eye(n_classes)[index] * np.sum(per_j, axis=-1, keepdims=True)
+    scale = np.abs(per_j) * (1.0 + np.abs(x) + np.abs(x_y)) + np.eye(n_classes)[index] * np.sum(
+        np.abs(per_j) * (1.0 + np.abs(x) + np.abs(x_y)), axis=-1, keepdims=True
+    )
+    shape = np.shape(input)
+    return {"input": Gradient(classes_back(d_x, shape), classes_back(scale, shape))}
+
+
+@loss_reference
+def multilabel_soft_margin_loss(input, target, weight=None, reduction="mean") -> Terms:
+    """mean over the C labels of w_c BCE-with-logits(x_c, y_c); 'none' has shape (N,)."""
+    value, scale, _ = bce_with_logits_terms(input, target)
+    w = _weights(weight, value.shape)
+    return Terms(np.mean(w * value, axis=-1), np.mean(np.abs(w) * scale, axis=-1))
+
+
+@multilabel_soft_margin_loss.gradient("input", "target")
+def _multilabel_grad(input, target, weight=None, reduction="mean"):
+    z = np.asarray(input, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    w = _weights(weight, z.shape)
+    n_labels = z.shape[-1]
+    s = expit(z)
+    d_z = w * (s - y) / n_labels
+    d_y = -w * z / n_labels
+    return {
+        "input": Gradient(d_z, np.abs(w) * (s + np.abs(y) + 1.0) / n_labels),
+        "target": Gradient(d_y, np.abs(d_y) + np.abs(w) * softplus(-z) / n_labels),
+    }
