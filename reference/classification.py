@@ -332,12 +332,21 @@ def _sigmoid_focal_grad(input, target, alpha=0.25, gamma=2.0, reduction="mean", 
 
 
 def _softmax_focal_parts(input, target, alpha, gamma, ignore_index):
+    """log p_y and u = 1 - p_y to a few ulps relative, also for p_y -> 1.
+
+    With d = logsumexp_{j != y} z_j - z_y: log p_y = log_sigmoid(-d) and 1 - p_y = sigmoid(d)
+    (log_softmax's z_y - lse is only absolutely accurate when p_y is near 1).
+    """
     z = classes_last(input)
     n_classes = z.shape[-1]
     index, valid = _index_target(target, ignore_index, n_classes)
     log_p, lse = log_softmax(z)
-    lp = np.take_along_axis(log_p, index[..., None], axis=-1)[..., 0]
-    z_y = np.take_along_axis(z, index[..., None], axis=-1)[..., 0]
+    onehot = np.eye(n_classes)[index]
+    z_y = np.sum(z * onehot, axis=-1)
+    _, lse_others = log_softmax(np.where(onehot > 0, -np.inf, z))
+    d = lse_others[..., 0] - z_y
+    lp = log_expit(-d)
+    u = expit(d)
     if alpha is None:
         a = np.ones(index.shape)
     elif np.ndim(alpha) == 0:
@@ -345,8 +354,7 @@ def _softmax_focal_parts(input, target, alpha, gamma, ignore_index):
     else:
         a = np.asarray(alpha, dtype=np.float64)[index]
     a = np.where(valid, a, 0.0)
-    u = -np.expm1(lp)
-    err = np.abs(z_y) + np.abs(lse[..., 0]) + n_classes  # abs error of lp, in roundoffs
+    err = np.abs(z_y) + np.abs(lse[..., 0]) + n_classes  # abs error of a log_softmax evaluation, in roundoffs
     return z, index, valid, log_p, lp, u, a, err
 
 

@@ -178,7 +178,7 @@ def _poisson_grad(input, target, log_input=True, full=False, eps=1e-8, reduction
     return {"input": d_input, "target": Gradient(d_target, target_scale)}
 
 
-def _gaussian_var(input: np.ndarray, var: np.ndarray) -> np.ndarray:
+def broadcast_var(input: np.ndarray, var: np.ndarray) -> np.ndarray:
     """torch's broadcasting of var: same shape as input, or input's shape without its last dim."""
     var = np.asarray(var, dtype=np.float64)
     if var.shape != input.shape and var.shape == input.shape[:-1]:
@@ -196,7 +196,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     """
     x = np.asarray(input, dtype=np.float64)
     e = _residual(x, target)
-    v = np.maximum(_gaussian_var(x, var), eps)
+    v = np.maximum(broadcast_var(x, var), eps)
     quad = e * e / v
     values = 0.5 * (np.log(v) + quad)
     scale = 0.5 * (np.abs(np.log(v)) + quad)
@@ -211,7 +211,7 @@ def _gaussian_grad(input, target, var, full=False, eps=1e-6, reduction="mean"):
     """torch clamps var under no_grad, so d/dvar is the formula's, evaluated at max(var, eps)."""
     x = np.asarray(input, dtype=np.float64)
     e = _residual(x, target)
-    v = np.maximum(_gaussian_var(x, var), eps)
+    v = np.maximum(broadcast_var(x, var), eps)
     d_input = np.broadcast_to(e / v, e.shape)
     d_var = 0.5 * (1.0 / v - e * e / (v * v))
     var_scale = 0.5 * (1.0 / v + e * e / (v * v))
@@ -238,7 +238,7 @@ def tweedie_loss(input, target, power=1.5, reduction="mean") -> Terms:
     """
     eta, a, b, ea, eb = _tweedie_parts(input, power)
     t = np.asarray(target, dtype=np.float64)
-    first, second = -t * ea / a, eb / b
+    first, second = np.where(t == 0, 0.0, -t * ea / a), eb / b  # 0 * exp(overflow) is 0, exactly
     scale = np.abs(first) * (1 + np.abs(a * eta)) + np.abs(second) * (1 + np.abs(b * eta))
     return Terms(first + second, scale)
 

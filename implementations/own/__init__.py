@@ -1,0 +1,14 @@
+"""lossguard's own PyTorch implementations of the catalog rows torch lacks, by canonical name."""
+
+from implementations.own.classification import hinge_loss, sigmoid_focal_loss, softmax_focal_loss
+from implementations.own.regression import asymmetric_mse_loss, log_cosh_loss, quantile_loss, tweedie_loss
+
+OWN = {
+    "log_cosh_loss": log_cosh_loss,
+    "quantile_loss": quantile_loss,
+    "tweedie_loss": tweedie_loss,
+    "asymmetric_mse_loss": asymmetric_mse_loss,
+    "sigmoid_focal_loss": sigmoid_focal_loss,
+    "softmax_focal_loss": softmax_focal_loss,
+    "hinge_loss": hinge_loss,
+}

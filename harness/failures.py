@@ -1,0 +1,49 @@
+"""Why a property did not hold: the exceptions a check raises, each mapped to a result status.
+
+``fail``: the implementation computed something the property forbids (a wrong value, a
+mutated input, a changed global state). ``error``: the implementation did not produce a
+judgeable result where it must (it raised, returned a non-tensor, was not differentiable,
+timed out or killed its process). Both are the judged code's doing, never lossguard's.
+"""
+
+from __future__ import annotations
+
+
+class Failure(Exception):
+    """Base class: the judged implementation broke a property."""
+
+    status = "fail"
+
+
+class PropertyFailure(Failure):
+    """A property's assertion did not hold; the message says what was expected and what came out."""
+
+
+class InputMutated(Failure):
+    """The call modified one of its inputs in place."""
+
+
+class GlobalStateChanged(Failure):
+    """The call changed process-wide state (default dtype, grad mode, threads, RNG, ...)."""
+
+
+class ImplementationRaised(Failure):
+    """The implementation raised where the contract expects a result."""
+
+    status = "error"
+
+    def __init__(self, exc: BaseException):
+        self.original = exc
+        super().__init__(f"raised {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+
+
+class WrongOutput(Failure):
+    """The implementation returned something that is not a tensor of the loss."""
+
+    status = "error"
+
+
+class NotDifferentiable(Failure):
+    """The output does not depend differentiably on an argument the contract makes differentiable."""
+
+    status = "error"

@@ -1,0 +1,72 @@
+"""The implementations lossguard knows, as Implementation objects: torch built-ins and its own."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+
+from harness.catalog import CATALOG
+from harness.model import Finding, Implementation
+
+KINDS = ("torch", "own", "third-party", "all")
+
+
+def accepted_parameters(fn: Callable, loss: str) -> frozenset[str]:
+    """The canonical parameters of ``loss`` that ``fn`` accepts (by name, or all with **kwargs)."""
+    canonical = set(CATALOG[loss].params)
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return frozenset()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return frozenset(canonical)
+    return frozenset(canonical & set(parameters))
+
+
+def bind(
+    loss: str,
+    fn: Callable,
+    name: str,
+    kind: str,
+    findings: Iterable[tuple[str, str, tuple[str, ...] | None]] = (),
+    upstream: str = "",
+    source: str = "",
+) -> Implementation:
+    """An Implementation of catalog entry ``loss`` by the callable ``fn``."""
+    return Implementation(
+        name=name,
+        loss=loss,
+        kind=kind,
+        fn=fn,
+        accepted=accepted_parameters(fn, loss),
+        findings=tuple(Finding(p, reason, upstream, dtypes) for p, reason, dtypes in findings),
+        source=source or getattr(fn, "__module__", ""),
+    )
+
+
+def _bind_all(table: Mapping[str, Callable], kind: str, prefix: str, findings, upstream: str) -> list[Implementation]:
+    return [bind(loss, fn, f"{prefix}.{loss}", kind, findings.get(loss, ()), upstream) for loss, fn in table.items()]
+
+
+def torch_builtins() -> list[Implementation]:
+    from implementations import torch_builtins as tb
+
+    return _bind_all(tb.BUILTINS, "torch", "torch.nn.functional", tb.FINDINGS, tb.UPSTREAM)
+
+
+def own() -> list[Implementation]:
+    from implementations import own as lossguard_own
+
+    return _bind_all(lossguard_own.OWN, "own", "lossguard", {}, "lossguard")
+
+
+def implementations(kind: str = "all") -> list[Implementation]:
+    """The built-in implementations of ``kind``: torch, own, third-party (none yet) or all."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown implementation kind {kind!r}; choose one of {', '.join(KINDS)}")
+    found = []
+    if kind in ("torch", "all"):
+        found += torch_builtins()
+    if kind in ("own", "all"):
+        found += own()
+    return found

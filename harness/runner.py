@@ -1,0 +1,154 @@
+"""The runner: every (implementation, property, device, dtype) the catalog tags, run under Hypothesis.
+
+Each run yields one PropertyResult. A property failure found by Hypothesis is shrunk to a
+minimal counterexample; the report gives it with one command that reproduces it. Recorded
+findings (on the implementation) and failures by definition (on the catalog entry) turn a
+failure into ``xfail`` and a pass into ``xpass``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Unsatisfiable
+
+import properties.generic
+import properties.identities  # noqa: F401  (registers the identities)
+from harness.catalog import CATALOG
+from harness.failures import Failure, ImplementationRaised
+from harness.frameworks import binding as framework_binding
+from harness.model import DTYPES, Implementation, PropertyResult
+from harness.profiles import settings_for
+from harness.subject import Subject
+from properties.base import FLOAT64, FLOAT64_AND_32, REGISTRY, Property
+
+EVERY_PROPERTY = "(every property)"
+_UNSUPPORTED_DTYPE = re.compile(r"not implemented for '(Half|BFloat16)'|unsupported (dtype|scalar type)", re.I)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What to run: dtypes, devices, property names (None: all), the profile."""
+
+    dtypes: Sequence[str] = ("float64", "float32", "float16", "bfloat16")
+    devices: Sequence[str] = ("cpu", "cuda")
+    properties: Sequence[str] | None = None
+    profile: str = "ci"
+    reproduce: Callable[[Implementation, str, str, str], str] = field(default=lambda impl, prop, dtype, device: "")
+
+
+def _dtypes_of(prop: Property, selected: Sequence[str]) -> list[str]:
+    wanted = {FLOAT64: ("float64",), FLOAT64_AND_32: ("float64", "float32")}.get(prop.dtypes, DTYPES)
+    return [d for d in selected if d in wanted]
+
+
+def _restriction_problem(spec, impl: Implementation, restriction) -> str | None:
+    for name, value in restriction.items():
+        if name not in impl.accepted and spec.params.get(name) != value:
+            return f"holds only with {name}={value!r}, which this implementation does not accept"
+    return None
+
+
+def plan(impls: Iterable[Implementation], selection: Selection) -> list[tuple[Implementation, str, str, str]]:
+    """The (implementation, property, device, dtype) runs, in report order."""
+    runs = []
+    for impl in impls:
+        spec = CATALOG[impl.loss]
+        names = [n for n in spec.properties if selection.properties is None or n in selection.properties]
+        for device in selection.devices:
+            if framework_binding(impl.framework).devices().get(device):
+                runs.append((impl, EVERY_PROPERTY, device, "all"))  # one skip, with the reason
+                continue
+            for name in names:
+                prop = REGISTRY[name]
+                if prop.cuda_only and device != "cuda":
+                    continue
+                runs.extend((impl, name, device, dtype) for dtype in _dtypes_of(prop, selection.dtypes))
+    return runs
+
+
+def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str) -> None:
+    def check(data):
+        prop.check(subject, data)
+
+    check._hypothesis_internal_add_digest = key.encode()  # a distinct database key and seed per run
+    given(st.data())(settings_for(profile, prop.examples)(check))()
+
+
+def run_one(impl: Implementation, name: str, device: str, dtype: str, selection: Selection) -> PropertyResult:
+    """Run one property on one implementation, device and dtype; never raises for the judged code's sake."""
+    spec = CATALOG[impl.loss]
+    result = PropertyResult(
+        loss=impl.loss,
+        implementation=impl.name,
+        kind=impl.kind,
+        device=device,
+        dtype=dtype,
+        property=name,
+        status="pass",
+        parameters=tuple(sorted(impl.accepted & set(spec.params))),
+    )
+    unusable = framework_binding(impl.framework).devices().get(device)
+    problem = unusable or _restriction_problem(spec, impl, spec.properties[name])
+    if problem:
+        result.status, result.message = "skip", problem
+        return result
+    prop = REGISTRY[name]
+    subject = Subject(spec, impl, dtype, device, restriction=dict(spec.properties[name]))
+    started = time.perf_counter()
+    try:
+        _hypothesis_run(prop, subject, selection.profile, f"{impl.name}|{name}|{device}|{dtype}")
+    except Failure as failure:
+        result.status, result.message = failure.status, str(failure)
+        result.counterexample = subject.observations.last_example
+        if isinstance(failure, ImplementationRaised) and _UNSUPPORTED_DTYPE.search(str(failure)):
+            result.status, result.message = "skip", f"{dtype} not supported by the implementation: {failure}"
+    except Unsatisfiable:
+        result.status = "skip"
+        result.message = (
+            "no example in the property's domain: it needs parameters or inputs this implementation does not take"
+        )
+    except (FailedHealthCheck, Flaky, HypothesisException) as problem:
+        result.status = "error"
+        result.message = f"harness problem, not a verdict on the implementation: {type(problem).__name__}: {problem}"
+    result.duration_s = time.perf_counter() - started
+    result.examples = subject.observations.examples
+    result.worst_ulps = subject.observations.worst_ulps
+    _apply_findings(result, impl, spec)
+    if result.status in ("fail", "error"):
+        result.reproduce = selection.reproduce(impl, name, dtype, device)
+    return result
+
+
+def _apply_findings(result: PropertyResult, impl: Implementation, spec) -> None:
+    finding = impl.finding_for(result.property, result.dtype, result.device)
+    reason = finding.reason if finding else spec.by_definition.get(result.property)
+    if reason is None:
+        return
+    recorded = f" [recorded against {finding.upstream}]" if finding else " [by definition]"
+    if result.status in ("fail", "error"):
+        result.status = "xfail"
+        result.message = f"{reason}{recorded}; observed: {result.message}"
+    elif result.status == "pass":
+        result.status = "xpass"
+        result.message = f"recorded finding no longer reproduces, update the record: {reason}{recorded}"
+
+
+def run(
+    impls: Iterable[Implementation],
+    selection: Selection,
+    progress: Callable[[int, int, PropertyResult], None] | None = None,
+) -> list[PropertyResult]:
+    """Run everything ``selection`` asks for; ``progress(done, total, result)`` after each run."""
+    runs = plan(impls, selection)
+    results = []
+    for index, (impl, name, device, dtype) in enumerate(runs, start=1):
+        results.append(run_one(impl, name, device, dtype, selection))
+        if progress:
+            progress(index, len(runs), results[-1])
+    return results

@@ -1,0 +1,199 @@
+"""What a property judges: one implementation of one catalog entry, in one dtype, on one device.
+
+The Subject draws examples the implementation can take (only the parameters it accepts vary,
+the others stay at their canonical defaults), rounds every float array to the dtype so that
+reference and implementation see the same numbers, calls both, compares them under the
+tolerance policy, records the worst error for the report and steers Hypothesis towards it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import assume, target
+from hypothesis import strategies as st
+
+from harness import tolerance
+from harness.failures import PropertyFailure
+from harness.frameworks import binding as framework_binding
+from harness.frameworks.base import Outcome
+from harness.model import Example, Implementation, LossSpec
+from properties import strategies as S
+
+
+def format_value(value: Any) -> str:
+    """A compact, exact, copy-pasteable rendering of a parameter or an array."""
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return repr(value.item())
+        return f"np.array({np.array2string(value, separator=', ', threshold=64, floatmode='unique')})"
+    return repr(value)
+
+
+def describe(example: Example) -> str:
+    """The example as keyword arguments, e.g. ``input=np.array([0.5]), target=..., delta=1.0``."""
+    return ", ".join(f"{k}={format_value(v)}" for k, v in example.kwargs().items())
+
+
+@dataclass
+class Observations:
+    """What one property run saw: the worst error (in ulps of the scale) and the examples tried."""
+
+    worst_ulps: float | None = None
+    examples: int = 0
+    last_example: str = ""
+
+    def ulps(self, value: float) -> None:
+        if np.isfinite(value):
+            self.worst_ulps = value if self.worst_ulps is None else max(self.worst_ulps, value)
+
+
+@dataclass
+class Subject:
+    spec: LossSpec
+    impl: Implementation
+    dtype: str
+    device: str
+    restriction: Mapping[str, Any] = field(default_factory=dict)  # parameters the property's domain pins
+    observations: Observations = field(default_factory=Observations)
+
+    def __post_init__(self) -> None:
+        self.binding = framework_binding(self.impl.framework)
+        self.u = tolerance.roundoff(self.dtype)
+
+    # --- examples ---------------------------------------------------------------------
+
+    def accepts(self, name: str) -> bool:
+        return name in self.impl.accepted
+
+    def draw(self, data: Any, regime: str = "typical", **fixed: Any) -> Example:
+        """Draw a valid example; ``fixed`` pins parameters (only those the implementation accepts
+        are pinned, the rest keep their defaults; a property whose domain needs a parameter the
+        implementation does not take checks ``accepts`` first)."""
+        accepted = self.impl.accepted
+        pinned = {k: v for k, v in fixed.items() if k in accepted}
+
+        def choose(strategies: Mapping[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
+            return S.draw_params(data.draw, strategies, self.spec.params, accepted, pinned)
+
+        if regime == "any":
+            regime = data.draw(st.sampled_from(["typical", "extreme"]), label="regime")
+        example = self.spec.examples(data.draw, self.dtype, regime, choose)
+        return self.rounded(example)
+
+    def rounded(self, example: Example) -> Example:
+        """Every float array rounded to the dtype: what the implementation will see."""
+
+        def r(value: Any) -> Any:
+            if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+                return self.binding.round(value, self.dtype)
+            return value
+
+        return Example({k: r(v) for k, v in example.args.items()}, {k: r(v) for k, v in example.params.items()})
+
+    def passed(self, example: Example) -> dict[str, Any]:
+        """The parameters actually passed to the implementation (the accepted ones)."""
+        return {k: v for k, v in example.params.items() if k in self.impl.accepted}
+
+    # --- calls ------------------------------------------------------------------------
+
+    def call(
+        self,
+        example: Example,
+        grad: Iterable[str] = (),
+        watch_inputs: bool = False,
+        requires_grad: bool = True,
+        device: str | None = None,
+    ) -> Outcome:
+        self.observations.examples += 1
+        passed = Example(example.args, self.passed(example))
+        self.observations.last_example = describe(example)
+        return self.binding.call(
+            self.impl,
+            self.spec.args,
+            passed,
+            self.dtype,
+            device or self.device,
+            grad=grad,
+            watch_inputs=watch_inputs,
+            requires_grad=requires_grad,
+        )
+
+    def value(self, example: Example) -> np.ndarray:
+        """The implementation's loss, checked for shape against the reference."""
+        outcome = self.call(example)
+        expected = self.reference(example)
+        if outcome.value.shape != expected.shape:
+            self.fail(f"output shape = {outcome.value.shape}, but should be {expected.shape}", example)
+        return outcome.value
+
+    def reference(self, example: Example, spec: LossSpec | None = None) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return (spec or self.spec).reference(**example.kwargs())
+
+    def scale(self, example: Example, spec: LossSpec | None = None) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return (spec or self.spec).reference.error_scale(**example.kwargs())
+
+    def differentiable(self, example: Example) -> tuple[str, ...]:
+        """Differentiable arguments present in this example as float arrays the implementation receives."""
+        names = []
+        for name in self.spec.differentiable:
+            value = example.args.get(name, example.params.get(name) if self.accepts(name) else None)
+            if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+                names.append(name)
+        return tuple(names)
+
+    @staticmethod
+    def catalog(name: str) -> LossSpec:
+        """Another catalog entry (identities relate a loss to another loss's reference)."""
+        from harness.catalog import spec
+
+        return spec(name)
+
+    # --- judgement --------------------------------------------------------------------
+
+    def compare(self, actual: Any, expected: Any, scale: Any, slack: float = 1.0) -> tolerance.Comparison:
+        return tolerance.compare(actual, expected, scale, self.dtype, self.spec.ulps * slack)
+
+    def observe(self, comparison: tolerance.Comparison, label: str) -> None:
+        worst = comparison.worst
+        self.observations.ulps(worst)
+        if np.isfinite(worst):
+            target(float(worst), label=label)
+
+    def expect_close(
+        self, what: str, actual: Any, expected: Any, scale: Any, example: Example, mask: Any = None, slack: float = 1.0
+    ) -> tolerance.Comparison:
+        """Fail unless ``actual`` agrees with ``expected`` within the tolerance (where ``mask``)."""
+        comparison = self.compare(actual, expected, scale, slack)
+        if mask is not None:  # outside the property's domain nothing is judged, nor counted in the worst case
+            mask = np.broadcast_to(mask, comparison.ulps.shape)
+            comparison = tolerance.Comparison(
+                np.where(mask, comparison.ulps, 0.0), comparison.allowed, np.where(mask, comparison.error, 0.0)
+            )
+        failing = comparison.failing
+        if np.any(failing):
+            index = tuple(int(i) for i in np.argwhere(failing)[0])
+            a = np.broadcast_to(np.asarray(actual, dtype=np.float64), failing.shape)[index]
+            e = np.broadcast_to(np.asarray(expected, dtype=np.float64), failing.shape)[index]
+            where = f" at index {index}" if index else ""
+            self.fail(
+                f"{what}{where} = {a!r}, but should be {e!r} [error {comparison.ulps[index]:.3g} ulps of the "
+                f"computation's scale > {self.spec.ulps * slack:g} allowed in {self.dtype}]",
+                example,
+            )
+        return comparison
+
+    def fail(self, message: str, example: Example | None = None) -> None:
+        """Raise a PropertyFailure; ``example`` becomes the reported counterexample."""
+        if example is not None:
+            self.observations.last_example = describe(example)
+        raise PropertyFailure(message)
+
+    def need(self, condition: bool) -> None:
+        """Discard an example outside the property's domain (rare by construction)."""
+        assume(condition)

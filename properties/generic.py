@@ -1,0 +1,223 @@
+"""Generic properties: written once, applied to every loss through its catalog tags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from harness import tolerance
+from harness.failures import ImplementationRaised
+from properties.base import FLOAT64, FLOAT64_AND_32, register
+
+NONE = "none"
+
+
+def _none_if_accepted(subject) -> dict[str, Any]:
+    return {"reduction": NONE} if subject.accepts("reduction") else {}
+
+
+@register("agreement", "value agrees with the float64 reference under the tolerance policy, every reduction")
+def agreement(subject, data) -> None:
+    example = subject.draw(data, regime="any")
+    outcome = subject.call(example)
+    expected = subject.reference(example)
+    if outcome.dtype != subject.dtype:
+        subject.fail(f"output dtype = {outcome.dtype}, but should be {subject.dtype} (the input dtype)", example)
+    if outcome.value.shape != expected.shape:
+        subject.fail(f"output shape = {outcome.value.shape}, but should be {expected.shape}", example)
+    domain = tolerance.representable(expected, subject.dtype) | np.isnan(expected)
+    comparison = subject.expect_close("loss", outcome.value, expected, subject.scale(example), example, mask=domain)
+    subject.observe(comparison, "value error (ulps)")
+
+
+def _kink_mask(subject, example, shape) -> np.ndarray | None:
+    """Elements of an argument shaped ``shape`` at a kink; None when kinks cannot be located there."""
+    if subject.spec.kinks is None:
+        return np.zeros(shape, dtype=bool)
+    kinks = np.asarray(subject.spec.kinks(example, subject.u))
+    if kinks.shape == tuple(shape):
+        return kinks
+    return None if np.any(kinks) else np.zeros(shape, dtype=bool)
+
+
+@register("gradient", "autograd gradient of every differentiable argument agrees with the reference gradient")
+def gradient(subject, data) -> None:
+    example = subject.draw(data, regime="any")
+    names = subject.differentiable(example)
+    subject.need(bool(names))
+    outcome = subject.call(example, grad=names)
+    with np.errstate(all="ignore"):
+        expected = subject.spec.reference.grad(**example.kwargs())
+    for name in names:
+        reference = expected[name]
+        actual = outcome.grads[name]
+        if actual.shape != reference.value.shape:
+            subject.fail(f"d loss / d {name} shape = {actual.shape}, but should be {reference.value.shape}", example)
+        kinks = _kink_mask(subject, example, reference.value.shape)
+        if kinks is None:
+            continue
+        domain = tolerance.representable(reference.value, subject.dtype) & ~kinks
+        comparison = subject.expect_close(
+            f"d loss / d {name}", actual, reference.value, reference.scale, example, mask=domain
+        )
+        subject.observe(comparison, f"gradient error in {name} (ulps)")
+
+
+@register("non_negative", "the loss is >= 0 (up to the rounding its tolerance allows)")
+def non_negative(subject, data) -> None:
+    example = subject.draw(data, regime="any", **subject.restriction)
+    value = subject.value(example)
+    allowed = subject.compare(value, 0.0, subject.scale(example)).allowed
+    negative = value < -allowed
+    if np.any(negative):
+        index = tuple(int(i) for i in np.argwhere(negative)[0]) if value.ndim else ()
+        subject.fail(f"loss{f' at index {index}' if index else ''} = {value[index]!r}, but should be >= 0", example)
+
+
+@register("zero_at_perfect", "zero at a perfect prediction (or decreasing towards 0 as the right answer gets surer)")
+def zero_at_perfect(subject, data) -> None:
+    example = subject.draw(data, regime="typical", **_none_if_accepted(subject), **subject.restriction)
+    perfect = subject.spec.perfect
+    if not subject.spec.perfect_is_limit:
+        best = subject.rounded(perfect(example, 1.0))
+        subject.expect_close("loss at a perfect prediction", subject.value(best), 0.0, subject.scale(best), best)
+        return
+    previous = None
+    for strength in (0.0, 1.0, 2.0, 4.0, 8.0):
+        current = subject.rounded(perfect(example, strength))
+        value = subject.value(current)
+        if previous is not None:
+            allowed = subject.compare(value, previous[0], subject.scale(current)).allowed
+            grew = value > previous[0] + allowed
+            if np.any(grew):
+                subject.fail(
+                    f"loss = {value.tolist()} after making the prediction surer, but should not exceed "
+                    f"{previous[0].tolist()} (the loss must decrease towards 0)",
+                    current,
+                )
+        previous = (value, current)
+
+
+@register("reduction", "'sum' = sum of 'none'; 'mean' = 'sum' / normaliser (PyTorch's weighted mean)", dtypes="float")
+def reduction(subject, data) -> None:
+    subject.need(subject.accepts("reduction"))
+    example = subject.draw(data, regime="typical", reduction=NONE)
+    none = subject.value(example)
+    as_sum = example.replace(reduction="sum")
+    as_mean = example.replace(reduction="mean")
+    total = subject.value(as_sum)
+    subject.expect_close("'sum'", total, np.sum(none), subject.scale(as_sum), as_sum)
+    normaliser = subject.spec.reference.terms(**as_mean.kwargs()).normaliser
+    normaliser = none.size if normaliser is None else normaliser
+    with np.errstate(all="ignore"):
+        expected_mean = total / normaliser if normaliser else np.nan
+    subject.expect_close("'mean'", subject.value(as_mean), expected_mean, subject.scale(as_mean), as_mean)
+
+
+def _take(example, rows, batch: int):
+    """The example restricted to ``rows`` of the batch (arguments and full-shape array parameters)."""
+    shape = np.shape(example.args["input"])
+
+    def cut(value, is_arg: bool):
+        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == batch:
+            if is_arg or value.shape == shape:
+                return value[rows]
+        return value
+
+    return example.replace(
+        {k: cut(v, True) for k, v in example.args.items()}, **{k: cut(v, False) for k, v in example.params.items()}
+    )
+
+
+@register("batch", "reduction='none' is batch-independent and permutation-equivariant", dtypes="float")
+def batch(subject, data) -> None:
+    subject.need(subject.accepts("reduction"))
+    example = subject.draw(data, regime="typical", reduction=NONE)
+    n = np.shape(example.args["input"])[0] if np.ndim(example.args["input"]) else 0
+    subject.need(n >= 2 and all(np.ndim(a) and np.shape(a)[0] == n for a in example.args.values()))
+    full = subject.value(example)
+    subject.need(full.ndim >= 1 and full.shape[0] == n)  # unbatched class inputs have no batch axis
+    scale = subject.scale(example)
+    for i in range(n):
+        alone = _take(example, slice(i, i + 1), n)
+        subject.expect_close(f"row {i} computed alone", subject.value(alone)[0], full[i], scale[i], alone)
+    order = np.array(data.draw(st.permutations(range(n)), label="permutation"))
+    permuted = _take(example, order, n)
+    subject.expect_close("output of the permuted batch", subject.value(permuted), full[order], scale[order], permuted)
+
+
+@register(
+    "stability", "finite value and gradients at extreme inputs wherever the exact ones are", dtypes=FLOAT64_AND_32
+)
+def stability(subject, data) -> None:
+    example = subject.draw(data, regime="extreme", **_none_if_accepted(subject))
+    names = subject.differentiable(example)
+    outcome = subject.call(example, grad=names)
+    expected = subject.reference(example)
+    exact_finite = tolerance.representable(expected, subject.dtype)
+    bad = exact_finite & ~np.isfinite(np.broadcast_to(outcome.value, exact_finite.shape))
+    if np.any(bad):
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        subject.fail(
+            f"loss{f' at index {index}' if index else ''} = {np.broadcast_to(outcome.value, bad.shape)[index]!r}, "
+            f"but should be finite (exact value {expected[index]!r})",
+            example,
+        )
+    with np.errstate(all="ignore"):
+        grads = subject.spec.reference.grad(**example.kwargs()) if names else {}
+    for name in names:
+        exact = grads[name].value
+        bad = tolerance.representable(exact, subject.dtype) & ~np.isfinite(outcome.grads[name])
+        if np.any(bad):
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            subject.fail(
+                f"d loss / d {name} at index {index} = {outcome.grads[name][index]!r}, but should be finite "
+                f"(exact value {exact[index]!r})",
+                example,
+            )
+
+
+@register("immutability", "the call modifies none of its inputs, with and without requires_grad", dtypes=FLOAT64)
+def immutability(subject, data) -> None:
+    example = subject.draw(data, regime="typical")
+    for requires_grad in (True, False):
+        subject.call(example, watch_inputs=True, requires_grad=requires_grad)
+
+
+@register("invalid_input", "invalid input raises an exception with a message", dtypes=FLOAT64, examples=0.25)
+def invalid_input(subject, data) -> None:
+    cases = [c for c in subject.spec.error_cases if all(subject.accepts(n) for n in c.needs)]
+    subject.need(bool(cases))
+    example = subject.draw(data, regime="typical")
+    for case in cases:
+        if subject.device == "cuda" and "class index" in case.description:
+            continue  # a device-side assert kills the process: such cases run only on the CPU
+        invalid = subject.rounded(case.make(example))
+        try:
+            outcome = subject.call(invalid)
+        except ImplementationRaised as raised:
+            if not str(raised.original).strip():
+                subject.fail(f"exception message = '', but should say what is wrong ({case.description})", invalid)
+            continue
+        subject.fail(
+            f"result = {np.array2string(outcome.value, threshold=8)}, but should be an exception: {case.description}",
+            invalid,
+        )
+
+
+@register("device", "CUDA and CPU agree on value and gradients", cuda_only=True)
+def device(subject, data) -> None:
+    example = subject.draw(data, regime="any")
+    names = subject.differentiable(example)
+    on_cuda = subject.call(example, grad=names)
+    on_cpu = subject.call(example, grad=names, device="cpu")
+    scale = subject.scale(example)
+    subject.expect_close("loss on CUDA", on_cuda.value, on_cpu.value, scale, example, slack=2.0)
+    with np.errstate(all="ignore"):
+        grads = subject.spec.reference.grad(**example.kwargs()) if names else {}
+    for name in names:
+        subject.expect_close(
+            f"d loss / d {name} on CUDA", on_cuda.grads[name], on_cpu.grads[name], grads[name].scale, example, slack=2.0
+        )

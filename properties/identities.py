@@ -1,0 +1,323 @@
+"""Family identities: exact mathematical relations a correct implementation satisfies.
+
+Each is stated exactly where the sources state it loosely (the exact form is in the docstring);
+the side that is not the implementation under test is the float64 reference of the catalog.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from scipy.special import expit, log_softmax, logsumexp, softmax, xlogy
+
+from properties.base import FLOAT64_AND_32, register
+
+NONE = "none"
+
+
+def _requires(subject, *params: str) -> None:
+    subject.need(all(subject.accepts(p) for p in params))
+
+
+def _class_axis(z: np.ndarray) -> int:
+    return 0 if np.ndim(z) == 1 else 1
+
+
+def _onehot(target: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Class indices as probabilities shaped like the logits ``z`` (class axis 1, or 0 unbatched)."""
+    eye = np.eye(np.shape(z)[_class_axis(z)])[np.asarray(target)]
+    return eye if np.ndim(z) == 1 else np.moveaxis(eye, -1, 1)
+
+
+@register("huber_limits", "delta >= max|e|: huber = 0.5 e^2 exactly; |huber/delta - |e|| <= delta/2 for |e| > delta")
+def huber_limits(subject, data) -> None:
+    """The limits delta -> inf and delta -> 0 of the seeds, in their exact finite form."""
+    _requires(subject, "delta", "reduction")
+    example = subject.draw(data, regime="typical", reduction=NONE)
+    e = example.args["input"] - example.args["target"]
+    wide = subject.rounded(example.replace(delta=float(2 * np.max(np.abs(e)) + 1.0)))
+    quadratic = 0.5 * e * e
+    subject.expect_close("huber with delta > max|e|", subject.value(wide), quadratic, subject.scale(wide), wide)
+    subject.need(bool(np.all(np.abs(e) > 0)))
+    delta = float(1e-3 * np.min(np.abs(e)))
+    narrow = example.replace(delta=delta)
+    value = subject.value(narrow)
+    slack = 0.5 * delta * delta + subject.compare(value, delta * np.abs(e), subject.scale(narrow)).allowed
+    if np.any(np.abs(value - delta * np.abs(e)) > slack):
+        subject.fail(
+            f"huber = {value.tolist()}, but should be within delta^2/2 of delta |e| = {(delta * np.abs(e)).tolist()}",
+            narrow,
+        )
+
+
+@register("huber_smooth_l1", "huber(delta = d) = d * smooth_l1(beta = d) for d > 0")
+def huber_smooth_l1(subject, data) -> None:
+    own = subject.spec.name
+    param = "delta" if own == "huber_loss" else "beta"
+    _requires(subject, param, "reduction")
+    example = subject.draw(data, regime="typical", reduction=NONE)
+    d = example.params[param]
+    subject.need(d > 0)
+    other = subject.catalog("smooth_l1_loss" if own == "huber_loss" else "huber_loss")
+    other_param = "beta" if param == "delta" else "delta"
+    counterpart = example.replace(**{other_param: d}).params
+    counterpart = {k: v for k, v in counterpart.items() if k in other.params}
+    other_example = example.__class__(example.args, counterpart)
+    mine = subject.value(example)
+    theirs = subject.reference(other_example, other)
+    factor = d if own == "smooth_l1_loss" else 1.0 / d
+    subject.expect_close(
+        f"{own} x {factor:g}", mine * factor, theirs, subject.scale(example) * abs(factor), example, slack=2.0
+    )
+
+
+@register("quantile_median", "quantile_loss(tau = 0.5) = 0.5 * l1_loss")
+def quantile_median(subject, data) -> None:
+    _requires(subject, "reduction")
+    example = subject.draw(data, regime="typical", reduction=NONE, tau=0.5)
+    subject.need(example.params["tau"] == 0.5)
+    half_l1 = 0.5 * np.abs(example.args["input"] - example.args["target"])
+    subject.expect_close("quantile at tau = 0.5", subject.value(example), half_l1, subject.scale(example), example)
+
+
+def _hard_targets(example):
+    """The example with class-index targets and none ignored: probabilities become their argmax,
+    ignored positions class 0 (constructing the domain instead of filtering for it)."""
+    z = example.args["input"]
+    target = np.asarray(example.args["target"])
+    if np.issubdtype(target.dtype, np.floating):
+        target = np.argmax(target, axis=_class_axis(z))
+    ignore = example.params.get("ignore_index", -100)
+    return example.replace({"target": np.where(target == ignore, 0, target)}, ignore_index=-100)
+
+
+@register(
+    "label_smoothing", "CE_eps = (1 - eps) CE + eps mean_c(-log p_c); grows with eps when right; minimiser -> uniform"
+)
+def label_smoothing(subject, data) -> None:
+    """Exact forms. Decomposition: the eps/C smoothed target gives CE_eps = (1 - eps) CE + eps U with
+    U = mean_c(-log p_c). Direction: dCE_eps/deps = U - CE > 0 iff the true class has the largest
+    probability, so the loss strictly grows with eps for a correct argmax. Minimiser: CE_eps(., y) is
+    minimised where softmax(z) = t_eps; at that z, the eps' > eps gradient has a positive true-class
+    component and negative others, so descent moves the logits towards uniform.
+    """
+    _requires(subject, "label_smoothing", "reduction")
+    example = _hard_targets(subject.draw(data, regime="typical", reduction=NONE, label_smoothing=0.0, weight=None))
+    z = example.args["input"]
+    axis = _class_axis(z)
+    eps = data.draw(st.floats(0.01, 1.0), label="eps")
+    smoothed = subject.rounded(example.replace(label_smoothing=eps))
+    uniform = -np.mean(log_softmax(z, axis=axis), axis=axis)
+    expected = (1 - eps) * subject.value(example) + eps * uniform
+    subject.expect_close(
+        "CE with label smoothing", subject.value(smoothed), expected, subject.scale(smoothed), smoothed
+    )
+
+    confident = subject.spec.perfect(example, 1.0)
+    values = [subject.value(confident.replace(label_smoothing=e)) for e in (0.0, 0.2, 0.5, 0.9)]
+    for low, high, e in zip(values, values[1:], (0.2, 0.5, 0.9), strict=False):
+        if np.any(high <= low):
+            subject.fail(
+                f"CE at eps = {e} = {high.tolist()}, but should exceed {low.tolist()} (right, confident)", confident
+            )
+
+    y = np.asarray(example.args["target"]).reshape(-1)[0]
+    n_classes = np.shape(z)[axis]
+    target = (1 - eps) * np.eye(n_classes)[y] + eps / n_classes
+    at_minimum = example.replace(
+        {
+            "input": np.log(target).reshape((n_classes,) if np.ndim(z) == 1 else (1, n_classes)),
+            "target": np.asarray(y if np.ndim(z) == 1 else [y]),
+        },
+        label_smoothing=min(1.0, eps + 0.1),
+        reduction="sum",
+    )
+    at_minimum = subject.rounded(at_minimum)
+    grad = subject.call(at_minimum, grad=("input",)).grads["input"].reshape(-1)
+    others = np.delete(grad, y)
+    if not (grad[y] > 0 and np.all(others < 0)):
+        subject.fail(
+            f"gradient at the eps-minimiser under a larger eps = {grad.tolist()}, but should be positive "
+            f"for the true class {y} and negative elsewhere (the minimiser moves towards uniform)",
+            at_minimum,
+        )
+
+
+@register("shift_invariance", "adding a constant to all logits of an element leaves the loss unchanged")
+def shift_invariance(subject, data) -> None:
+    example = subject.draw(data, regime="typical", **({"reduction": NONE} if subject.accepts("reduction") else {}))
+    z = example.args["input"]
+    axis = _class_axis(z)
+    shape = list(np.shape(z))
+    shape[axis] = 1
+    shift = data.draw(st.floats(-100, 100), label="shift") * np.ones(shape)
+    moved = subject.rounded(example.replace({"input": z + shift}))
+    scale = subject.scale(example) + subject.scale(moved)
+    subject.expect_close("loss of the shifted logits", subject.value(moved), subject.value(example), scale, moved)
+
+
+@register("softmax_gradient", "softmax-CE gradient = (softmax - onehot) / N")
+def softmax_gradient(subject, data) -> None:
+    example = _hard_targets(subject.draw(data, regime="any", reduction="mean", label_smoothing=0.0, weight=None))
+    target = np.asarray(example.args["target"])
+    z = example.args["input"]
+    axis = _class_axis(z)
+    p = softmax(z, axis=axis)
+    onehot = _onehot(target, z)
+    count = max(target.size, 1)
+    expected = (p - onehot) / count
+    lse = np.log(np.sum(np.exp(z - np.max(z, axis=axis, keepdims=True)), axis=axis, keepdims=True)) + np.max(
+        z, axis=axis, keepdims=True
+    )
+    scale = (p * (1 + np.abs(z) + np.abs(lse) + np.shape(z)[axis]) + onehot) / count
+    grad = subject.call(example, grad=("input",)).grads["input"]
+    subject.expect_close("d CE / d logits", grad, expected, scale, example)
+
+
+@register("sigmoid_gradient", "BCE-with-logits gradient = (sigmoid(z) - y) / n without weight and pos_weight")
+def sigmoid_gradient(subject, data) -> None:
+    example = subject.draw(data, regime="any", reduction="mean", weight=None, pos_weight=None)
+    z, y = example.args["input"], example.args["target"]
+    n = max(np.size(z), 1)
+    grad = subject.call(example, grad=("input",)).grads["input"]
+    scale = (expit(z) + np.abs(y) + 1.0) / n
+    subject.expect_close("d BCE / d logits", grad, (expit(z) - y) / n, scale, example)
+
+
+@register("mixup", "CE is linear in probability targets: lam CE(y_a) + (1 - lam) CE(y_b) = CE(lam y_a + (1 - lam) y_b)")
+def mixup(subject, data) -> None:
+    _requires(subject, "reduction")
+    example = _hard_targets(subject.draw(data, regime="typical", reduction=NONE, label_smoothing=0.0))
+    z = example.args["input"]
+    target_b = (np.asarray(example.args["target"]) + 1) % np.shape(z)[_class_axis(z)]  # another class
+    a, b = _onehot(example.args["target"], z), _onehot(target_b, z)
+    lam = data.draw(st.floats(0.0, 1.0), label="lam")
+    mixed = subject.rounded(example.replace({"target": lam * a + (1 - lam) * b}))
+    with_b = example.replace({"target": target_b})
+    combined = lam * subject.value(example) + (1 - lam) * subject.value(with_b)
+    scale = subject.scale(example) + subject.scale(with_b) + subject.scale(mixed)
+    subject.expect_close("CE of the mixed target", subject.value(mixed), combined, scale, mixed)
+
+
+def _entropy(p: np.ndarray, axis: int) -> np.ndarray:
+    return -np.sum(xlogy(p, p), axis=axis)
+
+
+@register("cross_entropy_kl", "CE(p, q) = H(p) + KL(p || q) for class probabilities p")
+def cross_entropy_kl(subject, data) -> None:
+    _requires(subject, "reduction")
+    if subject.spec.name == "kl_div":
+        example = subject.draw(data, regime="typical", reduction=NONE, log_target=False)
+        log_q, p = example.args["input"], example.args["target"]
+        kl = np.sum(subject.value(example), axis=1)
+        ce = subject.catalog("cross_entropy").reference(log_q, p, reduction=NONE)
+        scale = np.sum(subject.scale(example), axis=1) + np.abs(ce) + np.abs(_entropy(p, 1))
+        subject.expect_close("sum_c kl_div", kl, ce - _entropy(p, 1), scale, example)
+        return
+    example = subject.draw(data, regime="typical", reduction=NONE, label_smoothing=0.0, weight=None)
+    p = np.asarray(example.args["target"])
+    subject.need(np.issubdtype(p.dtype, np.floating))
+    z = example.args["input"]
+    axis = _class_axis(z)
+    log_q = log_softmax(z, axis=axis)
+    kl = np.sum(xlogy(p, p) - p * log_q, axis=axis)
+    scale = subject.scale(example) + np.abs(_entropy(p, axis))
+    subject.expect_close("CE(p, q)", subject.value(example), _entropy(p, axis) + kl, scale, example)
+
+
+@register("kl_divergence", "sum_c KL >= 0.5 ||p - q||_1^2 (Pinsker) >= 0, and KL(p || p) = 0", dtypes=FLOAT64_AND_32)
+def kl_divergence(subject, data) -> None:
+    """Non-negativity with equality iff p = q, made quantitative by Pinsker's inequality."""
+    _requires(subject, "reduction")
+    example = subject.draw(data, regime="typical", reduction=NONE, log_target=False)
+    log_q, p = example.args["input"], example.args["target"]
+    kl = np.sum(subject.value(example), axis=1)
+    scale = np.sum(subject.scale(example), axis=1)
+    q = np.exp(log_q)
+    # Pinsker's bound is for normalised q; rounded log-probabilities sum to 1 + delta: KL >= bound - |delta|
+    pinsker = 0.5 * np.sum(np.abs(p - q), axis=1) ** 2 - np.abs(np.expm1(logsumexp(log_q, axis=1)))
+    allowed = subject.compare(kl, pinsker, scale).allowed
+    if np.any(kl < pinsker - allowed):
+        subject.fail(f"sum_c KL = {kl.tolist()}, but should be >= 0.5 ||p - q||_1^2 = {pinsker.tolist()}", example)
+    with np.errstate(divide="ignore"):
+        log_p = np.where(p > 0, np.log(p), 0.0)  # where p = 0 the input does not enter KL
+    same = subject.rounded(example.replace({"input": log_p}))
+    value = np.sum(subject.value(same), axis=1)
+    subject.expect_close("KL(p || p)", value, 0.0, np.sum(subject.scale(same), axis=1), same)
+
+
+@register("focal_identities", "focal with gamma = 0 and no alpha is CE / BCE; focal <= CE for 0 <= alpha <= 1")
+def focal_identities(subject, data) -> None:
+    _requires(subject, "reduction")
+    binary = subject.spec.name == "sigmoid_focal_loss"
+    ce = subject.catalog("binary_cross_entropy_with_logits" if binary else "cross_entropy")
+    example = subject.draw(data, regime="any", reduction=NONE)
+    alpha = example.params.get("alpha")
+    subject.need(alpha is None or bool(np.all((np.asarray(alpha) >= 0) & (np.asarray(alpha) <= 1))))
+    keep = {"reduction": NONE} if binary else {"reduction": NONE, "ignore_index": example.params["ignore_index"]}
+    plain = ce.reference(example.args["input"], example.args["target"], **keep)
+    value = subject.value(example)
+    allowed = subject.compare(value, plain, subject.scale(example)).allowed
+    if np.any(value > plain + allowed):
+        subject.fail(f"focal = {value.tolist()}, but should be <= cross-entropy = {plain.tolist()}", example)
+    if subject.accepts("gamma") and subject.accepts("alpha"):
+        reduced = subject.rounded(example.replace(gamma=0.0, alpha=None))
+        subject.expect_close(
+            "focal with gamma = 0, alpha = None", subject.value(reduced), plain, subject.scale(reduced), reduced
+        )
+
+
+@register("multilabel_mean_bce", "multilabel_soft_margin = mean over labels of BCE-with-logits")
+def multilabel_mean_bce(subject, data) -> None:
+    _requires(subject, "reduction")
+    example = subject.draw(data, regime="any", reduction=NONE)
+    bce = subject.catalog("binary_cross_entropy_with_logits").reference
+    weight = example.params.get("weight")
+    expected = np.mean(bce(example.args["input"], example.args["target"], weight=weight, reduction=NONE), axis=-1)
+    subject.expect_close("multilabel soft margin", subject.value(example), expected, subject.scale(example), example)
+
+
+def _simplex(data, n_classes: int, label: str) -> np.ndarray:
+    raw = np.array(data.draw(st.lists(st.floats(0.05, 1.0), min_size=n_classes, max_size=n_classes), label=label))
+    return raw / raw.sum()
+
+
+@register(
+    "proper_scoring",
+    "strictly proper: the expected loss under p is smallest when reporting q = p",
+    dtypes=FLOAT64_AND_32,
+)
+def proper_scoring(subject, data) -> None:
+    """For a true distribution p and any report q != p, E_{y~p} L(q, y) > E_{y~p} L(p, y).
+
+    Log loss: the gap is exactly KL(p || q); Brier: ||p - q||^2. Hinge and focal are not strictly
+    proper (the catalog records why), so this property fails on them by definition.
+    """
+    binary = subject.spec.name in (
+        "binary_cross_entropy",
+        "binary_cross_entropy_with_logits",
+        "sigmoid_focal_loss",
+        "hinge_loss",
+    )
+    n_classes = 2 if binary else data.draw(st.integers(2, 4), label="C")
+    p = _simplex(data, n_classes, "p")
+    q = _simplex(data, n_classes, "q")
+    subject.need(np.sum(np.abs(p - q)) >= 0.2)
+
+    def expected_loss(report):
+        total, scale = 0.0, 0.0
+        for outcome in range(n_classes):
+            example = subject.rounded(subject.spec.scoring(report, outcome))
+            example = example.replace(**{k: v for k, v in subject.spec.params.items() if k not in example.params})
+            total += p[outcome] * float(np.sum(subject.value(example)))
+            scale += p[outcome] * float(np.sum(subject.scale(example)))
+        return total, scale
+
+    truthful, s1 = expected_loss(p)
+    other, s2 = expected_loss(q)
+    allowed = float(subject.compare(other, truthful, s1 + s2).allowed)
+    if not other > truthful + allowed:
+        subject.fail(
+            f"expected loss reporting q = {q.round(4).tolist()} is {other!r}, but should exceed the "
+            f"expected loss {truthful!r} of reporting the true p = {p.round(4).tolist()}"
+        )
