@@ -54,7 +54,8 @@ class Finding:
     """A recorded departure of an implementation from a property, kept as data next to it.
 
     While it reproduces the result is ``xfail``; when it stops reproducing it is ``xpass``, which
-    fails the run so the record gets updated. ``upstream`` names the version it was recorded
+    fails the run so the record gets updated. ``witness``: an example on which the property fails;
+    the property is judged on it, so a finding does not depend on where a search happens to go. ``upstream`` names the version it was recorded
     against (e.g. "torch 2.14.1"); ``dtypes``/``devices`` restrict it (None: all).
     """
 
@@ -63,6 +64,7 @@ class Finding:
     upstream: str
     dtypes: tuple[str, ...] | None = None
     devices: tuple[str, ...] | None = None
+    witness: Example | None = None
 
     def matches(self, property_name: str, dtype: str, device: str) -> bool:
         return (

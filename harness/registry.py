@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
 
 from harness.catalog import CATALOG
-from harness.model import Finding, Implementation
+from harness.model import Example, Finding, Implementation
 
 KINDS = ("torch", "own", "third-party", "all")
 
@@ -28,7 +31,7 @@ def bind(
     fn: Callable,
     name: str,
     kind: str,
-    findings: Iterable[tuple[str, str, tuple[str, ...] | None]] = (),
+    findings: Iterable[Mapping[str, Any]] = (),
     upstream: str = "",
     source: str = "",
 ) -> Implementation:
@@ -39,9 +42,19 @@ def bind(
         kind=kind,
         fn=fn,
         accepted=accepted_parameters(fn, loss),
-        findings=tuple(Finding(p, reason, upstream, dtypes) for p, reason, dtypes in findings),
+        findings=tuple(_finding(f, upstream) for f in findings),
         source=source or getattr(fn, "__module__", ""),
     )
+
+
+def _finding(record: Mapping[str, Any], upstream: str) -> Finding:
+    """A Finding from its data record: property, reason, optional dtypes and witness (args, params)."""
+    witness = record.get("witness")
+    if witness is not None:
+        args = {k: np.asarray(v) for k, v in witness.get("args", {}).items()}
+        witness = Example(args, dict(witness.get("params", {})))
+    dtypes = record.get("dtypes")
+    return Finding(record["property"], record["reason"], upstream, tuple(dtypes) if dtypes else None, witness=witness)
 
 
 def _bind_all(table: Mapping[str, Callable], kind: str, prefix: str, findings, upstream: str) -> list[Implementation]:

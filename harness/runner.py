@@ -74,6 +74,7 @@ def plan(impls: Iterable[Implementation], selection: Selection) -> list[tuple[Im
 
 def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str) -> None:
     def check(data):
+        subject.begin_example()
         prop.check(subject, data)
 
     check._hypothesis_internal_add_digest = key.encode()  # a distinct database key and seed per run
@@ -99,7 +100,9 @@ def run_one(impl: Implementation, name: str, device: str, dtype: str, selection:
         result.status, result.message = "skip", problem
         return result
     prop = REGISTRY[name]
-    subject = Subject(spec, impl, dtype, device, restriction=dict(spec.properties[name]))
+    finding = impl.finding_for(name, dtype, device)
+    witness = finding.witness if finding else None
+    subject = Subject(spec, impl, dtype, device, restriction=dict(spec.properties[name]), witness=witness)
     started = time.perf_counter()
     try:
         _hypothesis_run(prop, subject, selection.profile, f"{impl.name}|{name}|{device}|{dtype}")

@@ -58,11 +58,13 @@ class Subject:
     dtype: str
     device: str
     restriction: Mapping[str, Any] = field(default_factory=dict)  # parameters the property's domain pins
+    witness: Example | None = None  # a recorded finding's example: every draw returns it
     observations: Observations = field(default_factory=Observations)
 
     def __post_init__(self) -> None:
         self.binding = framework_binding(self.impl.framework)
         self.u = tolerance.roundoff(self.dtype)
+        self.begin_example()
 
     # --- examples ---------------------------------------------------------------------
 
@@ -79,17 +81,22 @@ class Subject:
         def choose(strategies: Mapping[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
             return S.draw_params(data.draw, strategies, self.spec.params, accepted, pinned)
 
+        if self.witness is not None:
+            params = {**self.spec.params, **self.witness.params, **pinned}
+            return self.rounded(Example(dict(self.witness.args), params))
         if regime == "any":
             regime = data.draw(st.sampled_from(["typical", "extreme"]), label="regime")
         example = self.spec.examples(data.draw, self.dtype, regime, choose)
         return self.rounded(example)
 
     def rounded(self, example: Example) -> Example:
-        """Every float array rounded to the dtype: what the implementation will see."""
+        """Every float array and scalar parameter rounded to the dtype: what the implementation computes with."""
 
         def r(value: Any) -> Any:
             if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
                 return self.binding.round(value, self.dtype)
+            if isinstance(value, float):  # a scalar parameter meets the tensor in its dtype (torch's promotion)
+                return float(self.binding.round(np.asarray(value), self.dtype))
             return value
 
         return Example({k: r(v) for k, v in example.args.items()}, {k: r(v) for k, v in example.params.items()})
@@ -159,10 +166,16 @@ class Subject:
     def compare(self, actual: Any, expected: Any, scale: Any, slack: float = 1.0) -> tolerance.Comparison:
         return tolerance.compare(actual, expected, scale, self.dtype, self.spec.ulps * slack)
 
+    def begin_example(self) -> None:
+        """Called before each Hypothesis example: ``target`` takes each label once per example."""
+        self._targeted: set[str] = set()
+
     def observe(self, comparison: tolerance.Comparison, label: str) -> None:
+        """Record the worst error seen, and steer Hypothesis towards larger errors."""
         worst = comparison.worst
         self.observations.ulps(worst)
-        if np.isfinite(worst):
+        if np.isfinite(worst) and label not in self._targeted:
+            self._targeted.add(label)
             target(float(worst), label=label)
 
     def expect_close(
@@ -175,6 +188,7 @@ class Subject:
             comparison = tolerance.Comparison(
                 np.where(mask, comparison.ulps, 0.0), comparison.allowed, np.where(mask, comparison.error, 0.0)
             )
+        self.observe(comparison, f"{what.split(' at ')[0]} error (ulps)")
         failing = comparison.failing
         if np.any(failing):
             index = tuple(int(i) for i in np.argwhere(failing)[0])

@@ -29,69 +29,80 @@ BUILTINS = {
     "multilabel_soft_margin_loss": F.multilabel_soft_margin_loss,
 }
 
-_BROADCASTS = (
-    "invalid_input",
-    "a target whose shape differs from the input's only triggers a UserWarning and is broadcast, so "
-    "(N,) against (N, 1) silently computes an N x N loss instead of raising",
-    None,
-)
 
-_HALF = ("float16",)
+def _broadcasts(**args: list) -> dict:
+    """The shape-mismatch finding; the witness is a valid example the property then reshapes."""
+    return {
+        "property": "invalid_input",
+        "reason": "a target whose shape differs from the input's only triggers a UserWarning and is broadcast, "
+        "so (N,) against (N, 1) silently computes an N x N loss instead of raising",
+        "witness": {"args": args or {"input": [0.5, 1.5], "target": [1.0, 2.0]}},
+    }
 
-FINDINGS: dict[str, list[tuple[str, str, tuple[str, ...] | None]]] = {
-    "mse_loss": [_BROADCASTS],
-    "l1_loss": [_BROADCASTS],
-    "huber_loss": [_BROADCASTS],
-    "smooth_l1_loss": [_BROADCASTS],
+
+_ZERO = {"input": [0.0], "target": [0.0]}
+
+# loss -> findings: {property, reason, dtypes (None: all), witness: {args, params} on which it fails}
+FINDINGS: dict[str, list[dict]] = {
+    "mse_loss": [_broadcasts()],
+    "l1_loss": [_broadcasts()],
+    "huber_loss": [_broadcasts()],
+    "smooth_l1_loss": [_broadcasts()],
     "poisson_nll_loss": [
-        _BROADCASTS,
-        (
-            "gradient",
-            "with full=True the Stirling term is computed for every target and masked afterwards "
+        _broadcasts(),
+        {
+            "property": "gradient",
+            "reason": "with full=True the Stirling term is computed for every target and masked afterwards "
             "(masked_fill(target <= 1, 0)), so its infinite derivative at target = 0 leaks into the target "
-            "gradient as 0 * inf = NaN",
-            None,
-        ),
-        ("stability", "NaN target gradient at target = 0 with full=True (see the gradient finding)", None),
-        (
-            "agreement",
-            "log_input=False: eps = 1e-8 underflows to 0 in float16, so input = 0 gives log(0) and 0 * -inf = NaN "
-            "where the exact loss is 0",
-            _HALF,
-        ),
+            "gradient as 0 * inf = NaN (in float16 eps = 1e-8 rounds to 0 and the exact gradient is infinite)",
+            "dtypes": ["float64", "float32", "bfloat16"],
+            "witness": {"args": _ZERO, "params": {"log_input": False, "full": True}},
+        },
+        {
+            "property": "stability",
+            "reason": "NaN target gradient at target = 0 with full=True (see its gradient finding)",
+            "witness": {"args": _ZERO, "params": {"log_input": False, "full": True}},
+        },
     ],
     "gaussian_nll_loss": [
-        _BROADCASTS,
-        (
-            "agreement",
-            "float16: (input - target)^2 / var is formed before halving and overflows to inf where the exact "
-            "loss is representable",
-            _HALF,
-        ),
-        (
-            "gradient",
-            "float16: var clamped to eps = 1e-6 (a subnormal in float16) gives a NaN gradient",
-            _HALF,
-        ),
+        _broadcasts(input=[0.5, 1.5], target=[1.0, 2.0], var=[1.0, 1.0]),
+        {
+            "property": "agreement",
+            "reason": "float16: (input - target)^2 / var is formed before halving and overflows to inf where "
+            "the exact loss is representable",
+            "dtypes": ["float16"],
+            "witness": {"args": {"input": [22.0], "target": [-4.0], "var": [0.01000213623046875]}},
+        },
+        {
+            "property": "gradient",
+            "reason": "float16: a var below eps is clamped to eps = 1e-6, a subnormal number in float16, and the "
+            "gradient is NaN",
+            "dtypes": ["float16"],
+            "witness": {"args": {**_ZERO, "var": [0.0]}},
+        },
     ],
     "binary_cross_entropy": [
-        (
-            "gradient",
-            "the backward computes w (p - y) / max(p (1 - p), 1e-12) instead of the derivative of the clamped "
-            "loss: 0 instead of 1 / (1 - p) at p = 0 (and wrong by the clamp for p within 1e-12 of 0 or 1); "
-            "in float16 the 1e-12 underflows and 0 / 0 = NaN",
-            None,
-        ),
-        (
-            "stability",
-            "the target gradient log(1 - p) - log(p) is computed without the -100 clamp of the value: "
+        {
+            "property": "gradient",
+            "reason": "the backward computes w (p - y) / max(p (1 - p), 1e-12) instead of the derivative of the "
+            "clamped loss: 0 instead of 1 / (1 - p) at p = 0, wrong by the clamp for p within 1e-12 of 0 or 1, "
+            "and in float16 the 1e-12 underflows to give 0 / 0 = NaN",
+            "witness": {"args": _ZERO},
+        },
+        {
+            "property": "stability",
+            "reason": "the target gradient log(1 - p) - log(p) is computed without the -100 clamp of the value: "
             "infinite at p = 0 or 1 where the loss's derivative is +-100",
-            None,
-        ),
+            "witness": {"args": _ZERO},
+        },
     ],
-    "kl_div": [_BROADCASTS],
+    "kl_div": [_broadcasts(input=[[-0.5, -1.0]], target=[[0.6, 0.4]])],
     "multi_margin_loss": [
-        ("invalid_input", "a negative margin is accepted and silently computes a loss", None),
+        {
+            "property": "invalid_input",
+            "reason": "a negative margin is accepted and silently computes a loss",
+            "witness": {"args": {"input": [[0.0, 0.0]], "target": [0]}},
+        },
     ],
-    "multilabel_soft_margin_loss": [_BROADCASTS],
+    "multilabel_soft_margin_loss": [_broadcasts(input=[[0.0, 1.0]], target=[[0.0, 1.0]])],
 }

@@ -28,8 +28,7 @@ def agreement(subject, data) -> None:
     if outcome.value.shape != expected.shape:
         subject.fail(f"output shape = {outcome.value.shape}, but should be {expected.shape}", example)
     domain = tolerance.representable(expected, subject.dtype) | np.isnan(expected)
-    comparison = subject.expect_close("loss", outcome.value, expected, subject.scale(example), example, mask=domain)
-    subject.observe(comparison, "value error (ulps)")
+    subject.expect_close("loss", outcome.value, expected, subject.scale(example), example, mask=domain)
 
 
 def _kink_mask(subject, example, shape) -> np.ndarray | None:
@@ -48,6 +47,8 @@ def gradient(subject, data) -> None:
     names = subject.differentiable(example)
     subject.need(bool(names))
     outcome = subject.call(example, grad=names)
+    if not np.all(tolerance.representable(subject.reference(example), subject.dtype)):
+        return  # where the loss itself overflows the dtype, autograd has no meaningful gradient to give
     with np.errstate(all="ignore"):
         expected = subject.spec.reference.grad(**example.kwargs())
     for name in names:
@@ -59,10 +60,7 @@ def gradient(subject, data) -> None:
         if kinks is None:
             continue
         domain = tolerance.representable(reference.value, subject.dtype) & ~kinks
-        comparison = subject.expect_close(
-            f"d loss / d {name}", actual, reference.value, reference.scale, example, mask=domain
-        )
-        subject.observe(comparison, f"gradient error in {name} (ulps)")
+        subject.expect_close(f"d loss / d {name}", actual, reference.value, reference.scale, example, mask=domain)
 
 
 @register("non_negative", "the loss is >= 0 (up to the rounding its tolerance allows)")

@@ -95,9 +95,11 @@ def _bce_logits_grad(input, target, weight=None, reduction="mean", pos_weight=No
     s_neg = expit(-z)
     d_z = w * ((1.0 - y) - lw * s_neg)
     d_y = w * (-z + (pw - 1.0) * softplus(-z))
+    # scales: the terms of the canonical forms sigmoid(z) - y (magnitude up to 1 + |y|) and of
+    # softplus(-z) pw - softplus(z) for d/dy (terms of magnitude softplus(+-z))
     grads = {
-        "input": Gradient(d_z, np.abs(w) * (np.abs(1.0 - y) + np.abs(lw) * s_neg)),
-        "target": Gradient(d_y, np.abs(w) * (np.abs(z) + np.abs(pw - 1.0) * softplus(-z))),
+        "input": Gradient(d_z, np.abs(w) * (np.abs(1.0 - y) + np.abs(lw) * s_neg + expit(z) + np.abs(y))),
+        "target": Gradient(d_y, np.abs(w) * (np.abs(z) + (np.abs(pw - 1.0) + np.abs(pw)) * softplus(-z) + softplus(z))),
     }
     if weight is not None:
         grads["weight"] = Gradient(sum_to_shape(value, np.shape(weight)), sum_to_shape(value, np.shape(weight)))

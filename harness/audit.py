@@ -1,0 +1,62 @@
+"""What ``check`` and ``audit`` share: the versions header, the selection, and an audit job."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from harness.model import Implementation
+from harness.runner import Selection
+from harness.target import user_implementation
+
+LIBRARIES = ("lossguard", "torch", "numpy", "scipy", "hypothesis")
+
+
+def versions() -> dict[str, str]:
+    """Python and the library versions every verdict depends on (the report header and JSON)."""
+    found = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def reproduce_command(base: Sequence[str], profile: str):
+    """A function giving the one command that reproduces a run (same profile: ci replays the same
+    derandomized search, dev/thorough replay the failure saved in the example database)."""
+
+    def command(impl: Implementation, prop: str, dtype: str, device: str) -> str:
+        loss = [] if "--loss" in base else ["--loss", impl.loss]
+        words = [*base, *loss, "--property", prop, "--dtype", dtype, "--device", device, "--profile", profile]
+        return shlex.join(words)
+
+    return command
+
+
+def selection_from(job: dict[str, Any]) -> Selection:
+    return Selection(
+        dtypes=tuple(job["dtypes"]),
+        devices=tuple(job["devices"]),
+        properties=tuple(job["properties"]) if job.get("properties") else None,
+        profile=job["profile"],
+        reproduce=reproduce_command(job["base_command"], job["profile"]),
+    )
+
+
+def prepare(job: dict[str, Any]) -> tuple[Implementation, Selection, dict[str, Any]]:
+    """Resolve an audit job's target into (implementation, selection, header lines)."""
+    impl = user_implementation(job["target"], job["loss"])
+    accepted = ", ".join(sorted(impl.accepted)) or "none (all parameters at their canonical defaults)"
+    header = {
+        "target": job["target"],
+        "resolved": impl.source,
+        "loss": job["loss"],
+        "parameters exercised": accepted,
+        **versions(),
+    }
+    return impl, selection_from(job), header

@@ -1,0 +1,172 @@
+"""Audit in a subprocess: only a separate process survives ``os._exit``, a segfault, a hang or a
+CUDA device assert in the judged code. The verdict of a run that kills or hangs its process is
+``error``, never pass.
+
+The parent starts ``python -m harness.isolation`` with a JSON job on stdin. The worker (memory
+capped with RLIMIT_AS) resolves the target, plans the runs and streams one JSON line per event
+on a private copy of stdout (the judged code's own prints go to stderr). The parent waits at
+most ``time_limit`` seconds per run; when the worker dies or overruns, that run becomes an
+``error`` result and a fresh worker continues with the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from harness.model import PropertyResult
+
+
+class IsolatedTargetError(Exception):
+    """The worker could not resolve the target (reported to the user as a usage error)."""
+
+
+def _events(process: subprocess.Popen, time_limit: float):
+    """Yield parsed JSON events; yield ("timeout", None) when none arrives within ``time_limit``."""
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    buffer = b""
+    while True:
+        if not selector.select(timeout=time_limit):
+            yield {"event": "timeout"}
+            return
+        chunk = os.read(process.stdout.fileno(), 65536)
+        if not chunk:
+            return
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+
+
+def _error(run: list[str], base: dict[str, Any], message: str) -> PropertyResult:
+    prop, device, dtype = run
+    return PropertyResult(
+        **{**base, "property": prop, "device": device, "dtype": dtype, "status": "error", "message": message}
+    )
+
+
+def run_isolated(
+    job: dict[str, Any],
+    time_limit: float,
+    progress: Callable[[int, int, PropertyResult], None] | None = None,
+    on_header: Callable[[dict[str, Any]], Any] | None = None,
+) -> tuple[dict[str, Any], list[PropertyResult]]:
+    """Run an audit job in worker processes; returns (the worker's header, the results).
+
+    ``on_header`` is called once with the resolved header, as soon as the first worker has it.
+    """
+    results: list[PropertyResult] = []
+    header: dict[str, Any] = {}
+    plan: list[list[str]] = []
+    skip = 0
+    while True:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "harness.isolation"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            start_new_session=True,
+        )
+        process.stdin.write(json.dumps({**job, "skip": skip}).encode())
+        process.stdin.close()
+        started: int | None = None
+        finished = False
+        for event in _events(process, time_limit):
+            kind = event["event"]
+            if kind == "target_error":
+                process.wait()
+                raise IsolatedTargetError(event["message"])
+            if kind == "plan":
+                if not plan and on_header:
+                    on_header(event["header"])
+                header, plan = event["header"], event["runs"]
+            elif kind == "start":
+                started = event["index"]
+            elif kind == "result":
+                results.append(
+                    PropertyResult(**{**event["result"], "parameters": tuple(event["result"]["parameters"])})
+                )
+                started = None
+                if progress:
+                    progress(len(results), len(plan), results[-1])
+            elif kind == "done":
+                finished = True
+            elif kind == "timeout":
+                os.killpg(process.pid, signal.SIGKILL)
+        code = process.wait()
+        if finished:
+            return header, results
+        if not plan:
+            raise IsolatedTargetError(f"importing the target killed its process (exit status {code})")
+        if started is None:  # died between runs: resume after the last result
+            started = len(results)
+            if started >= len(plan):
+                return header, results
+        why = (
+            f"no result within {time_limit:g} s: the implementation hangs or is too slow (time limit per property)"
+            if code == -signal.SIGKILL
+            else f"the implementation killed its process (exit status {code}) during this property"
+        )
+        results.append(_error(plan[started], header["base"], why))
+        if progress:
+            progress(len(results), len(plan), results[-1])
+        skip = started + 1
+        if skip >= len(plan):
+            return header, results
+
+
+def _worker() -> None:
+    """The worker's side of the protocol (``python -m harness.isolation``)."""
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # the judged code's prints go to stderr, never into the protocol
+
+    def emit(event: dict[str, Any]) -> None:
+        protocol.write(json.dumps(event, default=float) + "\n")
+        protocol.flush()
+
+    job = json.loads(sys.stdin.read())
+    limit = int(job["memory_limit_gb"] * (1 << 30))
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    from harness.audit import prepare
+
+    try:
+        impl, selection, header = prepare(job)
+    except Exception as exc:  # the target itself is the problem: a usage error for the user
+        emit({"event": "target_error", "message": str(exc)})
+        return
+    from harness.runner import plan, run_one
+
+    runs = plan([impl], selection)
+    base = {
+        "loss": impl.loss,
+        "implementation": impl.name,
+        "kind": impl.kind,
+        "status": "error",
+        "parameters": sorted(impl.accepted),
+    }
+    emit({"event": "plan", "header": {**header, "base": base}, "runs": [[n, d, t] for _, n, d, t in runs]})
+    for index, (impl_, name, device, dtype) in enumerate(runs):
+        if index < job["skip"]:
+            continue
+        emit({"event": "start", "index": index})
+        started = time.perf_counter()
+        result = run_one(impl_, name, device, dtype, selection)
+        result.duration_s = time.perf_counter() - started
+        emit({"event": "result", "index": index, "result": asdict(result)})
+    emit({"event": "done"})
+
+
+if __name__ == "__main__":
+    _worker()
