@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import platform
-import shlex
-from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -26,25 +24,13 @@ def versions() -> dict[str, str]:
     return found
 
 
-def reproduce_command(base: Sequence[str], profile: str):
-    """A function giving the one command that reproduces a run (same profile: ci replays the same
-    derandomized search, dev/thorough replay the failure saved in the example database)."""
-
-    def command(impl: Implementation, prop: str, dtype: str, device: str) -> str:
-        loss = [] if "--loss" in base else ["--loss", impl.loss]
-        words = [*base, *loss, "--property", prop, "--dtype", dtype, "--device", device, "--profile", profile]
-        return shlex.join(words)
-
-    return command
-
-
 def selection_from(job: dict[str, Any]) -> Selection:
     return Selection(
         dtypes=tuple(job["dtypes"]),
         devices=tuple(job["devices"]),
         properties=tuple(job["properties"]) if job.get("properties") else None,
         profile=job["profile"],
-        reproduce=reproduce_command(job["base_command"], job["profile"]),
+        base_command=tuple(job["base_command"]),
     )
 
 

@@ -66,6 +66,7 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check the built-in implementations")
     check.add_argument("--impl", choices=("torch", "own", "third-party", "all"), default="all")
     check.add_argument("--loss", action="append", metavar="NAME", help="check only this loss (repeatable)")
+    check.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
     _common(check)
     audit = commands.add_parser("audit", help="audit your own loss: TARGET is package.module:attr or file.py:attr")
     audit.add_argument("target", metavar="TARGET")
@@ -166,7 +167,7 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     from harness.audit import selection_from, versions
     from harness.catalog import CATALOG
     from harness.registry import implementations
-    from harness.runner import run
+    from harness.runner import default_workers, run
     from reports import terminal
 
     for loss in args.loss or ():
@@ -182,7 +183,7 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
         **versions(),
     }
     terminal.header(header, sys.stdout)
-    results = run(impls, selection, progress=terminal.Progress())
+    results = run(impls, selection, progress=terminal.Progress(), workers=args.jobs or default_workers())
     return _finish(results, header, args, command, profile, started)
 
 

@@ -55,7 +55,8 @@ class Finding:
 
     While it reproduces the result is ``xfail``; when it stops reproducing it is ``xpass``, which
     fails the run so the record gets updated. ``witness``: an example on which the property fails;
-    the property is judged on it, so a finding does not depend on where a search happens to go. ``upstream`` names the version it was recorded
+    the property is judged on it, so a finding does not depend on where a search happens to go.
+    ``upstream`` names the version it was recorded
     against (e.g. "torch 2.14.1"); ``dtypes``/``devices`` restrict it (None: all).
     """
 

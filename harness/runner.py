@@ -8,10 +8,14 @@ failure into ``xfail`` and a pass into ``xpass``.
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed as _as_completed
+from dataclasses import dataclass
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -33,13 +37,23 @@ _UNSUPPORTED_DTYPE = re.compile(r"not implemented for '(Half|BFloat16)'|unsuppor
 
 @dataclass(frozen=True)
 class Selection:
-    """What to run: dtypes, devices, property names (None: all), the profile."""
+    """What to run: dtypes, devices, property names (None: all), the profile, and the command
+    (words) that selected it, from which each failure's reproduction command is built."""
 
     dtypes: Sequence[str] = ("float64", "float32", "float16", "bfloat16")
     devices: Sequence[str] = ("cpu", "cuda")
     properties: Sequence[str] | None = None
     profile: str = "ci"
-    reproduce: Callable[[Implementation, str, str, str], str] = field(default=lambda impl, prop, dtype, device: "")
+    base_command: tuple[str, ...] = ()
+
+    def reproduce(self, impl: Implementation, prop: str, dtype: str, device: str) -> str:
+        """The one command that reproduces a run (same profile: ci replays the same derandomized
+        search, dev and thorough replay the failure saved in the example database)."""
+        if not self.base_command:
+            return ""
+        loss = [] if "--loss" in self.base_command else ["--loss", impl.loss]
+        words = [*self.base_command, *loss, "--property", prop, "--dtype", dtype, "--device", device]
+        return shlex.join([*words, "--profile", self.profile])
 
 
 def _dtypes_of(prop: Property, selected: Sequence[str]) -> list[str]:
@@ -146,12 +160,52 @@ def run(
     impls: Iterable[Implementation],
     selection: Selection,
     progress: Callable[[int, int, PropertyResult], None] | None = None,
+    workers: int = 1,
 ) -> list[PropertyResult]:
-    """Run everything ``selection`` asks for; ``progress(done, total, result)`` after each run."""
+    """Run everything ``selection`` asks for; ``progress(done, total, result)`` after each run.
+
+    With ``workers > 1`` built-in implementations (found again by name in each worker process)
+    are spread over that many processes; results come back in plan order either way.
+    """
+    impls = list(impls)
     runs = plan(impls, selection)
+    if workers > 1 and len(impls) > 1 and all(i.kind in ("torch", "own") for i in impls):
+        return _run_parallel(impls, selection, progress, workers, len(runs))
     results = []
     for index, (impl, name, device, dtype) in enumerate(runs, start=1):
         results.append(run_one(impl, name, device, dtype, selection))
         if progress:
             progress(index, len(runs), results[-1])
     return results
+
+
+def _run_builtin(kind: str, name: str, selection: Selection) -> list[PropertyResult]:
+    """Worker side: find a built-in implementation by name and run its plan single-threaded."""
+    import torch
+
+    from harness.registry import implementations
+
+    torch.set_num_threads(1)
+    impl = next(i for i in implementations(kind) if i.name == name)
+    return [run_one(impl, n, device, dtype, selection) for impl, n, device, dtype in plan([impl], selection)]
+
+
+def _run_parallel(impls, selection, progress, workers: int, total: int) -> list[PropertyResult]:
+    import multiprocessing
+
+    done: dict[str, list[PropertyResult]] = {}
+    count = 0
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_builtin, impl.kind, impl.name, selection): impl.name for impl in impls}
+        for future in _as_completed(futures):
+            done[futures[future]] = future.result()
+            for result in done[futures[future]]:
+                count += 1
+                if progress:
+                    progress(count, total, result)
+    return [r for impl in impls for r in done[impl.name]]
+
+
+def default_workers() -> int:
+    """One worker per core (2 on the CI machine)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
