@@ -45,6 +45,8 @@ def _load_module(location: str) -> Any:
         finally:
             sys.path.remove(str(path.resolve().parent))
         return module
+    if os.getcwd() not in sys.path:  # a user's package.module is found from where they run lossguard
+        sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(location)
     except ImportError as exc:

@@ -1,0 +1,170 @@
+"""The CLI contract: exit 0 / 1 / 2, findings as xfail, audit of user code (isolated), clear usage errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.model import Finding
+from harness.registry import bind
+from harness.runner import Selection, run_one
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "user_losses.py"
+EXAMPLES = ROOT / "examples" / "my_losses.py"
+FAST = ["--profile", "ci", "--device", "cpu", "--dtype", "float64", "--dtype", "float32"]
+
+
+def lossguard(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the installed console script as a user would, in the repository root."""
+    env = {**os.environ, "CI": "true"}
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_list_shows_the_catalog(capsys):
+    from harness.catalog import CATALOG
+
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in CATALOG)
+    assert main(["list", "--json"]) == 0
+    assert {entry["name"] for entry in json.loads(capsys.readouterr().out)} == set(CATALOG)
+
+
+def test_check_all_passes_on_cpu(tmp_path):
+    """Every built-in and own implementation meets every property, or the departure is a recorded finding."""
+    report = tmp_path / "report.json"
+    done = lossguard("check", "--impl", "all", "--profile", "ci", "--device", "cpu", "--json", str(report))
+    assert done.returncode == 0, done.stdout[-5000:]
+    doc = json.loads(report.read_text())
+    assert doc["schema"] == "lossguard-results/1"
+    statuses = {r["status"] for r in doc["results"]}
+    assert statuses <= {"pass", "xfail", "skip"}
+    assert doc["summary"]["pass"] > 400 and doc["summary"]["xfail"] > 0
+    skips = {r["message"] for r in doc["results"] if r["status"] == "skip"}
+    assert all("not supported by the implementation" in m for m in skips), skips
+    assert done.stdout.strip().splitlines()[-1].startswith("lossguard: OK")
+
+
+def test_a_recorded_finding_is_xfail_and_does_not_fail_check():
+    import torch.nn.functional as F
+
+    from implementations.torch_builtins import FINDINGS, UPSTREAM
+    from harness.registry import torch_builtins
+
+    mse = next(i for i in torch_builtins() if i.loss == "mse_loss")
+    result = run_one(mse, "invalid_input", "cpu", "float64", Selection(profile="ci"))
+    assert result.status == "xfail"
+    assert UPSTREAM in result.message and FINDINGS["mse_loss"][0]["reason"] in result.message
+    assert F.mse_loss is mse.fn
+
+
+def test_a_finding_that_stops_reproducing_is_xpass_and_fails(capsys):
+    import torch.nn.functional as F
+
+    stale = bind("mse_loss", F.mse_loss, "tests.stale", "user").with_findings(
+        (Finding("agreement", "pretend mse_loss were inaccurate", "torch 0.0"),)
+    )
+    result = run_one(stale, "agreement", "cpu", "float64", Selection(profile="ci"))
+    assert result.status == "xpass"
+    assert "no longer reproduces" in result.message
+
+
+def test_audit_of_a_planted_bug_exits_1_and_names_the_property():
+    done = lossguard("audit", f"{EXAMPLES}:focal", "--loss", "sigmoid_focal_loss", *FAST)
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "FAIL: stability of" in done.stdout and "FAIL: agreement of" in done.stdout
+    assert "minimal counterexample: input=" in done.stdout
+    assert "reproduce: lossguard audit" in done.stdout
+    assert done.stdout.strip().splitlines()[-1].startswith("lossguard: FAILED")
+
+
+def test_audit_of_a_correct_loss_exits_0_and_names_what_it_tested():
+    done = lossguard("audit", f"{EXAMPLES}:huber", "--loss", "huber_loss", *FAST)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert f"resolved             : {EXAMPLES} (function)" in done.stdout
+    assert "parameters exercised : delta, reduction" in done.stdout
+    assert "torch      " in done.stdout or "torch                :" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "target", ["tests.fixtures.user_losses:HuberModule", "tests.fixtures.user_losses:huber_instance"]
+)
+def test_audit_of_nn_modules_class_and_instance(target):
+    done = lossguard(
+        "audit", target, "--loss", "huber_loss", "--property", "agreement", "--property", "invalid_input", *FAST
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    if target.endswith("HuberModule"):
+        assert "parameters exercised : delta, reduction" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["audit", "no/such/file.py:f", "--loss", "huber_loss"], "does not exist"),
+        (["audit", "no_such_module_xyz:f", "--loss", "huber_loss"], "cannot import module"),
+        (["audit", f"{FIXTURES}:nope", "--loss", "huber_loss"], "has no attribute 'nope'"),
+        (["audit", f"{FIXTURES}:not_callable", "--loss", "huber_loss"], "not a function or an nn.Module"),
+        (["audit", "examples.my_losses", "--loss", "huber_loss"], "must be 'package.module:attr'"),
+        (["audit", f"{EXAMPLES}:huber", "--loss", "no_such_loss"], "unknown loss 'no_such_loss'"),
+        (["check", "--loss", "no_such_loss"], "unknown loss 'no_such_loss'"),
+        (["check", "--property", "no_such_property"], "unknown property"),
+        (["check", "--dtype", "float8"], "invalid choice"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_to_lossguard_exits_2_with_one_line(args, says):
+    done = lossguard(*args, "--profile", "ci") if args[0] != "frobnicate" else lossguard(*args)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lossguard: error:") and says in lines[0], done.stderr
+
+
+def test_an_implementation_that_kills_its_process_is_an_error_not_a_crash():
+    done = lossguard(
+        "audit",
+        f"{FIXTURES}:exits_on_big_inputs",
+        "--loss",
+        "huber_loss",
+        *FAST,
+        "--property",
+        "agreement",
+        "--property",
+        "invalid_input",
+    )
+    assert done.returncode == 1
+    assert "killed its process (exit status 3)" in done.stdout
+    assert "invalid_input" in done.stdout and "lossguard: FAILED" in done.stdout
+
+
+def test_an_implementation_that_hangs_is_an_error_after_the_time_limit():
+    done = lossguard(
+        "audit",
+        f"{FIXTURES}:hangs_on_big_inputs",
+        "--loss",
+        "huber_loss",
+        "--profile",
+        "ci",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float64",
+        "--property",
+        "agreement",
+        "--property",
+        "invalid_input",
+        "--time-limit",
+        "20",
+        timeout=300,
+    )
+    assert done.returncode == 1
+    assert "no result within 20 s" in done.stdout
