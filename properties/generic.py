@@ -122,10 +122,8 @@ def _take(example, rows, batch: int):
     shape = np.shape(example.args["input"])
 
     def cut(value, is_arg: bool):
-        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == batch:
-            if is_arg or value.shape == shape:
-                return value[rows]
-        return value
+        batched = isinstance(value, np.ndarray) and value.ndim and value.shape[0] == batch
+        return value[rows] if batched and (is_arg or value.shape == shape) else value
 
     return example.replace(
         {k: cut(v, True) for k, v in example.args.items()}, **{k: cut(v, False) for k, v in example.params.items()}

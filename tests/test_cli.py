@@ -57,8 +57,8 @@ def test_check_all_passes_on_cpu(tmp_path):
 def test_a_recorded_finding_is_xfail_and_does_not_fail_check():
     import torch.nn.functional as F
 
-    from implementations.torch_builtins import FINDINGS, UPSTREAM
     from harness.registry import torch_builtins
+    from implementations.torch_builtins import FINDINGS, UPSTREAM
 
     mse = next(i for i in torch_builtins() if i.loss == "mse_loss")
     result = run_one(mse, "invalid_input", "cpu", "float64", Selection(profile="ci"))

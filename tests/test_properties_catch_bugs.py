@@ -9,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import planted
 from harness.registry import bind, own
 from harness.runner import Selection, run_one
+
+import planted
 
 CI = Selection(devices=("cpu",), profile="ci")
 OWN = {impl.loss: impl.fn for impl in own()}
