@@ -39,21 +39,6 @@ def test_list_shows_the_catalog(capsys):
     assert {entry["name"] for entry in json.loads(capsys.readouterr().out)} == set(CATALOG)
 
 
-def test_check_all_passes_on_cpu(tmp_path):
-    """Every built-in and own implementation meets every property, or the departure is a recorded finding."""
-    report = tmp_path / "report.json"
-    done = lossguard("check", "--impl", "all", "--profile", "ci", "--device", "cpu", "--json", str(report))
-    assert done.returncode == 0, done.stdout[-5000:]
-    doc = json.loads(report.read_text())
-    assert doc["schema"] == "lossguard-results/1"
-    statuses = {r["status"] for r in doc["results"]}
-    assert statuses <= {"pass", "xfail", "skip"}
-    assert doc["summary"]["pass"] > 400 and doc["summary"]["xfail"] > 0
-    skips = {r["message"] for r in doc["results"] if r["status"] == "skip"}
-    assert all("not supported by the implementation" in m for m in skips), skips
-    assert done.stdout.strip().splitlines()[-1].startswith("lossguard: OK")
-
-
 def test_a_recorded_finding_is_xfail_and_does_not_fail_check():
     import torch.nn.functional as F
 
