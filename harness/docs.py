@@ -46,8 +46,8 @@ This file is generated from the catalog (`harness/catalog/`) and the property re
 - Arguments come in the canonical order of the signature (`input`, `target`, then further arrays such
   as `var`); parameters are passed by keyword. An implementation that does not accept a parameter is
   judged with that parameter held at its canonical default (the value in the signature).
-- `reduction='none'` returns the element-wise losses (for element-wise losses, the shape of `input`;
-  for class losses, the shape of the target without the class dimension).
+- `reduction='none'` returns the losses element by element: the shape of `input` for element-wise losses,
+  the shape of `input` without its class dimension for losses over classes (C in the definition).
 - `reduction='sum'` is the sum of the `'none'` values.
 - `reduction='mean'` is that sum divided by the loss's normaliser, as in PyTorch: the number of elements of
   the `'none'` output unless the definition says otherwise (with class-index targets, `cross_entropy` and

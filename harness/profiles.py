@@ -14,7 +14,7 @@ from hypothesis import Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 PROFILES = ("ci", "dev", "thorough")
-_EXAMPLES = {"ci": 12, "dev": 40, "thorough": 400}
+_EXAMPLES = {"ci": 12, "dev": 25, "thorough": 250}
 
 
 def default_profile() -> str:

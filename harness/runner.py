@@ -90,6 +90,7 @@ def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str) ->
     def check(data):
         subject.begin_example()
         prop.check(subject, data)
+        subject.end_example()
 
     check._hypothesis_internal_add_digest = key.encode()  # a distinct database key and seed per run
     given(st.data())(settings_for(profile, prop.examples)(check))()

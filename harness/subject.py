@@ -167,16 +167,21 @@ class Subject:
         return tolerance.compare(actual, expected, scale, self.dtype, self.spec.ulps * slack)
 
     def begin_example(self) -> None:
-        """Called before each Hypothesis example: ``target`` takes each label once per example."""
-        self._targeted: set[str] = set()
+        """Called before each Hypothesis example."""
+        self._example_worst: float | None = None
 
-    def observe(self, comparison: tolerance.Comparison, label: str) -> None:
-        """Record the worst error seen, and steer Hypothesis towards larger errors."""
+    def end_example(self) -> None:
+        """Steer Hypothesis towards larger errors: one score per example, its worst error in ulps
+        (one label keeps the search's Pareto front one-dimensional, hence cheap)."""
+        if self._example_worst is not None:
+            target(self._example_worst, label="worst error (ulps)")
+
+    def observe(self, comparison: tolerance.Comparison) -> None:
+        """Record the worst error seen, for the report and for steering."""
         worst = comparison.worst
         self.observations.ulps(worst)
-        if np.isfinite(worst) and label not in self._targeted:
-            self._targeted.add(label)
-            target(float(worst), label=label)
+        if np.isfinite(worst):
+            self._example_worst = max(worst, self._example_worst or 0.0)
 
     def expect_close(
         self, what: str, actual: Any, expected: Any, scale: Any, example: Example, mask: Any = None, slack: float = 1.0
@@ -188,7 +193,7 @@ class Subject:
             comparison = tolerance.Comparison(
                 np.where(mask, comparison.ulps, 0.0), comparison.allowed, np.where(mask, comparison.error, 0.0)
             )
-        self.observe(comparison, f"{what.split(' at ')[0]} error (ulps)")
+        self.observe(comparison)
         failing = comparison.failing
         if np.any(failing):
             index = tuple(int(i) for i in np.argwhere(failing)[0])

@@ -154,28 +154,22 @@ def stability(subject, data) -> None:
     example = subject.draw(data, regime="extreme", **_none_if_accepted(subject))
     names = subject.differentiable(example)
     outcome = subject.call(example, grad=names)
-    expected = subject.reference(example)
-    exact_finite = tolerance.representable(expected, subject.dtype)
-    bad = exact_finite & ~np.isfinite(np.broadcast_to(outcome.value, exact_finite.shape))
-    if np.any(bad):
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
-        subject.fail(
-            f"loss{f' at index {index}' if index else ''} = {np.broadcast_to(outcome.value, bad.shape)[index]!r}, "
-            f"but should be finite (exact value {expected[index]!r})",
-            example,
-        )
+    _expect_finite(subject, "loss", outcome.value, subject.reference(example), example)
     with np.errstate(all="ignore"):
         grads = subject.spec.reference.grad(**example.kwargs()) if names else {}
     for name in names:
-        exact = grads[name].value
-        bad = tolerance.representable(exact, subject.dtype) & ~np.isfinite(outcome.grads[name])
-        if np.any(bad):
-            index = tuple(int(i) for i in np.argwhere(bad)[0])
-            subject.fail(
-                f"d loss / d {name} at index {index} = {outcome.grads[name][index]!r}, but should be finite "
-                f"(exact value {exact[index]!r})",
-                example,
-            )
+        _expect_finite(subject, f"d loss / d {name}", outcome.grads[name], grads[name].value, example)
+
+
+def _expect_finite(subject, what: str, actual: np.ndarray, exact: np.ndarray, example) -> None:
+    """Fail where ``exact`` is finite and representable in the dtype but ``actual`` is not finite."""
+    exact = np.asarray(exact, dtype=np.float64)
+    actual = np.broadcast_to(actual, exact.shape)
+    bad = tolerance.representable(exact, subject.dtype) & ~np.isfinite(actual)
+    if np.any(bad):
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = f" at index {index}" if index else ""
+        subject.fail(f"{what}{where} = {actual[index]!r}, but should be finite (exact value {exact[index]!r})", example)
 
 
 @register("immutability", "the call modifies none of its inputs, with and without requires_grad", dtypes=FLOAT64)
