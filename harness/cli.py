@@ -5,6 +5,7 @@
                     [--dtype float64|float32|float16|bfloat16]... [--profile ci|dev|thorough]
                     [--property NAME]... [--json FILE]
     lossguard audit TARGET --loss NAME [same options] [--no-isolate] [--time-limit S] [--memory-limit GB]
+    lossguard plot --loss NAME [--target TARGET] [--dtype DTYPE] --out FILE
 
 Exit status: 0 every property holds (recorded findings included), 1 at least one result is
 fail, error or xpass, 2 a usage or configuration error, with one line saying what to fix.
@@ -17,6 +18,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.model import DTYPES, FAILING_STATUSES, PropertyResult
@@ -99,6 +101,15 @@ def parser() -> argparse.ArgumentParser:
         help="isolated runs: address-space limit of the worker in GiB (default 8)",
     )
     _common(audit)
+    plot = commands.add_parser("plot", help="draw loss and gradient curves of an implementation against the reference")
+    plot.add_argument("--loss", required=True, metavar="NAME")
+    plot.add_argument(
+        "--target",
+        metavar="TARGET",
+        help="your loss (package.module:attr or file.py:attr); default: the built-in implementation(s) of the loss",
+    )
+    plot.add_argument("--dtype", choices=DTYPES, default="float32")
+    plot.add_argument("--out", required=True, metavar="FILE", help="image to write (.png or .svg)")
     return top
 
 
@@ -187,6 +198,33 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     return _finish(results, header, args, command, profile, started)
 
 
+def _plot(args: argparse.Namespace) -> int:
+    from harness.catalog import CATALOG
+    from harness.registry import implementations
+    from harness.target import TargetError, user_implementation
+    from reports.curves import plot
+
+    if args.loss not in CATALOG:
+        raise UsageError(f"unknown loss {args.loss!r}; run 'lossguard list' for the catalog")
+    spec = CATALOG[args.loss]
+    if spec.sweep is None:
+        raise UsageError(f"{args.loss} has no one-dimensional sweep to plot")
+    try:
+        impls = (
+            [user_implementation(args.target, args.loss)]
+            if args.target
+            else [i for i in implementations("all") if i.loss == args.loss]
+        )
+    except TargetError as problem:
+        raise UsageError(str(problem)) from problem
+    out = Path(args.out)
+    for index, impl in enumerate(impls):
+        path = out if len(impls) == 1 else out.with_name(f"{out.stem}-{index}{out.suffix}")
+        plot(spec, impl, args.dtype, path)
+        print(f"lossguard: wrote {path} ({impl.name} against the float64 reference, {args.dtype})")
+    return EXIT_OK
+
+
 def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
     from harness.audit import prepare
     from harness.isolation import IsolatedTargetError, run_isolated
@@ -226,6 +264,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser().parse_args(argv)
         if args.command == "list":
             return _list(args.json)
+        if args.command == "plot":
+            return _plot(args)
         from harness.profiles import default_profile
 
         profile = args.profile or default_profile()

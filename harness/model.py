@@ -95,6 +95,8 @@ class LossSpec:
         ``strength`` (True: the loss decreases towards 0, a limit, not a value).
     scoring: (q, outcome) -> Example: the loss as a scoring rule, reporting the distribution q
         (shape (C,)) when ``outcome`` happens; used by the proper-scoring property.
+    sweep: (s) -> Example with reduction 'none' whose i-th element depends on s[i] only, through
+        ``input`` (a residual, a logit, a probability): the curves ``lossguard plot`` draws.
     differentiable: arguments whose gradient is compared (subset of the reference's).
     """
 
@@ -113,6 +115,7 @@ class LossSpec:
     perfect: Callable[[Example, float], Example] | None = None
     perfect_is_limit: bool = False
     scoring: Callable[[np.ndarray, int], Example] | None = None
+    sweep: Callable[[np.ndarray], Example] | None = None
     by_definition: Mapping[str, str] = field(default_factory=dict)
     variants: Mapping[str, str] = field(default_factory=dict)
     exceptions: str = ""

@@ -45,6 +45,10 @@ def test_readme_command(command, status):
     assert done.returncode == status, done.stdout[-4000:] + done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("lossguard:"), "every command ends with a one-line summary"
+    if "--out" in words:
+        image = ROOT / words[words.index("--out") + 1]
+        assert image.stat().st_size > 10_000, "the plot was written"
+        image.unlink()
     if "--json" in words:
         report = ROOT / words[words.index("--json") + 1]
         doc = json.loads(report.read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
-from scipy.special import log_softmax, logit
+from scipy.special import expit, log_softmax, logit
 
 from harness.catalog.common import (
     SHAPE_MISMATCH,
@@ -12,6 +12,8 @@ from harness.catalog.common import (
     optional_array,
     param_case,
     positive,
+    sweep_class_logit,
+    sweep_logit,
     tags,
     weights,
 )
@@ -228,6 +230,19 @@ def _multilabel_examples(draw, dtype, regime, choose) -> Example:
     return Example({"input": x, "target": S.array(draw, (n, c), _labels(dtype, regime))}, params)
 
 
+def _sweep_probability(s: np.ndarray) -> Example:
+    return sweep_logit(s).replace({"input": expit(s)})
+
+
+def _sweep_log_probability(s: np.ndarray) -> Example:
+    example = sweep_class_logit(s)
+    return example.replace({"input": log_softmax(example.args["input"], axis=1)})
+
+
+def _sweep_one_label(s: np.ndarray) -> Example:
+    return sweep_logit(s[:, None])
+
+
 _PROBABILITY_OUTSIDE = ErrorCase(
     "an input probability outside [0, 1] (1.5)",
     lambda ex: ex.replace({"input": np.full(np.shape(ex.args["input"]), 1.5)}),
@@ -262,6 +277,7 @@ CLASSIFICATION = (
         error_cases=(SHAPE_MISMATCH, _PROBABILITY_OUTSIDE),
         perfect=lambda ex, s: ex.replace({"input": np.round(ex.args["target"]), "target": np.round(ex.args["target"])}),
         scoring=lambda q, k: Example({"input": q[1:], "target": np.array([float(k)])}, {"reduction": "sum"}),
+        sweep=_sweep_probability,
     ),
     LossSpec(
         name="binary_cross_entropy_with_logits",
@@ -278,6 +294,7 @@ CLASSIFICATION = (
         perfect=_perfect_binary_logits,
         perfect_is_limit=True,
         scoring=_binary_logit_scoring,
+        sweep=sweep_logit,
     ),
     LossSpec(
         name="cross_entropy",
@@ -297,6 +314,7 @@ CLASSIFICATION = (
         scoring=_class_scoring,
         variants={"smoothing": "'eps/C' (canonical, torch) or 'eps/(C-1)': 1 - eps on the true class"},
         exceptions="zero at a perfect prediction only as a limit, and only without label smoothing or soft targets",
+        sweep=sweep_class_logit,
     ),
     LossSpec(
         name="nll_loss",
@@ -311,6 +329,7 @@ CLASSIFICATION = (
         error_cases=(OUT_OF_RANGE,),
         perfect=_perfect_nll,
         scoring=_class_scoring,
+        sweep=_sweep_log_probability,
     ),
     LossSpec(
         name="kl_div",
@@ -348,6 +367,7 @@ CLASSIFICATION = (
         scoring=_binary_logit_scoring,
         by_definition={"proper_scoring": _NOT_PROPER_FOCAL},
         variants={"alpha_mode": "'per_class' (canonical: alpha_t) or 'uniform' (alpha multiplies every term)"},
+        sweep=sweep_logit,
     ),
     LossSpec(
         name="softmax_focal_loss",
@@ -363,6 +383,7 @@ CLASSIFICATION = (
         error_cases=(OUT_OF_RANGE, param_case("gamma", -1.0, "gamma must be non-negative")),
         perfect=_perfect_ce,
         perfect_is_limit=True,
+        sweep=sweep_class_logit,
     ),
     LossSpec(
         name="hinge_loss",
@@ -385,6 +406,7 @@ CLASSIFICATION = (
             "minimised at the score sign(2p - 1) for every p != 1/2, not at the calibrated 2p - 1 "
             "(Bartlett, Jordan & McAuliffe 2006)"
         },
+        sweep=sweep_logit,
     ),
     LossSpec(
         name="multi_margin_loss",
@@ -399,6 +421,7 @@ CLASSIFICATION = (
         error_cases=(OUT_OF_RANGE, param_case("margin", -1.0, "margin must be non-negative")),
         kinks=_multi_margin_kinks,
         perfect=_perfect_multi_margin,
+        sweep=sweep_class_logit,
     ),
     LossSpec(
         name="multilabel_soft_margin_loss",
@@ -414,5 +437,6 @@ CLASSIFICATION = (
         error_cases=(SHAPE_MISMATCH,),
         perfect=_perfect_binary_logits,
         perfect_is_limit=True,
+        sweep=_sweep_one_label,
     ),
 )

@@ -100,3 +100,20 @@ def weights(shape: tuple[int, ...]) -> st.SearchStrategy[Any]:
 
 def positive(low: float = 1e-3, high: float = 10.0, specials: tuple[float, ...] = (1.0,)) -> st.SearchStrategy[float]:
     return st.one_of(st.floats(low, high), st.sampled_from(specials))
+
+
+def sweep_residual(s: np.ndarray) -> Example:
+    """input = s against target 0: the loss as a function of the residual."""
+    return Example({"input": s, "target": np.zeros_like(s)}, {"reduction": "none"})
+
+
+def sweep_logit(s: np.ndarray) -> Example:
+    """A logit s for a positive label: the binary losses as a function of the logit."""
+    return Example({"input": s, "target": np.ones_like(s)}, {"reduction": "none"})
+
+
+def sweep_class_logit(s: np.ndarray) -> Example:
+    """Logits (s, 0, 0) with class 0 the right one: the softmax losses as a function of its logit."""
+    z = np.zeros((s.size, 3))
+    z[:, 0] = s
+    return Example({"input": z, "target": np.zeros(s.size, dtype=np.int64)}, {"reduction": "none"})

@@ -12,6 +12,7 @@ from harness.catalog.common import (
     perfect_regression,
     positive,
     residual_zero,
+    sweep_residual,
     tags,
 )
 from harness.model import ErrorCase, Example, LossSpec
@@ -91,6 +92,7 @@ REGRESSION = (
         error_cases=(SHAPE_MISMATCH,),
         perfect=perfect_regression,
         scoring=_brier,
+        sweep=sweep_residual,
     ),
     LossSpec(
         name="l1_loss",
@@ -106,6 +108,7 @@ REGRESSION = (
         error_cases=(SHAPE_MISMATCH,),
         kinks=residual_zero,
         perfect=perfect_regression,
+        sweep=sweep_residual,
     ),
     LossSpec(
         name="huber_loss",
@@ -123,6 +126,7 @@ REGRESSION = (
         error_cases=(SHAPE_MISMATCH, param_case("delta", -1.0, "delta must be positive")),
         perfect=perfect_regression,
         exceptions="C^1: the kinks of its second derivative at |e| = delta do not affect the gradient",
+        sweep=sweep_residual,
     ),
     LossSpec(
         name="smooth_l1_loss",
@@ -141,6 +145,7 @@ REGRESSION = (
         error_cases=(SHAPE_MISMATCH, param_case("beta", -1.0, "beta must be non-negative")),
         kinks=lambda ex, eps: residual_zero(ex, eps) & (ex.params["beta"] == 0),
         perfect=perfect_regression,
+        sweep=sweep_residual,
     ),
     LossSpec(
         name="log_cosh_loss",
@@ -155,6 +160,7 @@ REGRESSION = (
         differentiable=("input", "target"),
         error_cases=(SHAPE_MISMATCH,),
         perfect=perfect_regression,
+        sweep=sweep_residual,
     ),
     LossSpec(
         name="quantile_loss",
@@ -174,6 +180,7 @@ REGRESSION = (
         ),
         kinks=residual_zero,
         perfect=perfect_regression,
+        sweep=sweep_residual,
     ),
     LossSpec(
         name="poisson_nll_loss",
@@ -189,6 +196,7 @@ REGRESSION = (
         differentiable=("input", "target"),
         error_cases=(SHAPE_MISMATCH,),
         exceptions="negative without `full` (exp(x) - y x < 0 for some x); exp link overflows at eta = 1e4",
+        sweep=sweep_residual,
     ),
     LossSpec(
         name="gaussian_nll_loss",
@@ -204,6 +212,7 @@ REGRESSION = (
         error_cases=(SHAPE_MISMATCH, _negative_var),
         kinks=_gaussian_var_kinks,
         exceptions="negative where var < 1; no perfect prediction (the minimum depends on var)",
+        sweep=lambda s: sweep_residual(s).replace({"var": np.ones_like(s)}),
     ),
     LossSpec(
         name="tweedie_loss",
@@ -224,6 +233,7 @@ REGRESSION = (
             param_case("power", 1.0, "power must lie in (1, 2)"),
         ),
         exceptions="may be negative (a deviance up to a target-only constant); exp link overflows at eta = 1e4",
+        sweep=sweep_residual,
     ),
     LossSpec(
         name="asymmetric_mse_loss",
@@ -238,5 +248,6 @@ REGRESSION = (
         differentiable=("input", "target"),
         error_cases=(SHAPE_MISMATCH,),
         perfect=perfect_regression,
+        sweep=sweep_residual,
     ),
 )
