@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import properties.generic
-import properties.identities  # noqa: F401  (registers the identities)
+import properties.all  # noqa: F401  (registers every property)
 from harness.catalog import CATALOG
 from harness.model import LossSpec
 from properties.base import ALL_DTYPES, FLOAT64, FLOAT64_AND_32, REGISTRY, Property

@@ -21,8 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Unsatisfiable
 
-import properties.generic
-import properties.identities  # noqa: F401  (registers the identities)
+import properties.all  # noqa: F401  (registers every property)
 from harness.catalog import CATALOG
 from harness.failures import Failure, ImplementationRaised
 from harness.frameworks import binding as framework_binding

@@ -117,9 +117,9 @@ def reduction(subject, data) -> None:
     subject.expect_close("'mean'", subject.value(as_mean), expected_mean, subject.scale(as_mean), as_mean)
 
 
-def _take(example, rows, batch: int):
-    """The example restricted to ``rows`` of the batch (arguments and full-shape array parameters)."""
-    shape = np.shape(example.args["input"])
+def _take(example, first: str, rows, batch: int):
+    """The example restricted to ``rows`` of the batch (arguments, and array parameters shaped like ``first``)."""
+    shape = np.shape(example.args[first])
 
     def cut(value, is_arg: bool):
         batched = isinstance(value, np.ndarray) and value.ndim and value.shape[0] == batch
@@ -134,16 +134,17 @@ def _take(example, rows, batch: int):
 def batch(subject, data) -> None:
     subject.need(subject.accepts("reduction"))
     example = subject.draw(data, regime="typical", reduction=NONE)
-    n = np.shape(example.args["input"])[0] if np.ndim(example.args["input"]) else 0
+    first = subject.spec.args[0]
+    n = np.shape(example.args[first])[0] if np.ndim(example.args[first]) else 0
     subject.need(n >= 2 and all(np.ndim(a) and np.shape(a)[0] == n for a in example.args.values()))
     full = subject.value(example)
     subject.need(full.ndim >= 1 and full.shape[0] == n)  # unbatched class inputs have no batch axis
     scale = subject.scale(example)
     for i in range(n):
-        alone = _take(example, slice(i, i + 1), n)
+        alone = _take(example, first, slice(i, i + 1), n)
         subject.expect_close(f"row {i} computed alone", subject.value(alone)[0], full[i], scale[i], alone)
     order = np.array(data.draw(st.permutations(range(n)), label="permutation"))
-    permuted = _take(example, order, n)
+    permuted = _take(example, first, order, n)
     subject.expect_close("output of the permuted batch", subject.value(permuted), full[order], scale[order], permuted)
 
 

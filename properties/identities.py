@@ -282,6 +282,17 @@ def _simplex(data, n_classes: int, label: str) -> np.ndarray:
     return raw / raw.sum()
 
 
+def _report(data, p: np.ndarray) -> np.ndarray:
+    """A report q != p: p moved part of the way towards a class (where an improper score such as the
+    absolute error or the hinge gains: it rewards overstating the likeliest class) or towards a random
+    distribution."""
+    n_classes = p.size
+    towards = data.draw(st.one_of(st.integers(0, n_classes - 1), st.none()), label="move towards class (None: random)")
+    other = _simplex(data, n_classes, "random report") if towards is None else np.eye(n_classes)[towards]
+    t = data.draw(st.floats(0.25, 0.9), label="fraction of the way")
+    return (1 - t) * p + t * other
+
+
 @register(
     "proper_scoring",
     "strictly proper: the expected loss under p is smallest when reporting q = p",
@@ -301,7 +312,7 @@ def proper_scoring(subject, data) -> None:
     )
     n_classes = 2 if binary else data.draw(st.integers(2, 4), label="C")
     p = _simplex(data, n_classes, "p")
-    q = _simplex(data, n_classes, "q")
+    q = _report(data, p)
     subject.need(np.sum(np.abs(p - q)) >= 0.2)
 
     def expected_loss(report):

@@ -8,13 +8,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from judging import CI, assert_catches, judge
 
 from harness.registry import bind, own
-from harness.runner import Selection, run_one
+from harness.runner import run_one
 
 import planted
 
-CI = Selection(devices=("cpu",), profile="ci")
 OWN = {impl.loss: impl.fn for impl in own()}
 
 # property, loss, wrong implementation, dtype, correct implementation of the same loss
@@ -64,19 +64,11 @@ CASES = [
 ]
 
 
-def judge(prop: str, loss: str, fn, dtype: str):
-    return run_one(bind(loss, fn, f"tests.{fn.__name__}", "user"), prop, "cpu", dtype, CI)
-
-
 @pytest.mark.parametrize(
     ("prop", "loss", "wrong", "dtype", "right"), CASES, ids=[f"{c[0]}-{c[2].__name__}" for c in CASES]
 )
 def test_property_catches_its_planted_bug(prop, loss, wrong, dtype, right):
-    caught = judge(prop, loss, wrong, dtype)
-    assert caught.status == "fail", f"{prop} did not catch {wrong.__name__}: {caught.status} {caught.message}"
-    assert caught.counterexample, "a failure names its minimal counterexample"
-    correct = judge(prop, loss, right, dtype)
-    assert correct.status == "pass", f"{prop} fails on a correct {loss}: {correct.message}"
+    assert_catches(prop, loss, wrong, right, dtype)
 
 
 def test_every_property_has_a_planted_bug():

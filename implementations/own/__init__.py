@@ -1,9 +1,12 @@
 """lossguard's own PyTorch implementations of the catalog rows torch lacks, by canonical name."""
 
+from collections.abc import Callable
+
+from implementations.own import detection, generative, metric, segmentation, sequence
 from implementations.own.classification import hinge_loss, sigmoid_focal_loss, softmax_focal_loss
 from implementations.own.regression import asymmetric_mse_loss, log_cosh_loss, quantile_loss, tweedie_loss
 
-OWN = {
+OWN: dict[str, Callable] = {
     "log_cosh_loss": log_cosh_loss,
     "quantile_loss": quantile_loss,
     "tweedie_loss": tweedie_loss,
@@ -11,4 +14,9 @@ OWN = {
     "sigmoid_focal_loss": sigmoid_focal_loss,
     "softmax_focal_loss": softmax_focal_loss,
     "hinge_loss": hinge_loss,
+    **metric.OWN,
+    **segmentation.OWN,
+    **detection.OWN,
+    **generative.OWN,
+    **sequence.OWN,
 }

@@ -1,0 +1,3 @@
+"""Family properties of the box-regression losses (IoU, GIoU, DIoU, CIoU)."""
+
+from __future__ import annotations

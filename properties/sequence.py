@@ -1,0 +1,3 @@
+"""Family properties of the sequence losses (token-level cross-entropy, chunked linear cross-entropy)."""
+
+from __future__ import annotations
