@@ -17,6 +17,8 @@ from scipy.special import expit, log_expit, xlogy
 
 from reference._core import Gradient, Terms, log_softmax, loss_reference, softplus, sum_to_shape
 
+ROUNDOFF = 2.0**-53  # float64's unit roundoff
+
 # --- binary -------------------------------------------------------------------------------
 
 
@@ -69,7 +71,7 @@ def bce_with_logits_terms(z, y, pos_weight=None):
     z = np.asarray(z, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     pw = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
-    lw = 1.0 + (pw - 1.0) * y
+    lw = (1.0 - y) + pw * y  # = 1 + (pw - 1) y, without its cancellation for pw << 1 and y near 1
     value = np.where(z >= 0, (1.0 - y) * z + lw * softplus(-z), -pw * y * z + lw * softplus(z))
     scale = np.abs((1.0 - y) * z) + np.abs(lw * log_expit(z))
     return value, scale, lw
@@ -319,16 +321,27 @@ def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, reduction="mean", a
 
 @sigmoid_focal_loss.gradient("input")
 def _sigmoid_focal_grad(input, target, alpha=0.25, gamma=2.0, reduction="mean", alpha_mode="per_class"):
-    """d/dz = alpha_t [gamma q^gamma (1 - 2y) (p (1 - p) / q) BCE + q^gamma (p - y)]."""
+    """d/dz = alpha_t [gamma q^gamma (1 - 2y) (p (1 - p) / q) BCE + q^gamma (p - y)].
+
+    Scale: beside each term's magnitude (and the u / q relative error of q = 1 - p_t), sigmoid's
+    derivative p (1 - p) carries an absolute error of one roundoff wherever an implementation forms
+    1 - p from p (torch's sigmoid backward does): gamma q^(gamma - 1) BCE, which dominates when p -> 1
+    while q is not small (y = 0, z >> 0; by symmetry y = 1, z << 0).
+    """
     _, y, p, q, bce, bce_scale, a = _sigmoid_focal_parts(input, target, alpha, gamma, alpha_mode)
     modulating = q**gamma
-    r = _ratio(p * (1.0 - p), q)
+    p_neg = expit(-np.asarray(input, dtype=np.float64))  # 1 - p, not formed by subtraction
+    r = _ratio(p * p_neg, q)
     first = gamma * modulating * (1.0 - 2.0 * y) * r * bce
-    second = modulating * (p - y)
+    # p - y = (1 - y) p - y (1 - p): exact for hard labels; for soft ones the cancellation is in the scale
+    below, above = (1.0 - y) * p, y * p_neg
+    second = modulating * (below - above)
     d_z = a * (first + second)
     scale = np.abs(a) * (
-        (np.abs(first) + np.abs(second)) * (1.0 + (gamma + 1.0) * _ratio(np.ones_like(q), q))
+        (np.abs(first) + modulating * (np.abs(below) + np.abs(above)))
+        * (1.0 + (gamma + 1.0) * _ratio(np.ones_like(q), q))
         + gamma * modulating * r * bce_scale
+        + gamma * _ratio(modulating, q) * np.abs(bce)
     )
     return {"input": Gradient(d_z, scale)}
 
@@ -384,11 +397,13 @@ def _softmax_focal_grad(input, target, alpha=None, gamma=2.0, ignore_index=-100,
     p_y = np.exp(lp)
     tail = gamma * _ratio(modulating * lp, u) * p_y
     d = -a * (modulating - tail)
-    d_scale = np.abs(a) * (modulating + np.abs(tail)) * (1.0 + err) * (1.0 + (gamma + 1.0) * _ratio(np.ones_like(u), u))
+    d_base = np.abs(a) * (modulating + np.abs(tail)) * (1.0 + (gamma + 1.0) * _ratio(np.ones_like(u), u))
     softmax = np.exp(log_p)
     onehot = np.eye(z.shape[-1])[index]
     d_z = d[..., None] * (onehot - softmax)
-    scale = d_scale[..., None] * (onehot + softmax)
+    # D carries err roundoffs (relative); softmax_k = exp(z_k - lse) carries |z_k| + |lse| + C more
+    err_k = np.abs(z) + np.abs(log_p - z) + z.shape[-1]
+    scale = d_base[..., None] * (1.0 + err[..., None]) * (onehot + softmax) + d_base[..., None] * softmax * err_k
     shape = np.shape(input)
     return {"input": Gradient(classes_back(d_z, shape), classes_back(scale, shape))}
 
@@ -424,10 +439,13 @@ def _multi_margin_parts(input, target, p, margin, weight):
 @loss_reference
 def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, reduction="mean") -> Terms:
     """torch's multi-class hinge: sum_{j != y} w_y max(0, margin - x_y + x_j)^p / C. Kinks where a term is 0."""
-    x, _, x_y, h, active, w_y, n_classes = _multi_margin_parts(input, target, p, margin, weight)
+    x, index, x_y, h, active, w_y, n_classes = _multi_margin_parts(input, target, p, margin, weight)
     hinge = np.where(active, h, 0.0)
     values = w_y * np.sum(hinge**p, axis=-1) / n_classes
-    terms = np.where(active, p * hinge ** (p - 1) * (abs(margin) + np.abs(x_y) + np.abs(x)), 0.0)
+    # a term within rounding of its kink may be positive exactly although h rounds to <= 0: it stays in the scale
+    err = abs(margin) + np.abs(x_y) + np.abs(x)
+    near = (h > -2.0 * ROUNDOFF * err) & (np.eye(n_classes)[index] == 0)
+    terms = np.where(near, p * np.maximum(np.abs(h), ROUNDOFF * err) ** (p - 1) * err, 0.0)
     scale = np.abs(w_y) * np.sum(terms, axis=-1) / n_classes
     if np.ndim(input) == 1:
         values, scale = values[0], scale[0]

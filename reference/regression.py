@@ -77,8 +77,9 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0) -> Terms:
     if beta == 0:
         return Terms(a, a)
     inner = a < beta
-    values = np.where(inner, 0.5 * e * e / beta, a - 0.5 * beta)
-    scale = np.where(inner, 0.5 * e * e / beta, a + 0.5 * beta)
+    quadratic = (0.5 * a) * (np.minimum(a, beta) / beta)  # a / beta <= 1 first: no underflow of a * a
+    values = np.where(inner, quadratic, a - 0.5 * beta)
+    scale = np.where(inner, quadratic, a + 0.5 * beta)
     return Terms(values, scale)
 
 
@@ -229,6 +230,16 @@ def _tweedie_parts(input, power):
     return eta, a, b, np.exp(a * eta), np.exp(b * eta)
 
 
+def _times_exp(t: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """t exp(exponent) for t >= 0, finite where the product is although exp(exponent) alone overflows:
+    exp(log t + exponent) there (its relative error u |log t + exponent| is within the scale's u |exponent|
+    plus the rounding of log t)."""
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        direct = t * np.exp(exponent)
+        via_log = np.exp(np.log(np.where(t > 0, t, 1.0)) + exponent)
+    return np.where(t == 0, 0.0, np.where(np.isfinite(direct), direct, via_log))
+
+
 @loss_reference
 def tweedie_loss(input, target, power=1.5, reduction="mean") -> Terms:
     """Tweedie deviance (Jørgensen 1987) for 1 < p < 2 with log link, input = eta = log mean:
@@ -236,9 +247,9 @@ def tweedie_loss(input, target, power=1.5, reduction="mean") -> Terms:
 
     Scale: each exp(c eta) carries the relative error of c eta, i.e. a factor (1 + |c eta|).
     """
-    eta, a, b, ea, eb = _tweedie_parts(input, power)
+    eta, a, b, _, eb = _tweedie_parts(input, power)
     t = np.asarray(target, dtype=np.float64)
-    first, second = np.where(t == 0, 0.0, -t * ea / a), eb / b  # 0 * exp(overflow) is 0, exactly
+    first, second = -_times_exp(t, a * eta) / a, eb / b  # 0 * exp(overflow) is 0, exactly
     scale = np.abs(first) * (1 + np.abs(a * eta)) + np.abs(second) * (1 + np.abs(b * eta))
     return Terms(first + second, scale)
 
@@ -247,8 +258,9 @@ def tweedie_loss(input, target, power=1.5, reduction="mean") -> Terms:
 def _tweedie_grad(input, target, power=1.5, reduction="mean"):
     eta, a, b, ea, eb = _tweedie_parts(input, power)
     t = np.asarray(target, dtype=np.float64)
-    d_input = -t * ea + eb
-    input_scale = np.abs(t * ea) * (1 + np.abs(a * eta)) + eb * (1 + np.abs(b * eta))
+    t_ea = _times_exp(t, a * eta)
+    d_input = -t_ea + eb
+    input_scale = t_ea * (1 + np.abs(a * eta)) + eb * (1 + np.abs(b * eta))
     d_target = np.broadcast_to(-ea / a, t.shape)
     target_scale = np.broadcast_to(np.abs(ea / a) * (1 + np.abs(a * eta)), t.shape)
     return {"input": Gradient(d_input, input_scale), "target": Gradient(d_target, target_scale)}
