@@ -1,0 +1,248 @@
+"""The speed bars, measured on this machine (a benchmark script, not a test).
+
+    python benchmarks/bars.py [--repeat N] [--json FILE] [--quiet]
+
+Bars (wall time of the command, interpreter start-up included, each run as a subprocess):
+
+- check: ``lossguard check --impl all --profile ci --device cpu`` (every built-in implementation, the
+  full default dtype set) in at most 120 s;
+- audit: ``lossguard audit FILE.py:huber --loss huber_loss`` of a small correct user loss at the default
+  profile (``dev``: the environment variable CI is removed for the run) in at most 30 s.
+
+Each command runs N times (default 3); the median decides the verdict and every run is reported.
+Each audit run starts in a fresh temporary directory, so the ``dev`` profile's example database
+(``.hypothesis/`` in the working directory) never replays a previous run's examples: every run is a
+user's first audit. Progress goes to stderr (the lossguard progress lines are forwarded, indented,
+unless ``--quiet``); the figures and the verdicts go to stdout. Exit status: 0 when every bar is met
+and every run exited 0, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHECK_BAR_S = 120.0
+AUDIT_BAR_S = 30.0
+
+# A small, correct user loss: what a team would point ``lossguard audit`` at.
+USER_LOSS = textwrap.dedent(
+    '''\
+    """A user's Huber loss (the benchmark's audit target)."""
+
+    import torch
+
+
+    def huber(input, target, reduction="mean", delta=1.0):
+        """0.5 e^2 where |e| <= delta, else delta (|e| - 0.5 delta); e = input - target."""
+        if not isinstance(input, torch.Tensor) or not input.is_floating_point():
+            raise TypeError(f"huber: input must be a floating-point tensor, got {type(input).__name__}")
+        if not isinstance(target, torch.Tensor):
+            raise TypeError(f"huber: target must be a tensor, got {type(target).__name__}")
+        if input.shape != target.shape:
+            raise ValueError(f"huber: target shape {tuple(target.shape)} differs from {tuple(input.shape)}")
+        if not delta > 0:
+            raise ValueError(f"huber: delta must be positive, got {delta}")
+        if reduction not in ("none", "mean", "sum"):
+            raise ValueError(f"huber: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+        e = input - target.to(input.dtype)
+        a = e.abs()
+        loss = torch.where(a <= delta, 0.5 * e * e, delta * (a - 0.5 * delta))
+        if reduction == "none":
+            return loss
+        return loss.sum() if reduction == "sum" else loss.mean()
+    '''
+)
+
+
+@dataclass
+class Run:
+    seconds: float
+    exit_status: int
+    summary: str
+    load_before: float  # 1-minute load average before the run: other work on the machine skews the figures
+    load_after: float
+
+
+@dataclass
+class Bar:
+    name: str
+    command: list[str]
+    shown: str
+    bar_s: float
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(r.seconds for r in self.runs)
+
+    @property
+    def met(self) -> bool:
+        return bool(self.runs) and self.median_s <= self.bar_s
+
+    def verdict(self) -> str:
+        failed = [r.exit_status for r in self.runs if r.exit_status != 0]
+        exits = f"; {len(failed)} run(s) exited non-zero ({failed[0]})" if failed else ""
+        if self.met:
+            how = f"met with {self.bar_s - self.median_s:.1f} s to spare"
+        else:
+            how = f"MISSED by {self.median_s - self.bar_s:.1f} s"
+        return f"{self.name}: median {self.median_s:.1f} s against a bar of {self.bar_s:.0f} s: {how}{exits}"
+
+
+def _lossguard() -> list[str]:
+    """The ``lossguard`` command of this interpreter's environment (its console script, else the module)."""
+    script = Path(sys.executable).with_name("lossguard")
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("lossguard")
+    return [found] if found else [sys.executable, "-m", "harness.cli"]
+
+
+def _environment(command: Sequence[str]) -> dict[str, str]:
+    """This environment without CI (so the audit runs at the default, dev, profile). The installed lossguard
+    is measured; only when there is none (``python -m harness.cli``) is the source tree put on the path."""
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if list(command[1:3]) == ["-m", "harness.cli"]:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _run(command: Sequence[str], cwd: Path, quiet: bool) -> Run:
+    """Run ``command``, forwarding its progress (stderr) live; the summary is stdout's last lossguard line."""
+    load_before = _load()
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=_environment(command),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        assert process.stderr is not None
+        errors = []
+        for line in process.stderr:
+            errors.append(line.rstrip("\n"))
+            if not quiet:
+                _log(f"    {line.rstrip()}")
+        status = process.wait()
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        lines = out.read().splitlines()
+    summary = next((line for line in reversed(lines) if line.startswith("lossguard:")), "")
+    if not summary:
+        summary = next((line for line in reversed(errors) if line.strip()), "(no output)")
+    return Run(round(seconds, 3), status, summary, load_before, _load())
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else float("nan")
+
+
+def _done(bar: Bar, index: int, repeat: int) -> None:
+    run = bar.runs[-1]
+    load = f"load average {run.load_before:.2f} before, {run.load_after:.2f} after"
+    _log(f"[{bar.name} {index}/{repeat}] {run.seconds:.1f} s, exit {run.exit_status} ({load})")
+
+
+def measure(repeat: int, quiet: bool = False) -> list[Bar]:
+    lossguard = _lossguard()
+    check_args = ["check", "--impl", "all", "--profile", "ci", "--device", "cpu"]
+    audit_args = ["audit", "huber.py:huber", "--loss", "huber_loss"]
+    check = Bar("check", [*lossguard, *check_args], " ".join(["lossguard", *check_args]), CHECK_BAR_S)
+    audit = Bar("audit", [*lossguard, *audit_args], " ".join(["lossguard", *audit_args]), AUDIT_BAR_S)
+    for index in range(1, repeat + 1):
+        _log(f"[check {index}/{repeat}] {' '.join(check.command)}")
+        check.runs.append(_run(check.command, ROOT, quiet))
+        _done(check, index, repeat)
+    for index in range(1, repeat + 1):
+        with tempfile.TemporaryDirectory(prefix="lossguard-bars-") as where:
+            (Path(where) / "huber.py").write_text(USER_LOSS, encoding="utf-8")
+            _log(f"[audit {index}/{repeat}] {' '.join(audit.command)} (in {where}, CI unset)")
+            audit.runs.append(_run(audit.command, Path(where), quiet))
+        _done(audit, index, repeat)
+    return [check, audit]
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in ("lossguard", "torch", "numpy", "scipy", "hypothesis"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def _machine() -> dict[str, object]:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"platform": platform.platform(), "processor": platform.machine(), "cores": cores}
+
+
+def report(bars: Sequence[Bar]) -> str:
+    lines = []
+    for bar in bars:
+        runs = ", ".join(
+            f"{r.seconds:.1f} s" + ("" if r.exit_status == 0 else f" (exit {r.exit_status})") for r in bar.runs
+        )
+        lines.append(f"{bar.name}: {bar.shown}")
+        lines.append(f"  runs: {runs}; median {bar.median_s:.1f} s; last summary: {bar.runs[-1].summary}")
+    lines.append("")
+    lines.extend(bar.verdict() for bar in bars)
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Measure lossguard's speed bars on this machine.")
+    parser.add_argument("--repeat", type=int, default=3, metavar="N", help="runs of each command (default 3)")
+    parser.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
+    parser.add_argument("--quiet", action="store_true", help="do not forward lossguard's own progress lines")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    machine = _machine()
+    _log(f"bars: {args.repeat} run(s) of each command on {machine['platform']}, {machine['cores']} cores")
+    bars = measure(args.repeat, args.quiet)
+    print(report(bars))
+    if args.json:
+        document = {
+            "schema": "lossguard-bars/1",
+            "machine": machine,
+            "versions": _versions(),
+            "repeat": args.repeat,
+            "bars": [
+                {**asdict(bar), "median_s": bar.median_s, "met": bar.met, "verdict": bar.verdict()} for bar in bars
+            ],
+        }
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        _log(f"bars: figures written to {args.json}")
+    ok = all(bar.met and all(r.exit_status == 0 for r in bar.runs) for bar in bars)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
