@@ -2,7 +2,9 @@
 
 ``make_inputs(spec, n, dtype, device)`` builds the arguments of one realistic call, by hand per argument
 layout: element-wise losses get ``n`` elements (default 4096), class losses ``(n, classes)`` logits
-(default 256 x 100) with their class-index or label targets. Values lie in each loss's domain
+(default 256 x 100) with their class-index or label targets, the other families one realistic batch
+each (``BUILDERS``: 512 embeddings, 8 images of 64 x 64, 4096 boxes, a (2048, 128) x (8192, 128)
+language-model head, ...). Values lie in each loss's domain
 (probabilities in (0, 1), counts >= 0, variances > 0, labels in {0, 1} or {-1, +1}), drawn from a
 fixed seed on the CPU and then moved to ``device``.
 """
@@ -84,6 +86,101 @@ CLASS_LOSSES = frozenset(
     {"cross_entropy", "nll_loss", "kl_div", "softmax_focal_loss", "multi_margin_loss", "multilabel_soft_margin_loss"}
 )
 
+Arrays = dict[str, torch.Tensor]
+EMBEDDINGS, DIM = 512, 128  # metric learning: 512 embeddings of 128 dimensions
+NEGATIVES = 64  # info_nce: negatives per query
+IMAGES, CHANNELS, SIDE = 8, 3, 64  # segmentation: 8 images of 3 channels, 64 x 64
+BOXES = 4096
+BATCH, FEATURES, LATENT = 256, 784, 32  # VAE: MNIST-sized
+TOKENS, LENGTH, VOCAB = 8, 128, 1000  # sequence_cross_entropy: (8, 128, 1000) logits
+HIDDEN_TOKENS, HIDDEN, LM_VOCAB = 2048, 128, 8192  # linear_cross_entropy
+
+
+def _randn(g: torch.Generator, *shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+
+def _signs(g: torch.Generator, n: int) -> torch.Tensor:
+    return 2.0 * _labels(g, (n,)) - 1.0
+
+
+def _boxes(g: torch.Generator, n: int) -> torch.Tensor:
+    corner = 100.0 * torch.rand(n, 2, generator=g, dtype=torch.float64)
+    size = 1.0 + 50.0 * torch.rand(n, 2, generator=g, dtype=torch.float64)
+    return torch.cat([corner, corner + size], dim=1)
+
+
+def _masks(g: torch.Generator) -> Arrays:
+    shape = (IMAGES, CHANNELS, SIDE, SIDE)
+    return {"input": _randn(g, *shape), "target": _labels(g, shape)}
+
+
+def _class_masks(g: torch.Generator) -> Arrays:
+    index = torch.randint(0, CHANNELS, (IMAGES, SIDE, SIDE), generator=g)
+    return {"input": _randn(g, IMAGES, CHANNELS, SIDE, SIDE), "target": index}
+
+
+def _pair(g: torch.Generator, first: str, second: str, *shape: int) -> Arrays:
+    return {first: _randn(g, *shape), second: _randn(g, *shape)}
+
+
+# the catalog rows beyond the element-wise and class losses: one realistic batch each
+BUILDERS: dict[str, Callable[[torch.Generator], Arrays]] = {
+    "contrastive_loss": lambda g: {
+        **_pair(g, "x1", "x2", EMBEDDINGS, DIM),
+        "label": _labels(g, (EMBEDDINGS,)),
+    },
+    "triplet_margin_loss": lambda g: {
+        "anchor": _randn(g, EMBEDDINGS, DIM),
+        **_pair(g, "positive", "negative", EMBEDDINGS, DIM),
+    },
+    "batch_hard_triplet_loss": lambda g: {
+        "embeddings": _randn(g, EMBEDDINGS, DIM),
+        "labels": torch.randint(0, 32, (EMBEDDINGS,), generator=g),
+    },
+    "info_nce_loss": lambda g: {
+        **_pair(g, "query", "positive_key", EMBEDDINGS, DIM),
+        "negative_keys": _randn(g, EMBEDDINGS, NEGATIVES, DIM),
+    },
+    "nt_xent_loss": lambda g: _pair(g, "z_i", "z_j", EMBEDDINGS, DIM),
+    "cosine_embedding_loss": lambda g: {
+        **_pair(g, "input1", "input2", EMBEDDINGS, DIM),
+        "target": _signs(g, EMBEDDINGS),
+    },
+    "margin_ranking_loss": lambda g: {**_pair(g, "input1", "input2", ELEMENTS), "target": _signs(g, ELEMENTS)},
+    "pairwise_logistic_loss": lambda g: _pair(g, "chosen", "rejected", ELEMENTS),
+    "dice_loss": _masks,
+    "jaccard_loss": _masks,
+    "tversky_loss": _masks,
+    "bce_dice_loss": _masks,
+    "multiclass_dice_loss": _class_masks,
+    "ce_dice_loss": _class_masks,
+    "boundary_loss": lambda g: _pair(g, "input", "distance_map", IMAGES, 1, SIDE, SIDE),
+    "iou_loss": lambda g: {"boxes1": _boxes(g, BOXES), "boxes2": _boxes(g, BOXES)},
+    "generalized_box_iou_loss": lambda g: {"boxes1": _boxes(g, BOXES), "boxes2": _boxes(g, BOXES)},
+    "distance_box_iou_loss": lambda g: {"boxes1": _boxes(g, BOXES), "boxes2": _boxes(g, BOXES)},
+    "complete_box_iou_loss": lambda g: {"boxes1": _boxes(g, BOXES), "boxes2": _boxes(g, BOXES)},
+    "gan_discriminator_loss": lambda g: _pair(g, "real_logits", "fake_logits", ELEMENTS),
+    "gan_generator_loss": lambda g: {"fake_logits": _randn(g, ELEMENTS)},
+    "wgan_critic_loss": lambda g: _pair(g, "real_scores", "fake_scores", ELEMENTS),
+    "wgan_generator_loss": lambda g: {"fake_scores": _randn(g, ELEMENTS)},
+    "vae_loss": lambda g: {
+        "recon": torch.sigmoid(_randn(g, BATCH, FEATURES)),
+        "x": torch.rand(BATCH, FEATURES, generator=g, dtype=torch.float64),
+        **_pair(g, "mu", "logvar", BATCH, LATENT),
+    },
+    "uncertainty_weighted_loss": lambda g: {"losses": _randn(g, 8).abs(), "log_vars": _randn(g, 8)},
+    "sequence_cross_entropy": lambda g: {
+        "logits": _randn(g, TOKENS, LENGTH, VOCAB),
+        "target": torch.randint(0, VOCAB, (TOKENS, LENGTH), generator=g),
+    },
+    "linear_cross_entropy": lambda g: {
+        "hidden": _randn(g, HIDDEN_TOKENS, HIDDEN),
+        "weight": _randn(g, LM_VOCAB, HIDDEN) / HIDDEN**0.5,
+        "target": torch.randint(0, LM_VOCAB, (HIDDEN_TOKENS,), generator=g),
+    },
+}
+
 # parameters that differ from the canonical defaults: kl_div's 'mean' is not a KL (torch warns on every call)
 PARAMS: dict[str, dict[str, Any]] = {"kl_div": {"reduction": "batchmean"}}
 
@@ -91,7 +188,9 @@ PARAMS: dict[str, dict[str, Any]] = {"kl_div": {"reduction": "batchmean"}}
 def make_inputs(spec: LossSpec, n: int | None = None, dtype: str = "float32", device: str = "cpu") -> Inputs:
     """Valid inputs of ``spec``: ``n`` elements (element-wise losses) or ``n`` rows of CLASSES logits."""
     g = torch.Generator().manual_seed(SEED)
-    if spec.name in CLASS_LOSSES:
+    if spec.name in BUILDERS:
+        arrays = BUILDERS[spec.name](g)
+    elif spec.name in CLASS_LOSSES:
         arrays = _classes(spec.name, g, n or ROWS, CLASSES)
     else:
         arrays = _elementwise(spec.name, g, n or ELEMENTS)

@@ -68,6 +68,9 @@ def parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check the built-in implementations")
     check.add_argument("--impl", choices=("torch", "own", "third-party", "all"), default="all")
     check.add_argument("--loss", action="append", metavar="NAME", help="check only this loss (repeatable)")
+    check.add_argument(
+        "--family", action="append", metavar="NAME", help="check only this family's losses (repeatable; see list)"
+    )
     check.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
     _common(check)
     audit = commands.add_parser("audit", help="audit your own loss: TARGET is package.module:attr or file.py:attr")
@@ -184,12 +187,21 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     for loss in args.loss or ():
         if loss not in CATALOG:
             raise UsageError(f"unknown loss {loss!r}; run 'lossguard list' for the catalog")
-    impls = [i for i in implementations(args.impl) if not args.loss or i.loss in args.loss]
+    families = sorted({spec.family for spec in CATALOG.values()})
+    for family in args.family or ():
+        if family not in families:
+            raise UsageError(f"unknown family {family!r}; choose from {', '.join(families)}")
+    wanted = {
+        name
+        for name, spec in CATALOG.items()
+        if (not args.loss or name in args.loss) and (not args.family or spec.family in args.family)
+    }
+    impls = [i for i in implementations(args.impl) if i.loss in wanted]
     selection = selection_from(_job(args, ["lossguard", "check", "--impl", args.impl], profile))
     started = time.perf_counter()
     header = {
         "target": f"built-in implementations ({args.impl})",
-        "losses": ", ".join(args.loss) if args.loss else f"all {len(CATALOG)} in the catalog",
+        "losses": ", ".join(sorted(wanted)) if len(wanted) < len(CATALOG) else f"all {len(CATALOG)} in the catalog",
         "profile": profile,
         **versions(),
     }
