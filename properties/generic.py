@@ -133,7 +133,7 @@ def _take(example, first: str, rows, batch: int):
 @register("batch", "reduction='none' is batch-independent and permutation-equivariant", dtypes="float")
 def batch(subject, data) -> None:
     subject.need(subject.accepts("reduction"))
-    example = subject.draw(data, regime="typical", reduction=NONE)
+    example = subject.draw(data, regime="typical", reduction=NONE, **subject.restriction)
     first = subject.spec.args[0]
     n = np.shape(example.args[first])[0] if np.ndim(example.args[first]) else 0
     subject.need(n >= 2 and all(np.ndim(a) and np.shape(a)[0] == n for a in example.args.values()))

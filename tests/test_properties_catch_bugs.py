@@ -71,11 +71,15 @@ def test_property_catches_its_planted_bug(prop, loss, wrong, dtype, right):
     assert_catches(prop, loss, wrong, right, dtype)
 
 
+CORE_MODULES = ("properties.generic", "properties.identities")
+
+
 def test_every_property_has_a_planted_bug():
     from properties.base import REGISTRY
 
+    core = {name for name, prop in REGISTRY.items() if prop.check.__module__ in CORE_MODULES}
     proven = {case[0] for case in CASES} | {"device"}  # device: see test_device_property_needs_cuda
-    assert set(REGISTRY) == proven
+    assert core == proven  # each family's own properties are proven in tests/test_<family>.py
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")

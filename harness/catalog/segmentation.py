@@ -1,7 +1,320 @@
-"""Catalog entries of the segmentation losses (Dice, Jaccard, Tversky, their compositions, boundary)."""
+"""Catalog entries of the segmentation losses (Dice, Jaccard, Tversky, their compositions, boundary).
+
+Examples are (N, C, *) with N <= 3, C <= 3 and at most 5 x 5 pixels. Masks are drawn in one of the
+hard shapes (empty, full, a single pixel, random, soft), per (sample, channel), so one example mixes
+them; predictions are logits (the extreme regime reaches +-1e4, where p is exactly 0 or 1) or, with
+``from_logits=False``, probabilities (exactly 0 and 1 included).
+"""
 
 from __future__ import annotations
 
-from harness.model import LossSpec
+from collections.abc import Callable
 
-SEGMENTATION: tuple[LossSpec, ...] = ()
+import numpy as np
+from hypothesis import strategies as st
+
+from harness.catalog.classification import OUT_OF_RANGE
+from harness.catalog.common import ANYWHERE, SHAPE_MISMATCH, param_case, positive, tags, without
+from harness.model import ErrorCase, Example, LossSpec
+from properties import strategies as S
+from reference import segmentation as R
+
+FAMILY = "segmentation"
+MASKS = ("empty", "full", "single pixel", "random", "soft")
+OVERLAP = ("overlap_range", "batch_of_one")
+
+
+def _shape(draw) -> tuple[int, ...]:
+    n = draw(st.integers(1, 3), label="N")
+    c = draw(st.integers(1, 3), label="C")
+    spatial = draw(st.sampled_from([(), (1,), (4,), (2, 3), (3, 3), (5, 5)]), label="spatial dims")
+    return (n, c, *spatial)
+
+
+def masks(draw, shape: tuple[int, ...], regime: str) -> np.ndarray:
+    """A target (N, C, *) whose every (sample, channel) mask is empty, full, one pixel, random or soft."""
+    y = np.zeros(shape)
+    for index in np.ndindex(*shape[:2]):
+        kind = draw(st.sampled_from(MASKS[:4] if regime == "extreme" else MASKS), label="mask")
+        pixels = shape[2:]
+        if kind == "full":
+            y[index] = 1.0
+        elif kind == "single pixel":
+            flat = np.zeros(int(np.prod(pixels)))
+            flat[draw(st.integers(0, flat.size - 1), label="pixel")] = 1.0
+            y[index] = flat.reshape(pixels)
+        elif kind == "random":
+            y[index] = S.array(draw, pixels, st.sampled_from([0.0, 1.0]))
+        elif kind == "soft":
+            y[index] = S.array(draw, pixels, S.probabilities(regime))
+    return y
+
+
+def predictions(draw, shape: tuple[int, ...], dtype: str, regime: str, from_logits: bool) -> np.ndarray:
+    return S.array(draw, shape, S.logits(dtype, regime) if from_logits else S.probabilities(regime))
+
+
+def _smooth() -> st.SearchStrategy[float]:
+    return positive(1e-3, 10.0, (1.0, 1e-5, 0.5))
+
+
+def _overlap_examples(extra: dict) -> Callable[..., Example]:
+    def build(draw, dtype: str, regime: str, choose) -> Example:
+        shape = _shape(draw)
+        params = choose(
+            {
+                "reduction": S.reduction(),
+                "smooth": _smooth(),
+                "from_logits": st.booleans(),
+                "batch": st.booleans(),
+                **extra,
+            }
+        )
+        x = predictions(draw, shape, dtype, regime, params["from_logits"])
+        return Example({"input": x, "target": masks(draw, shape, regime)}, params)
+
+    return build
+
+
+_TVERSKY_WEIGHT = st.one_of(st.floats(0.0, 2.0), st.sampled_from([0.0, 0.5, 1.0, 0.3, 0.7]))
+
+
+def _multiclass_examples(draw, dtype: str, regime: str, choose) -> Example:
+    n, _, *spatial = _shape(draw)
+    c = draw(st.integers(2, 4), label="C")
+    params = choose(
+        {
+            "reduction": S.reduction(),
+            "smooth": _smooth(),
+            "ignore_index": st.sampled_from([None, -100, 0]),
+            "batch": st.booleans(),
+        }
+    )
+    target = np.asarray(S.class_indices(draw, (n, *spatial), c, params.get("ignore_index")))
+    if draw(st.booleans(), label="one class everywhere"):
+        target = np.full_like(target, draw(st.integers(0, c - 1), label="the class"))
+    return Example({"input": predictions(draw, (n, c, *spatial), dtype, regime, True), "target": target}, params)
+
+
+def _bce_dice_examples(draw, dtype: str, regime: str, choose) -> Example:
+    shape = _shape(draw)
+    weights = positive(0.0, 2.0, (0.5, 1.0, 0.0))
+    params = choose({"bce_weight": weights, "dice_weight": weights, "smooth": _smooth()})
+    x = predictions(draw, shape, dtype, regime, True)
+    return Example({"input": x, "target": masks(draw, shape, regime)}, params)
+
+
+def _ce_dice_examples(draw, dtype: str, regime: str, choose) -> Example:
+    example = _multiclass_examples(draw, dtype, regime, lambda strategies: {})
+    weights = positive(0.0, 2.0, (0.5, 0.0))
+    params = choose({"ce_weight": weights, "dice_weight": weights, "smooth": _smooth()})
+    return Example(example.args, params)
+
+
+def _boundary_examples(draw, dtype: str, regime: str, choose) -> Example:
+    """The distance map of a drawn mask (signed_distance_map), or free values (it is an input)."""
+    shape = _shape(draw)
+    params = choose({"reduction": S.reduction(), "from_logits": st.booleans()})
+    x = predictions(draw, shape, dtype, regime, params["from_logits"])
+    if draw(st.booleans(), label="distance map of a mask"):
+        d = R.signed_distance_map(masks(draw, shape, "extreme"))
+    else:
+        d = S.array(draw, shape, S.reals(dtype, "typical"))
+    return Example({"input": x, "distance_map": d}, params)
+
+
+def _perfect_overlap(example: Example, strength: float) -> Example:
+    """A non-empty hard mask and predictions equal to it: p = y (probabilities) or logits (2y - 1) 1e4
+    (sigmoid is then exactly 0 or 1 in every dtype): TP = sum y, FP = FN = 0, so the loss is exactly 0."""
+    y = (np.asarray(example.args["target"]) > 0.5).astype(np.float64)
+    flat = y.reshape(*y.shape[:2], -1)
+    flat[:, :, 0] = 1.0
+    y = flat.reshape(y.shape)
+    x = y if example.params.get("from_logits") is False else (2 * y - 1) * 1e4
+    return example.replace({"input": x, "target": y})
+
+
+def _perfect_multiclass(example: Example, strength: float) -> Example:
+    """Logits 1e4 at the target class, 0 elsewhere: softmax is exactly the one-hot target (absent classes
+    have p = 0 exactly, FP = FN = 0 there too)."""
+    t = np.asarray(example.args["target"])
+    z = np.asarray(example.args["input"])
+    target = np.where((t >= 0) & (t < z.shape[1]), t, 0)
+    onehot = np.moveaxis(np.eye(z.shape[1])[target], -1, 1)
+    return example.replace({"input": onehot * 1e4, "target": target})
+
+
+def _sweep_overlap(s: np.ndarray) -> Example:
+    """One pixel per sample, target 1: per-pixel dice as a function of the logit."""
+    return Example({"input": s[:, None], "target": np.ones((s.size, 1))}, {"reduction": "none"})
+
+
+def _sweep_boundary(s: np.ndarray) -> Example:
+    return Example({"input": s[:, None], "distance_map": np.ones((s.size, 1))}, {"reduction": "none"})
+
+
+_PROBABILITY_OUTSIDE = ErrorCase(
+    "an input probability outside [0, 1] (1.5) with from_logits=False",
+    lambda ex: ex.replace({"input": np.full(np.shape(ex.args["input"]), 1.5)}, from_logits=False),
+    needs=("from_logits",),
+)
+_SMOOTH = param_case("smooth", -1.0, "smooth must be non-negative")
+_DISTANCE_MISMATCH = ErrorCase(
+    "distance_map with a trailing extra dim of size 1 (a different shape)",
+    lambda ex: ex.replace({"distance_map": np.asarray(ex.args["distance_map"])[..., None]}),
+)
+_TARGET_MISMATCH = ErrorCase(
+    "target (N, *) with a trailing extra dim of size 1",
+    lambda ex: ex.replace({"target": np.asarray(ex.args["target"])[..., None]}),
+)
+_BATCH_ONLY_PER_SAMPLE = {"batch": False}
+_SIGNATURE = "(input, target, smooth=1.0, from_logits=True, batch=False, reduction='mean')"
+_SUMS = "; sums over the spatial dims per (sample, channel), also over the batch with batch=True"
+_NO_REDUCTION = "no reduction parameter: one scalar, a mean over the whole batch (reduction and batch do not apply)"
+
+
+def _overlap(name: str, definition: str, reference, params: dict, examples, properties: dict) -> LossSpec:
+    return LossSpec(
+        name=name,
+        family=FAMILY,
+        args=("input", "target"),
+        signature=f"{name}{_SIGNATURE}"
+        if "alpha" not in params
+        else f"{name}(input, target, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, batch=False, reduction='mean')",
+        definition=definition + _SUMS,
+        reference=reference,
+        params=params,
+        examples=examples,
+        properties=properties,
+        differentiable=("input", "target"),
+        error_cases=(SHAPE_MISMATCH, _PROBABILITY_OUTSIDE, _SMOOTH),
+        perfect=_perfect_overlap,
+        sweep=_sweep_overlap,
+        exceptions="batch (row independence) holds for batch=False only: batch=True sums over the batch",
+    )
+
+
+_BINARY = ("non_negative", "zero_at_perfect", "overlap_symmetry", "empty_masks_finite", *OVERLAP)
+_COMPOSITE = {**without(tags("non_negative", "zero_at_perfect"), "reduction", "batch"), "composite_sum": ANYWHERE}
+_OVERLAP_PARAMS = {"smooth": 1.0, "from_logits": True, "batch": False, "reduction": "mean"}
+
+SEGMENTATION: tuple[LossSpec, ...] = (
+    _overlap(
+        "dice_loss",
+        "1 - (2 sum(p y) + smooth) / (sum p + sum y + smooth)",
+        R.dice_loss,
+        _OVERLAP_PARAMS,
+        _overlap_examples({}),
+        tags(
+            "non_negative",
+            "zero_at_perfect",
+            "overlap_symmetry",
+            "empty_masks_finite",
+            *OVERLAP,
+            batch=_BATCH_ONLY_PER_SAMPLE,
+        ),
+    ),
+    LossSpec(
+        name="multiclass_dice_loss",
+        family=FAMILY,
+        args=("input", "target"),
+        signature="multiclass_dice_loss(input, target, smooth=1.0, ignore_index=None, batch=False, reduction='mean')",
+        definition="softmax over C, one-hot target indices, dice_loss per class, mean over classes (and samples); "
+        "pixels whose target is ignore_index take no part; 'none' is (N, C), or (C,) with batch=True",
+        reference=R.multiclass_dice_loss,
+        params={"smooth": 1.0, "ignore_index": None, "batch": False, "reduction": "mean"},
+        examples=_multiclass_examples,
+        properties=tags("non_negative", "zero_at_perfect", *OVERLAP, batch=_BATCH_ONLY_PER_SAMPLE),
+        error_cases=(OUT_OF_RANGE, _TARGET_MISMATCH, _SMOOTH),
+        perfect=_perfect_multiclass,
+        exceptions="batch (row independence) holds for batch=False only; not symmetric: the target is class "
+        "indices, the prediction a softmax",
+    ),
+    _overlap(
+        "jaccard_loss",
+        "1 - (sum(p y) + smooth) / (sum p + sum y - sum(p y) + smooth)",
+        R.jaccard_loss,
+        _OVERLAP_PARAMS,
+        _overlap_examples({}),
+        tags(
+            "non_negative",
+            "zero_at_perfect",
+            "overlap_symmetry",
+            "empty_masks_finite",
+            *OVERLAP,
+            batch=_BATCH_ONLY_PER_SAMPLE,
+        ),
+    ),
+    _overlap(
+        "tversky_loss",
+        "1 - (TP + smooth) / (TP + alpha FP + beta FN + smooth), TP = sum(p y), FP = sum(p (1-y)), "
+        "FN = sum((1-p) y); alpha, beta >= 0; alpha = beta = 0.5 and smooth = s is dice_loss with 2 s, "
+        "alpha = beta = 1 is jaccard_loss",
+        R.tversky_loss,
+        {"alpha": 0.5, "beta": 0.5, **_OVERLAP_PARAMS},
+        _overlap_examples({"alpha": _TVERSKY_WEIGHT, "beta": _TVERSKY_WEIGHT}),
+        tags(
+            "non_negative",
+            "zero_at_perfect",
+            "overlap_symmetry",
+            "tversky_identities",
+            "empty_masks_finite",
+            *OVERLAP,
+            batch=_BATCH_ONLY_PER_SAMPLE,
+        ),
+    ),
+    LossSpec(
+        name="bce_dice_loss",
+        family=FAMILY,
+        args=("input", "target"),
+        signature="bce_dice_loss(input, target, bce_weight=0.5, dice_weight=1.0, smooth=1.0)",
+        definition="bce_weight * binary_cross_entropy_with_logits(mean) + dice_weight * dice_loss(mean)",
+        reference=R.bce_dice_loss,
+        params={"bce_weight": 0.5, "dice_weight": 1.0, "smooth": 1.0},
+        examples=_bce_dice_examples,
+        properties={
+            **without(tags("non_negative", "zero_at_perfect"), "reduction", "batch"),
+            "composite_sum": ANYWHERE,
+            "empty_masks_finite": ANYWHERE,
+        },
+        differentiable=("input", "target"),
+        error_cases=(SHAPE_MISMATCH, _SMOOTH),
+        perfect=_perfect_overlap,
+        exceptions=_NO_REDUCTION,
+    ),
+    LossSpec(
+        name="ce_dice_loss",
+        family=FAMILY,
+        args=("input", "target"),
+        signature="ce_dice_loss(input, target, ce_weight=0.5, dice_weight=0.5, smooth=1.0)",
+        definition="ce_weight * cross_entropy + dice_weight * multiclass_dice_loss",
+        reference=R.ce_dice_loss,
+        params={"ce_weight": 0.5, "dice_weight": 0.5, "smooth": 1.0},
+        examples=_ce_dice_examples,
+        properties={
+            **without(tags("non_negative", "zero_at_perfect"), "reduction", "batch"),
+            "composite_sum": ANYWHERE,
+        },
+        error_cases=(OUT_OF_RANGE, _SMOOTH),
+        perfect=_perfect_multiclass,
+        exceptions=_NO_REDUCTION,
+    ),
+    LossSpec(
+        name="boundary_loss",
+        family=FAMILY,
+        args=("input", "distance_map"),
+        signature="boundary_loss(input, distance_map, from_logits=True, reduction='mean')",
+        definition="mean of p * distance_map (Kervadec et al. 2019), distance_map the signed euclidean distance "
+        "to the target boundary (reference.segmentation.signed_distance_map: positive outside, negative inside, "
+        "all zero for an empty or full mask)",
+        reference=R.boundary_loss,
+        params={"from_logits": True, "reduction": "mean"},
+        examples=_boundary_examples,
+        properties=tags(),
+        differentiable=("input", "distance_map"),
+        error_cases=(_DISTANCE_MISMATCH, _PROBABILITY_OUTSIDE),
+        sweep=_sweep_boundary,
+        exceptions="may be negative (p times a negative distance inside the object): no non_negative, and no zero "
+        "at a perfect prediction (the loss is minimised, not zeroed, by p = 1 inside)",
+    ),
+)

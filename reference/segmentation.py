@@ -1,0 +1,353 @@
+"""Float64 references of the segmentation losses (Dice, Jaccard, Tversky, their compositions, boundary).
+
+Input ``(N, C, *)``; ``p = sigmoid(input)`` when ``from_logits`` (else ``input`` is p). For each
+(sample, channel) the sums run over the spatial dims ``*`` (and over the batch too when
+``batch=True``: one value per channel); ``reduction`` then acts on those values.
+
+Every overlap loss is evaluated in one cancellation-free form. With TP = sum(p y),
+FP = sum(p (1 - y)), FN = sum((1 - p) y), each a sum of non-negative terms, and ``1 - p`` formed as
+``sigmoid(-z)`` (logits) so that it is relatively accurate,
+
+    Tversky(alpha, beta, s) = 1 - (TP + s) / (TP + alpha FP + beta FN + s)
+                            = (alpha FP + beta FN) / (TP + alpha FP + beta FN + s)     (Salehi et al. 2017)
+
+and, since sum p + sum y - 2 sum(p y) = FP + FN exactly (also for soft targets),
+
+    Dice(s)    = 1 - (2 TP + s) / (sum p + sum y + s) = (FP + FN) / (2 TP + FP + FN + s) = Tversky(1/2, 1/2, s/2)
+    Jaccard(s) = 1 - (TP + s) / (sum p + sum y - TP + s) = (FP + FN) / (TP + FP + FN + s) = Tversky(1, 1, s)
+
+(Milletari et al. 2016 for Dice; Rahman & Wang 2016 for the soft Jaccard). Scaling by 1/2 is exact in
+binary floating point, so the references of the three losses agree bit for bit on these identities.
+
+Error scale (see ``reference._core``). An implementation computing the literal ``1 - r`` with
+``r = (TP + s) / B`` from float sums of m terms has an absolute error of at most about
+``u |v| + r (2 (m - 1) + 12) u`` (sums of non-negative terms: (m - 1) u relative each, Higham eq. 4.4;
+sigmoid and 1 - p: 4u; products, the additions of the smoothing and the division: 6u). Against the
+tolerance's K = 8 roundings that is covered by the scale ``|v| + r (m + 1)``. The gradient pieces are
+handled the same way, ``(m + 2)`` times the sum of the magnitudes of their terms. For the softmax of
+multiclass Dice, p_c = exp(z_c - max) / sum has an absolute error of about
+``u p_c (|z_c - max| + C + 3)`` (not relative to p_c): its effect through ``|d v / d p|`` joins the scale.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt
+from scipy.special import expit
+
+from reference import classification as C
+from reference._core import Gradient, Terms, loss_reference
+
+# --- shared pieces ------------------------------------------------------------------------------
+
+
+class Confusion(NamedTuple):
+    """Soft confusion sums per (sample, channel) (or per channel with batch), kept with summed axes."""
+
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    count: int  # m: the number of terms in each sum
+
+
+def _axes(ndim: int, batch: bool) -> tuple[int, ...]:
+    """The summed axes of an (N, C, *) array: the spatial ones, and the batch with ``batch=True``."""
+    return ((0,) if batch else ()) + tuple(range(2, ndim))
+
+
+def probabilities(input, from_logits: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(p, 1 - p): sigmoid(z) and sigmoid(-z) for logits (both relatively accurate), else (x, 1 - x)."""
+    x = np.asarray(input, dtype=np.float64)
+    return (expit(x), expit(-x)) if from_logits else (x, 1.0 - x)
+
+
+def confusion(p: np.ndarray, q: np.ndarray, y: np.ndarray, batch: bool) -> Confusion:
+    """TP = sum(p y), FP = sum(p (1 - y)), FN = sum((1 - p) y) over the summed axes (keepdims)."""
+    axes = _axes(p.ndim, batch)
+    count = int(np.prod([p.shape[a] for a in axes])) if axes else 1
+
+    def total(v: np.ndarray) -> np.ndarray:
+        return np.sum(v, axis=axes, keepdims=True)
+
+    return Confusion(total(p * y), total(p * (1.0 - y)), total(q * y), count)
+
+
+def _squeeze(v: np.ndarray, batch: bool) -> np.ndarray:
+    """(1 or N, C, 1, ...) -> (C,) with batch, else (N, C)."""
+    v = v.reshape(v.shape[:2])
+    return v[0] if batch else v
+
+
+def tversky_terms(k: Confusion, alpha: float, beta: float, smooth: float) -> tuple[np.ndarray, np.ndarray]:
+    """(value, scale) with summed axes kept: v = (a FP + b FN) / (TP + a FP + b FN + s), scale |v| + r (m + 1)."""
+    a = alpha * k.fp + beta * k.fn
+    b = k.tp + a + smooth
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = a / b
+        r = (k.tp + smooth) / b
+    return value, np.abs(value) + np.abs(r) * (k.count + 1)
+
+
+def tversky_slopes(k: Confusion, p, q, y, alpha, beta, smooth) -> tuple[np.ndarray, ...]:
+    """(dv/dp, its scale, dv/dy, its scale, the scale of dv/dp's part through 1 - p), per element.
+
+    For v = A / B of :func:`tversky_terms`:
+
+    dv/dTP = -A / B^2, dv/dFP = alpha (TP + s) / B^2, dv/dFN = beta (TP + s) / B^2 (no cancellation), so
+    dv/dp = [-y A + alpha (1 - y)(TP + s) - beta y (TP + s)] / B^2 and
+    dv/dy = [-p A - alpha p (TP + s) + beta (1 - p)(TP + s)] / B^2. The scales add the magnitudes of the
+    terms of the forms an implementation may differentiate, each with the sums' (m - 1) u relative error:
+    the literal ``1 - (TP + s) / B`` gives ``-y / B + (TP + s) / B^2`` terms, the quotient ``A / B`` gives
+    ``1 / B - A / B^2`` per FP and FN (which cancels to ``(TP + s) / B^2``). The last value,
+    ``beta y (B + A + TP + s) / B^2``, is the magnitude of the part of dv/dp that an implementation forms through
+    ``1 - p`` (FN), whose logit derivative is then formed from ``1 - (1 - p)`` (see :func:`_binary_grad`).
+    """
+    a = alpha * k.fp + beta * k.fn
+    b = k.tp + a + smooth
+    t = k.tp + smooth
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b2 = b * b
+        d_p = (-y * a + alpha * (1.0 - y) * t - beta * y * t) / b2
+        d_y = (-p * a - alpha * p * t + beta * q * t) / b2
+        # an implementation differentiating A / B forms dv/dFP = alpha (1/B - A/B^2): terms of B + A over B^2
+        spread = b + a + t
+        s_p = (np.abs(y) * (a + b) + (alpha * np.abs(1.0 - y) + beta * np.abs(y)) * spread) / b2 * (k.count + 2)
+        s_y = (p * (a + b) + (alpha * p + beta * q) * spread) / b2 * (k.count + 2)
+        through_q = beta * np.abs(y) * spread / b2
+    return d_p, s_p, d_y, s_y, through_q
+
+
+def _check_parameters(smooth: float, alpha: float = 0.0, beta: float = 0.0) -> None:
+    if smooth < 0:
+        raise ValueError(f"smooth must be non-negative, got {smooth!r}")
+    if alpha < 0 or beta < 0:
+        raise ValueError(f"alpha and beta must be non-negative, got {alpha!r} and {beta!r}")
+
+
+def _binary(input, target, alpha, beta, smooth, from_logits, batch) -> Terms:
+    _check_parameters(smooth, alpha, beta)
+    p, q = probabilities(input, from_logits)
+    y = np.asarray(target, dtype=np.float64)
+    if p.shape != y.shape or p.ndim < 2:
+        raise ValueError(f"input and target must have one (N, C, *) shape, got {p.shape} and {y.shape}")
+    value, scale = tversky_terms(confusion(p, q, y, batch), alpha, beta, smooth)
+    return Terms(_squeeze(value, batch), _squeeze(scale, batch))
+
+
+def _binary_grad(input, target, alpha, beta, smooth, from_logits, batch) -> dict[str, Gradient]:
+    """Gradients of the sum of the (sample, channel) values; logits chain through dp/dz = p (1 - p).
+
+    The scale of d/dz: torch's sigmoid backward forms p (1 - p) from the rounded p, so ``1 - p`` carries an
+    absolute error of about u (relative u / (1 - p)): the error is about u |dv/dp| p, not u |dv/dp| p (1 - p);
+    likewise u |dv/d(1 - p)| (1 - p) for the part through sigmoid(-z). Both terms join the scale.
+    """
+    p, q = probabilities(input, from_logits)
+    y = np.asarray(target, dtype=np.float64)
+    k = confusion(p, q, y, batch)
+    d_p, s_p, d_y, s_y, through_q = tversky_slopes(k, p, q, y, alpha, beta, smooth)
+    if from_logits:
+        d_p, s_p = d_p * p * q, s_p * p * q + s_p / (k.count + 2) * p + through_q * q
+    return {"input": Gradient(d_p, s_p), "target": Gradient(d_y, s_y)}
+
+
+# --- Dice, Jaccard, Tversky ------------------------------------------------------------------------
+
+
+@loss_reference
+def dice_loss(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean") -> Terms:
+    """1 - (2 sum(p y) + smooth) / (sum p + sum y + smooth) per (sample, channel) (Milletari et al. 2016),
+    evaluated as (FP + FN) / (2 TP + FP + FN + smooth); 'none' is (N, C), or (C,) with ``batch``."""
+    return _binary(input, target, 0.5, 0.5, 0.5 * smooth, from_logits, batch)
+
+
+@dice_loss.gradient("input", "target")
+def _dice_grad(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    return _binary_grad(input, target, 0.5, 0.5, 0.5 * smooth, from_logits, batch)
+
+
+@loss_reference
+def jaccard_loss(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean") -> Terms:
+    """1 - (sum(p y) + smooth) / (sum p + sum y - sum(p y) + smooth) (soft IoU, Rahman & Wang 2016),
+    evaluated as (FP + FN) / (TP + FP + FN + smooth)."""
+    return _binary(input, target, 1.0, 1.0, smooth, from_logits, batch)
+
+
+@jaccard_loss.gradient("input", "target")
+def _jaccard_grad(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    return _binary_grad(input, target, 1.0, 1.0, smooth, from_logits, batch)
+
+
+@loss_reference
+def tversky_loss(
+    input, target, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, batch=False, reduction="mean"
+) -> Terms:
+    """1 - (TP + smooth) / (TP + alpha FP + beta FN + smooth) (Salehi et al. 2017), alpha, beta >= 0,
+    evaluated as (alpha FP + beta FN) / (TP + alpha FP + beta FN + smooth)."""
+    return _binary(input, target, alpha, beta, smooth, from_logits, batch)
+
+
+@tversky_loss.gradient("input", "target")
+def _tversky_grad(input, target, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    return _binary_grad(input, target, alpha, beta, smooth, from_logits, batch)
+
+
+# --- multiclass Dice ------------------------------------------------------------------------------
+
+
+def _softmax(input) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p, 1 - p, absolute error of p in units of u) along axis 1.
+
+    p = exp(z - max) / sum; 1 - p = (sum of the other exponentials) / sum, summed directly (no cancellation
+    for the largest class); p's error is about u p (|z - max| + C + 3), at most u (C + 4) in absolute terms.
+    """
+    z = np.asarray(input, dtype=np.float64)
+    shifted = z - np.max(z, axis=1, keepdims=True)
+    e = np.exp(shifted)
+    total = np.sum(e, axis=1, keepdims=True)
+    others = np.einsum("kc,nc...->nk...", 1.0 - np.eye(z.shape[1]), e)
+    return e / total, others / total, e / total * (np.abs(shifted) + z.shape[1] + 3)
+
+
+def _multiclass_parts(input, target, ignore_index):
+    """(p, 1 - p, one-hot y, p's error, valid pixel mask (N, 1, *)), p and 1 - p zero at ignored pixels."""
+    z = np.asarray(input, dtype=np.float64)
+    t = np.asarray(target)
+    if z.ndim < 2 or t.shape != (z.shape[0], *z.shape[2:]):
+        raise ValueError(f"target must be (N, *) class indices for input (N, C, *), got {t.shape} and {z.shape}")
+    n_classes = z.shape[1]
+    valid = np.ones(t.shape, dtype=bool) if ignore_index is None else t != ignore_index
+    if np.any((t[valid] < 0) | (t[valid] >= n_classes)):
+        raise IndexError(f"class index out of range [0, {n_classes})")
+    keep = valid[:, None]
+    y = np.moveaxis(np.eye(n_classes)[np.where(valid, t, 0)], -1, 1) * keep
+    p, q, error = _softmax(z)
+    return p * keep, q * keep, y, error * keep, keep
+
+
+@loss_reference
+def multiclass_dice_loss(input, target, smooth=1.0, ignore_index=None, batch=False, reduction="mean") -> Terms:
+    """Dice per class of softmax(input) against the one-hot target indices; pixels whose target is
+    ``ignore_index`` take no part in any sum. 'none' is (N, C) (or (C,) with ``batch``), so 'mean' is the
+    mean over classes and samples (Sudre et al. 2017 without class weights)."""
+    _check_parameters(smooth)
+    p, q, y, error, _ = _multiclass_parts(input, target, ignore_index)
+    k = confusion(p, q, y, batch)
+    value, scale = tversky_terms(k, 0.5, 0.5, 0.5 * smooth)
+    _, s_p, _, _, _ = tversky_slopes(k, p, q, y, 0.5, 0.5, 0.5 * smooth)
+    softmax_error = np.sum(s_p / (k.count + 2) * error, axis=_axes(p.ndim, batch), keepdims=True)
+    return Terms(_squeeze(value, batch), _squeeze(scale + softmax_error, batch))
+
+
+@multiclass_dice_loss.gradient("input")
+def _multiclass_dice_grad(input, target, smooth=1.0, ignore_index=None, batch=False, reduction="mean"):
+    """dv/dz_k = p_k (g_k - sum_c p_c g_c) with g = dv/dp per pixel (0 at ignored pixels), p = softmax(z)."""
+    z = np.asarray(input, dtype=np.float64)
+    p, q, y, _, keep = _multiclass_parts(z, target, ignore_index)
+    k = confusion(p, q, y, batch)
+    g, s_g, _, _, _ = tversky_slopes(k, p, q, y, 0.5, 0.5, 0.5 * smooth)
+    g, s_g = g * keep, s_g * keep
+    p_all, _, _ = _softmax(z)
+    d_z = p_all * (g - np.sum(p_all * g, axis=1, keepdims=True))
+    shifted = z - np.max(z, axis=1, keepdims=True)
+    scale = p_all * (s_g + np.sum(p_all * s_g, axis=1, keepdims=True)) * (np.abs(shifted) + z.shape[1] + 3)
+    return {"input": Gradient(d_z, scale)}
+
+
+# --- compositions ---------------------------------------------------------------------------------
+
+
+def _weighted_sum(parts) -> Terms:
+    """sum_i w_i v_i of scalar losses, with scale sum_i |w_i| scale_i."""
+    value = sum(w * float(v) for w, v, _ in parts)
+    scale = sum(abs(w) * float(s) for w, _, s in parts) + abs(value)
+    return Terms(np.asarray(value), np.asarray(scale))
+
+
+@loss_reference
+def bce_dice_loss(input, target, bce_weight=0.5, dice_weight=1.0, smooth=1.0) -> Terms:
+    """bce_weight * binary_cross_entropy_with_logits(mean) + dice_weight * dice_loss(mean), from logits."""
+    bce, dice = C.binary_cross_entropy_with_logits, dice_loss
+    return _weighted_sum(
+        [
+            (bce_weight, bce(input, target), bce.error_scale(input, target)),
+            (dice_weight, dice(input, target, smooth=smooth), dice.error_scale(input, target, smooth=smooth)),
+        ]
+    )
+
+
+def _combine(parts) -> dict[str, Gradient]:
+    names = parts[0][1].keys()
+    return {
+        name: Gradient(
+            sum(w * g[name].value for w, g in parts if name in g), sum(abs(w) * g[name].scale for w, g in parts)
+        )
+        for name in names
+    }
+
+
+@bce_dice_loss.gradient("input", "target")
+def _bce_dice_grad(input, target, bce_weight=0.5, dice_weight=1.0, smooth=1.0):
+    bce = C.binary_cross_entropy_with_logits.grad(input, target)
+    return _combine([(bce_weight, bce), (dice_weight, dice_loss.grad(input, target, smooth=smooth))])
+
+
+@loss_reference
+def ce_dice_loss(input, target, ce_weight=0.5, dice_weight=0.5, smooth=1.0) -> Terms:
+    """ce_weight * cross_entropy(mean) + dice_weight * multiclass_dice_loss(mean) on (N, C, *) logits."""
+    ce, dice = C.cross_entropy, multiclass_dice_loss
+    return _weighted_sum(
+        [
+            (ce_weight, ce(input, target), ce.error_scale(input, target)),
+            (dice_weight, dice(input, target, smooth=smooth), dice.error_scale(input, target, smooth=smooth)),
+        ]
+    )
+
+
+@ce_dice_loss.gradient("input")
+def _ce_dice_grad(input, target, ce_weight=0.5, dice_weight=0.5, smooth=1.0):
+    ce = {"input": C.cross_entropy.grad(input, target)["input"]}
+    return _combine([(ce_weight, ce), (dice_weight, multiclass_dice_loss.grad(input, target, smooth=smooth))])
+
+
+# --- boundary -----------------------------------------------------------------------------------
+
+
+def signed_distance_map(target) -> np.ndarray:
+    """Signed Euclidean distance to the boundary of each (sample, channel) mask of ``target`` (N, C, *).
+
+    Outside the object (mask 0): the distance to the nearest object pixel, ``distance_transform_edt`` of
+    the complement; inside (mask 1): minus the distance to the nearest background pixel, the transform of
+    the mask (Kervadec et al. 2019, without their -1 shift of the inside). An empty or full mask has no
+    boundary: its map is all zero.
+    """
+    mask = np.asarray(target) > 0.5
+    out = np.zeros(mask.shape, dtype=np.float64)
+    for index in np.ndindex(*mask.shape[:2]):
+        m = mask[index]
+        if m.any() and not m.all():
+            out[index] = distance_transform_edt(~m) * ~m - distance_transform_edt(m) * m
+    return out
+
+
+@loss_reference
+def boundary_loss(input, distance_map, from_logits=True, reduction="mean") -> Terms:
+    """p * distance_map element-wise, 'mean' over every element (Kervadec et al. 2019); may be negative."""
+    p, _ = probabilities(input, from_logits)
+    d = np.asarray(distance_map, dtype=np.float64)
+    if p.shape != d.shape:
+        raise ValueError(f"input and distance_map must have one shape, got {p.shape} and {d.shape}")
+    value = p * d
+    return Terms(value, np.abs(value))
+
+
+@boundary_loss.gradient("input", "distance_map")
+def _boundary_grad(input, distance_map, from_logits=True, reduction="mean"):
+    """d/dz = d p (1 - p) (logits) or d (probabilities); d/d distance_map = p."""
+    p, q = probabilities(input, from_logits)
+    d = np.asarray(distance_map, dtype=np.float64)
+    if not from_logits:
+        return {"input": Gradient(d, np.abs(d)), "distance_map": Gradient(p, p)}
+    # torch's sigmoid backward forms 1 - p from the rounded p: an error of about u |d| p (see _binary_grad)
+    return {"input": Gradient(d * p * q, np.abs(d) * p), "distance_map": Gradient(p, p)}

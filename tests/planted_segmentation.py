@@ -1,0 +1,76 @@
+"""Deliberately wrong segmentation losses: each family property must catch the one planted for it.
+
+Every function has the canonical signature of the loss it pretends to be and exactly one defect,
+named in its docstring (with the property that catches it).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from implementations.own import segmentation as own
+
+
+def _total(v: torch.Tensor, batch: bool) -> torch.Tensor:
+    """Sum over the spatial dims (and the batch with ``batch``)."""
+    dims = ((0,) if batch else ()) + tuple(range(2, v.dim()))
+    return v.sum(dim=dims) if dims else v
+
+
+def _sums(input, target, from_logits, batch):
+    """(p, sum(p y), sum p, sum y)."""
+    p = torch.sigmoid(input) if from_logits else input
+    return p, _total(p * target, batch), _total(p, batch), _total(target, batch)
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def dice_smooth_half_denominator(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    """Adds smooth / 2 to the denominator instead of smooth: -1 on an empty mask (overlap_range)."""
+    _, tp, sp, sy = _sums(input, target, from_logits, batch)
+    return _reduce(1 - (2 * tp + smooth) / (sp + sy + smooth / 2), reduction)
+
+
+def dice_squared_prediction(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    """Half of the V-Net denominator: sum p^2 + sum y, not symmetric in p and y (overlap_symmetry)."""
+    p, tp, _, sy = _sums(input, target, from_logits, batch)
+    return _reduce(1 - (2 * tp + smooth) / (_total(p * p, batch) + sy + smooth), reduction)
+
+
+def dice_without_smooth_in_numerator(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    """1 - 2 sum(p y) / (sum p + sum y + smooth): not 0 at a perfect prediction (zero_at_perfect)."""
+    _, tp, sp, sy = _sums(input, target, from_logits, batch)
+    return _reduce(1 - 2 * tp / (sp + sy + smooth), reduction)
+
+
+def dice_without_smooth(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    """Ignores smooth: 0 / 0 = NaN on an empty mask predicted as exactly 0 (empty_masks_finite)."""
+    _, tp, sp, sy = _sums(input, target, from_logits, batch)
+    return _reduce(1 - 2 * tp / (sp + sy), reduction)
+
+
+def dice_batch_replaces_spatial(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    """batch=True sums over the batch *instead of* the spatial dims (batch_of_one)."""
+    if not batch or input.dim() == 2:
+        return own.dice_loss(input, target, smooth, from_logits, batch, reduction)
+    p = torch.sigmoid(input) if from_logits else input
+    tp, sp, sy = (p * target).sum(0), p.sum(0), target.sum(0)
+    return _reduce(1 - (2 * tp + smooth) / (sp + sy + smooth), reduction)
+
+
+def tversky_false_negatives_unmasked(
+    input, target, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, batch=False, reduction="mean"
+):
+    """FN = sum(1 - p) over every pixel, not sum((1 - p) y) (tversky_identities)."""
+    p, tp, sp, _ = _sums(input, target, from_logits, batch)
+    fp, fn = sp - tp, _total(1 - p, batch)
+    return _reduce(1 - (tp + smooth) / (tp + alpha * fp + beta * fn + smooth), reduction)
+
+
+def bce_dice_summed_bce(input, target, bce_weight=0.5, dice_weight=1.0, smooth=1.0):
+    """The cross-entropy part is the sum over pixels, not the mean (composite_sum)."""
+    bce = F.binary_cross_entropy_with_logits(input, target, reduction="sum")
+    return bce_weight * bce + dice_weight * own.dice_loss(input, target, smooth=smooth)
