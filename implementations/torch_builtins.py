@@ -27,6 +27,9 @@ BUILTINS = {
     "kl_div": F.kl_div,
     "multi_margin_loss": F.multi_margin_loss,
     "multilabel_soft_margin_loss": F.multilabel_soft_margin_loss,
+    "triplet_margin_loss": F.triplet_margin_loss,
+    "cosine_embedding_loss": F.cosine_embedding_loss,
+    "margin_ranking_loss": F.margin_ranking_loss,
 }
 
 
@@ -104,4 +107,53 @@ FINDINGS: dict[str, list[dict]] = {
         },
     ],
     "multilabel_soft_margin_loss": [_broadcasts(input=[[0.0, 1.0]], target=[[0.0, 1.0]])],
+    "triplet_margin_loss": [
+        {
+            "property": "invalid_input",
+            "reason": "a positive (or negative) with one row against N anchors is broadcast silently, not rejected",
+            "witness": {"args": {"anchor": [[0.0]], "positive": [[0.0]], "negative": [[0.0]]}},
+        },
+        *(
+            {
+                "property": prop,
+                "reason": "float32, p = 3: pairwise_distance sums |x - y|^3 without scaling, which overflows to inf "
+                "for differences above ~5e12 although the distance itself is far below float32's range",
+                "dtypes": ["float32"],
+                "witness": {
+                    "args": {
+                        "anchor": [[0.0, 0.0]],
+                        "positive": [[5.541191483392e12, 5.541191483392e12]],
+                        "negative": [[0.0, 0.0]],
+                    },
+                    "params": {"p": 3.0},
+                },
+            }
+            for prop in ("agreement", "stability")
+        ),
+    ],
+    "cosine_embedding_loss": [
+        {
+            "property": "invalid_input",
+            "reason": "input2 with one row against N rows of input1 is broadcast silently instead of raising",
+            "witness": {"args": {"input1": [[0.0]], "input2": [[0.0]], "target": [1.0]}},
+        },
+        *(
+            {
+                "property": "agreement",
+                "reason": "the cosine divides by sqrt((|x1|^2 + eps) (|x2|^2 + eps)): the product of the squared norms "
+                "overflows (norms above ~1e77 in float64, ~4e9 in float32) and the cosine becomes 0, so two equal "
+                "embeddings get loss 1 instead of 0",
+                "dtypes": dtypes,
+                "witness": {"args": {"input1": [[norm]], "input2": [[norm]], "target": [1.0]}},
+            }
+            for dtypes, norm in ((["float64"], 1e78), (["float32", "bfloat16"], 1e10))
+        ),
+    ],
+    "margin_ranking_loss": [
+        {
+            "property": "invalid_input",
+            "reason": "input2 with one element against N elements of input1 is broadcast silently instead of raising",
+            "witness": {"args": {"input1": [0.0], "input2": [0.0], "target": [1.0]}},
+        },
+    ],
 }

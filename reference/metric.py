@@ -1,0 +1,445 @@
+"""Float64 references of the metric-learning and ranking losses (docs/LOSSES.md, "Metric learning and ranking").
+
+Norms are evaluated scaled by the largest component (``m * ||v / m||_p``), so they neither overflow
+nor underflow where the exact norm is representable; everything else is sums of products and a
+max-shifted log-sum-exp, so the references are accurate to a few ulps relative to their error scales
+(``tests/reference/test_metric_mpmath.py`` states the bounds met).
+
+Error scales (see ``reference._core``), for an implementation evaluating the usual formulas in a
+dtype with unit roundoff u; ``D`` is the embedding dimension:
+
+* a euclidean or p-norm distance ``d = ||x - y (+ eps)||_p``: each difference rounds once (relative
+  to ``|x_k - y_k| + eps``), the sum of D non-negative powers ``(D - 1) u``, the powers and the root a
+  few u: absolute error below ``(D + 4) u (d + ||x - y||_p + eps)``; its scale ``err_d`` is that
+  magnitude times ``(D + 4) / 4`` (the tolerance's K = 8 roundings cover the remaining factor 4 / 8).
+* a cosine ``x . y / (||x|| ||y||)``: the dot product of D terms errs by ``D u sum_k |x_k y_k|``, the
+  norms relative ``(D + 2) u``: ``err_cos = (D + 4) (sum_k |x_k y_k| / (||x|| ||y||) + |cos|)``.
+* a hinge ``max(0, t)`` has the scale of ``t``'s terms (``|margin|`` and the distances' scales) also
+  where it is 0, since an implementation's ``t`` may round across the kink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from reference._core import Gradient, Terms, log_softmax, loss_reference, softplus
+
+NORMALIZE_EPS = 1e-12  # F.normalize divides by max(||x||, eps): a zero embedding stays zero
+# torch's cosine_embedding_loss adds EPSILON to each squared norm: ATen (Loss.cpp) declares it a float 1e-12
+COSINE_EPS = float(np.float32(1e-12))
+KINK_BAND = 2.0**-8  # the largest unit roundoff of the dtypes (bfloat16): "within rounding of a kink"
+
+
+def _f(x) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
+
+
+def p_norm(v: np.ndarray, p: float = 2.0, axis: int = -1) -> np.ndarray:
+    """||v||_p along ``axis``, scaled by max |v_k| (no overflow or underflow of the powers)."""
+    a = np.abs(_f(v))
+    top = np.max(a, axis=axis, keepdims=True)
+    safe = np.where(top > 0, top, 1.0)
+    inner = np.sum((a / safe) ** p, axis=axis, keepdims=True) ** (1.0 / p)
+    return np.squeeze(np.where(top > 0, top * inner, 0.0), axis=axis)
+
+
+def _p_norm_grad(v: np.ndarray, d: np.ndarray, p: float) -> np.ndarray:
+    """d ||v||_p / dv = sign(v) (|v| / d)^(p - 1); 0 where d = 0 (the subgradient torch's norm returns)."""
+    safe = np.where(d > 0, d, 1.0)[..., None]
+    return np.where(d[..., None] > 0, np.sign(v) * (np.abs(v) / safe) ** (p - 1.0), 0.0)
+
+
+def distance_scale(diff: np.ndarray, d: np.ndarray, p: float = 2.0, eps: float = 0.0) -> np.ndarray:
+    """Error scale err_d of a distance d = ||diff + eps||_p computed from its D components (module doc)."""
+    dims = diff.shape[-1]
+    return (dims + 4.0) / 4.0 * (d + p_norm(diff, p) + abs(eps) * dims ** (1.0 / p))
+
+
+def _squared_hinge(h: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """max(0, h)^2 and its scale: 2 |h| err + h^2, with |h| raised to KINK_BAND err within that band of the
+    kink (an implementation's h may round to a small positive value where the exact h is <= 0)."""
+    near = np.abs(h) <= KINK_BAND * err
+    hinge = np.maximum(h, 0.0)
+    h_eff = np.where(near, np.maximum(hinge, KINK_BAND * err), hinge)
+    return hinge * hinge, h_eff * h_eff + 2.0 * h_eff * err
+
+
+# --- contrastive ----------------------------------------------------------------------------
+
+
+def _contrastive_parts(x1, x2, label, margin):
+    e = _f(x1) - _f(x2)
+    d = p_norm(e)
+    y = _f(label)
+    err_d = distance_scale(e, d)
+    return e, d, y, margin - d, err_d
+
+
+@loss_reference
+def contrastive_loss(x1, x2, label, margin=1.0, reduction="mean") -> Terms:
+    """Contrastive loss (Hadsell, Chopra & LeCun 2006, eq. 4 without the 1/2): label d^2 + (1 - label)
+    max(0, margin - d)^2, d the euclidean distance of each row of x1 and x2 (N, D); label 1 = similar.
+
+    Scale: d^2 carries the relative error of D squares summed, ``2 err_d d``; the hinge term that of
+    ``margin - d`` (|margin| + err_d) through the square (``_squared_hinge``).
+    """
+    _, d, y, h, err_d = _contrastive_parts(x1, x2, label, margin)
+    hinge2, hinge_scale = _squared_hinge(h, abs(margin) + err_d)
+    values = y * d * d + (1.0 - y) * hinge2
+    scale = np.abs(y) * (d * d + 2.0 * d * err_d) + np.abs(1.0 - y) * hinge_scale
+    return Terms(values, scale)
+
+
+@contrastive_loss.gradient("x1", "x2", "label")
+def _contrastive_grad(x1, x2, label, margin=1.0, reduction="mean"):
+    """d/dx1 = 2 e [label - (1 - label) max(0, margin - d) / d] (e = x1 - x2) = -d/dx2;
+    d/dlabel = d^2 - max(0, margin - d)^2. Kinks: d = 0 with a positive hinge, d = margin."""
+    e, d, y, h, err_d = _contrastive_parts(x1, x2, label, margin)
+    hinge = np.maximum(h, 0.0)
+    safe = np.where(d > 0, d, 1.0)
+    ratio = np.where(d > 0, hinge / safe, 0.0)
+    coefficient = 2.0 * (y - (1.0 - y) * ratio)
+    d_x1 = coefficient[:, None] * e
+    x_scale = 2.0 * (np.abs(y) + np.abs(1.0 - y) * (ratio + (abs(margin) + err_d) / safe))[:, None] * np.abs(e)
+    hinge2, hinge_scale = _squared_hinge(h, abs(margin) + err_d)
+    return {
+        "x1": Gradient(d_x1, x_scale),
+        "x2": Gradient(-d_x1, x_scale),
+        "label": Gradient(d * d - hinge2, d * d + 2.0 * d * err_d + hinge_scale),
+    }
+
+
+# --- triplet ----------------------------------------------------------------------------------
+
+
+def _pairwise(x, y, p, eps):
+    """torch.pairwise_distance(x, y, p, eps) = ||x - y + eps||_p, with the difference and its scale."""
+    diff = _f(x) - _f(y)
+    v = diff + eps
+    d = p_norm(v, p)
+    return v, d, distance_scale(diff, d, p, eps)
+
+
+def triplet_parts(anchor, positive, negative, margin, p, eps, swap):
+    v_ap, d_ap, s_ap = _pairwise(anchor, positive, p, eps)
+    v_an, d_an, s_an = _pairwise(anchor, negative, p, eps)
+    v_pn, d_pn, s_pn = _pairwise(positive, negative, p, eps)
+    use_pn = swap & (d_pn < d_an)
+    d_neg = np.where(use_pn, d_pn, d_an)
+    s_neg = np.where(swap, np.maximum(s_an, s_pn), s_an)
+    t = d_ap - d_neg + margin
+    return (v_ap, d_ap, v_an, d_an, v_pn, d_pn, use_pn), t, s_ap + s_neg + abs(margin)
+
+
+@loss_reference
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean") -> Terms:
+    """torch.nn.functional.triplet_margin_loss (Balntas et al. 2016): max(d(a, p) - d(a, n) + margin, 0),
+    d(x, y) = ||x - y + eps||_p (torch.pairwise_distance: eps is added to the difference); swap: d(a, n)
+    is replaced by min(d(a, n), d(p, n)). Inputs (N, D) or (D,); margin > 0 (torch raises otherwise).
+    """
+    _, t, scale = triplet_parts(anchor, positive, negative, margin, p, eps, swap)
+    return Terms(np.maximum(t, 0.0), scale + np.abs(t))
+
+
+@triplet_margin_loss.gradient("anchor", "positive", "negative")
+def _triplet_grad(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean"):
+    """Where t > 0: d/da = g(v_ap) - g(v_an) [or - 0 with swap], g = d||v||_p / dv; kinks: t = 0, d = 0, swap ties."""
+    (v_ap, d_ap, v_an, d_an, v_pn, d_pn, use_pn), t, _ = triplet_parts(anchor, positive, negative, margin, p, eps, swap)
+    active = (t > 0)[..., None]
+    g_ap = _p_norm_grad(v_ap, d_ap, p)
+    g_an = np.where(use_pn[..., None], 0.0, _p_norm_grad(v_an, d_an, p))
+    g_pn = np.where(use_pn[..., None], _p_norm_grad(v_pn, d_pn, p), 0.0)
+    d_a = np.where(active, g_ap - g_an, 0.0)
+    d_p = np.where(active, -g_ap - g_pn, 0.0)
+    d_n = np.where(active, g_an + g_pn, 0.0)
+    dims = np.shape(anchor)[-1]
+    # each component of g is (|v_k| / d)^(p - 1) <= 1, computed with (D + p + 4) roundings of itself
+    unit = (dims + p + 4.0) / 4.0 * np.where(active, np.abs(g_ap) + np.abs(g_an) + np.abs(g_pn) + 1e-300, 0.0)
+    return {"anchor": Gradient(d_a, unit), "positive": Gradient(d_p, unit), "negative": Gradient(d_n, unit)}
+
+
+# --- batch-hard triplet -------------------------------------------------------------------------
+
+
+def batch_hard_parts(embeddings, labels, margin):
+    x = _f(embeddings)
+    labels = np.asarray(labels)
+    diff = x[:, None, :] - x[None, :, :]
+    d = p_norm(diff)
+    err_d = distance_scale(diff, d)
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~np.eye(len(labels), dtype=bool)
+    negative = ~same
+    valid = positive.any(axis=1) & negative.any(axis=1)
+    hardest_pos = np.argmax(np.where(positive, d, -np.inf), axis=1)
+    hardest_neg = np.argmin(np.where(negative, d, np.inf), axis=1)
+    rows = np.arange(len(labels))
+    t = d[rows, hardest_pos] - d[rows, hardest_neg] + margin
+    scale = err_d[rows, hardest_pos] + err_d[rows, hardest_neg] + abs(margin)
+    return x, diff, d, valid, hardest_pos, hardest_neg, t, scale
+
+
+@loss_reference
+def batch_hard_triplet_loss(embeddings, labels, margin=1.0) -> Terms:
+    """Batch-hard triplet loss (Hermans, Beyer & Leibe 2017, eq. 5): for each anchor with at least one
+    positive (same label, another index) and one negative, max(0, max_pos d - min_neg d + margin) with
+    euclidean d; the mean over those anchors; 0 when there are none. Embeddings (N, D), labels (N,).
+    """
+    *_, valid, _, _, t, scale = batch_hard_parts(embeddings, labels, margin)
+    if not np.any(valid):
+        return Terms(np.zeros(1), np.zeros(1), 1.0)
+    return Terms(np.maximum(t[valid], 0.0), scale[valid] + np.abs(t[valid]))
+
+
+@batch_hard_triplet_loss.gradient("embeddings")
+def _batch_hard_grad(embeddings, labels, margin=1.0):
+    """Each valid anchor a with t_a > 0, hardest positive j, hardest negative k adds u_aj - u_ak to x_a,
+    -u_aj to x_j and u_ak to x_k, u_ab = (x_a - x_b) / d_ab (0 at d = 0); for the sum (grad divides by the count).
+    Kinks: ties among the hardest pairs, d = 0 at a chosen pair, t = 0."""
+    x, diff, d, valid, pos, neg, t, _ = batch_hard_parts(embeddings, labels, margin)
+    g = np.zeros_like(x)
+    unit = np.zeros_like(x)
+    rows = np.arange(len(x))
+    safe = np.where(d > 0, d, 1.0)[..., None]
+    u = np.where(d[..., None] > 0, diff / safe, 0.0)
+    active = valid & (t > 0)
+    for index, sign in ((pos, 1.0), (neg, -1.0)):
+        contribution = np.where(active[:, None], sign * u[rows, index], 0.0)
+        np.add.at(g, rows, contribution)
+        np.add.at(g, index, -contribution)
+        np.add.at(unit, rows, np.abs(contribution))
+        np.add.at(unit, index, np.abs(contribution))
+    dims = x.shape[-1]
+    if not np.any(valid):
+        return {"embeddings": Gradient(g, unit)}
+    return {"embeddings": Gradient(g, (dims + 6.0) / 4.0 * unit)}
+
+
+# --- InfoNCE, NT-Xent -----------------------------------------------------------------------------
+
+
+def normalize(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x / max(||x||, 1e-12), ||x||) along the last axis: F.normalize's convention (a zero vector stays 0)."""
+    x = _f(x)
+    n = p_norm(x)
+    return x / np.maximum(n, NORMALIZE_EPS)[..., None], n
+
+
+def _normalize_back(grad_hat: np.ndarray, x_hat: np.ndarray, n: np.ndarray, scale_hat: np.ndarray):
+    """Back through x_hat = x / max(||x||, eps): (G - (G . x_hat) x_hat) / ||x|| where ||x|| > eps, G / eps
+    below; the scale keeps both terms before their cancellation."""
+    big = (n > NORMALIZE_EPS)[..., None]
+    denominator = np.maximum(n, NORMALIZE_EPS)[..., None]
+    along = np.sum(grad_hat * x_hat, axis=-1, keepdims=True)
+    along_scale = np.sum(scale_hat * np.abs(x_hat), axis=-1, keepdims=True)
+    value = np.where(big, grad_hat - along * x_hat, grad_hat) / denominator
+    scale = np.where(big, scale_hat + along_scale * np.abs(x_hat), scale_hat) / denominator
+    return value, scale
+
+
+def _info_nce_parts(query, positive_key, negative_keys, temperature, normalize_):
+    q, k_pos, k_neg = _f(query), _f(positive_key), _f(negative_keys)
+    keys = np.concatenate([k_pos[:, None, :], k_neg], axis=1)  # (B, M + 1, D), the positive at index 0
+    if normalize_:
+        q_hat, q_n = normalize(q)
+        k_hat, k_n = normalize(keys)
+    else:
+        q_hat, q_n, k_hat, k_n = q, None, keys, None
+    products = q_hat[:, None, :] * k_hat
+    logits = np.sum(products, axis=-1) / temperature
+    dims = q.shape[-1]
+    # abs error of each logit: the dot product's D u sum|q_k k_k|, normalising's 2 (D + 2) u |cos|
+    err_logits = (dims + 4.0) * (np.sum(np.abs(products), axis=-1) / temperature + np.abs(logits))
+    log_p, lse = log_softmax(logits)
+    return q_hat, q_n, k_hat, k_n, logits, err_logits, log_p, lse
+
+
+@loss_reference
+def info_nce_loss(query, positive_key, negative_keys, temperature=0.07, normalize=True, reduction="mean") -> Terms:
+    """InfoNCE (van den Oord, Li & Vinyals 2018, eq. 4; the form of the info-nce-pytorch package):
+    query (B, D), positive_key (B, D), negative_keys (B, M, D); logits = cosine similarity (dot
+    product when normalize=False) / temperature, the positive at index 0; the loss is their
+    cross-entropy with class 0: logsumexp(logits) - logits_0. Normalising is F.normalize's (norms
+    clamped at 1e-12: a zero embedding has similarity 0 with everything).
+
+    Scale: cross-entropy's |logit_0| + |lse| + (M + 1) plus each logit's own error (module doc).
+    """
+    *_, logits, err_logits, _, lse = _info_nce_parts(query, positive_key, negative_keys, temperature, normalize)
+    values = lse[..., 0] - logits[..., 0]
+    n_candidates = logits.shape[-1]
+    scale = np.abs(logits[..., 0]) + np.abs(lse[..., 0]) + n_candidates + err_logits[..., 0]
+    return Terms(values, scale + np.max(err_logits, axis=-1))
+
+
+@info_nce_loss.gradient("query", "positive_key", "negative_keys")
+def _info_nce_grad(query, positive_key, negative_keys, temperature=0.07, normalize=True, reduction="mean"):
+    """dL/dlogit_c = softmax_c - [c = 0]; d/dq_hat = sum_c g_c k_hat_c / T, d/dk_hat_c = g_c q_hat / T; then
+    back through the normalisation (``_normalize_back``) when normalize=True."""
+    q_hat, q_n, k_hat, k_n, logits, err_logits, log_p, lse = _info_nce_parts(
+        query, positive_key, negative_keys, temperature, normalize
+    )
+    p = np.exp(log_p)
+    onehot = np.zeros_like(p)
+    onehot[:, 0] = 1.0
+    g = p - onehot
+    # each softmax_c errs by (1 + |logit_c| + |lse| + M + 1 + err_c) u relative
+    err = 1.0 + np.abs(logits) + np.abs(lse) + logits.shape[-1] + err_logits + q_hat.shape[-1]
+    g_scale = (p + onehot) * err
+    d_q = np.sum(g[..., None] * k_hat, axis=1) / temperature
+    s_q = np.sum(g_scale[..., None] * np.abs(k_hat), axis=1) / temperature
+    d_k = g[..., None] * q_hat[:, None, :] / temperature
+    s_k = g_scale[..., None] * np.abs(q_hat[:, None, :]) / temperature
+    if normalize:
+        d_q, s_q = _normalize_back(d_q, q_hat, q_n, s_q)
+        d_k, s_k = _normalize_back(d_k, k_hat, k_n, s_k)
+    return {
+        "query": Gradient(d_q, s_q),
+        "positive_key": Gradient(d_k[:, 0], s_k[:, 0]),
+        "negative_keys": Gradient(d_k[:, 1:], s_k[:, 1:]),
+    }
+
+
+def _nt_xent_parts(z_i, z_j, temperature):
+    z = np.concatenate([_f(z_i), _f(z_j)], axis=0)
+    n = len(z) // 2
+    z_hat, z_n = normalize(z)
+    products = z_hat[:, None, :] * z_hat[None, :, :]
+    sim = np.sum(products, axis=-1) / temperature
+    dims = z.shape[-1]
+    err_sim = (dims + 4.0) * (np.sum(np.abs(products), axis=-1) / temperature + np.abs(sim))
+    self_mask = np.eye(2 * n, dtype=bool)
+    logits = np.where(self_mask, -np.inf, sim)  # a view is never its own negative
+    log_p, lse = log_softmax(logits)
+    partner = (np.arange(2 * n) + n) % (2 * n)
+    return z_hat, z_n, sim, err_sim, self_mask, log_p, lse, partner
+
+
+@loss_reference
+def nt_xent_loss(z_i, z_j, temperature=0.5) -> Terms:
+    """NT-Xent (Chen et al. 2020, SimCLR, eq. 1): the 2N views z = [z_i; z_j] (each (N, D)), sim = cosine
+    / temperature; view a's positive is its pair a +- N, its denominator runs over the 2N - 1 other views
+    (never itself): l_a = logsumexp_{k != a} sim_ak - sim_a,pair(a); the mean over all 2N anchors.
+    """
+    _, _, sim, err_sim, self_mask, log_p, lse, partner = _nt_xent_parts(z_i, z_j, temperature)
+    rows = np.arange(len(partner))
+    values = -log_p[rows, partner]
+    err = np.where(self_mask, 0.0, err_sim)
+    scale = np.abs(sim[rows, partner]) + np.abs(lse[:, 0]) + len(partner) + err[rows, partner] + np.max(err, axis=1)
+    return Terms(values, scale)
+
+
+@nt_xent_loss.gradient("z_i", "z_j")
+def _nt_xent_grad(z_i, z_j, temperature=0.5):
+    """dl_a/dsim_ak = softmax_{k != a}(sim_a)_k - [k = pair(a)]; sim_ak = z_hat_a . z_hat_k / T is symmetric,
+    so d/dz_hat = (G + G^T) z_hat / T with G those coefficients; then back through the normalisation."""
+    z_hat, z_n, sim, err_sim, self_mask, log_p, lse, partner = _nt_xent_parts(z_i, z_j, temperature)
+    p = np.where(self_mask, 0.0, np.exp(log_p))
+    onehot = np.eye(len(partner))[partner]
+    g = p - onehot
+    err = 1.0 + np.abs(np.where(self_mask, 0.0, sim)) + np.abs(lse) + len(partner) + err_sim + z_hat.shape[-1]
+    g_scale = (p + onehot) * err
+    sym, sym_scale = g + g.T, g_scale + g_scale.T
+    d_hat = sym @ z_hat / temperature
+    s_hat = sym_scale @ np.abs(z_hat) / temperature
+    d_z, s_z = _normalize_back(d_hat, z_hat, z_n, s_hat)
+    n = len(partner) // 2
+    return {"z_i": Gradient(d_z[:n], s_z[:n]), "z_j": Gradient(d_z[n:], s_z[n:])}
+
+
+# --- cosine embedding, margin ranking, pairwise logistic --------------------------------------------
+
+
+def _root(n: np.ndarray) -> np.ndarray:
+    """sqrt(n^2 + 1e-12); n itself above 1e100, where the eps is below n's rounding and n^2 may overflow."""
+    small = np.minimum(n, 1e100)
+    return np.where(n > 1e100, n, np.sqrt(small * small + COSINE_EPS))
+
+
+def cosine_parts(input1, input2):
+    """torch's cos = x1 . x2 / sqrt((||x1||^2 + 1e-12)(||x2||^2 + 1e-12)), with each root taken apart (no overflow)."""
+    x1, x2 = _f(input1), _f(input2)
+    n1, n2 = p_norm(x1), p_norm(x2)
+    r1, r2 = _root(n1), _root(n2)
+    # the dot product scaled by the norms' reciprocals first: no overflow where the cosine is finite
+    products = (x1 / r1[..., None]) * (x2 / r2[..., None])
+    cos = np.sum(products, axis=-1)
+    dims = x1.shape[-1]
+    err_cos = (dims + 4.0) * (np.sum(np.abs(products), axis=-1) + np.abs(cos))
+    return x1, x2, r1, r2, cos, err_cos
+
+
+@loss_reference
+def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean") -> Terms:
+    """torch.nn.functional.cosine_embedding_loss: 1 - cos(x1, x2) where target = 1, max(0, cos(x1, x2) -
+    margin) where target = -1 (0 for any other target, as torch's ``where(target == +-1)``); cos is torch's
+    x1 . x2 / sqrt((||x1||^2 + eps)(||x2||^2 + eps)), eps = float32(1e-12) (a zero embedding has cos 0). Rows (N, D)
+    with target (N,), or (D,) with a scalar target.
+    """
+    *_, cos, err_cos = cosine_parts(input1, input2)
+    y = _f(target)
+    values = np.where(y == 1, 1.0 - cos, np.where(y == -1, np.maximum(cos - margin, 0.0), 0.0))
+    scale = np.where(y == 1, 1.0 + err_cos, np.where(y == -1, abs(margin) + err_cos, 0.0))
+    return Terms(values, scale)
+
+
+@cosine_embedding_loss.gradient("input1", "input2")
+def _cosine_embedding_grad(input1, input2, target, margin=0.0, reduction="mean"):
+    """dcos/dx1 = x2 / (r1 r2) - cos x1 / r1^2 (r = sqrt(||x||^2 + 1e-12)); the loss's is -dcos where
+    target = 1, +dcos where target = -1 and cos > margin, else 0. Kink: cos = margin with target -1."""
+    x1, x2, r1, r2, cos, err_cos = cosine_parts(input1, input2)
+    y = _f(target)
+    sign = np.where(y == 1, -1.0, np.where((y == -1) & (cos > margin), 1.0, 0.0))[..., None]
+    a = x2 / r2[..., None] / r1[..., None]
+    b = x1 / r1[..., None] / r1[..., None]
+    c = cos[..., None]
+    d_1 = sign * (a - c * b)
+    a2 = x1 / r1[..., None] / r2[..., None]
+    b2 = x2 / r2[..., None] / r2[..., None]
+    d_2 = sign * (a2 - c * b2)
+    factor = (x1.shape[-1] + 4.0) / 2.0 * np.abs(sign)
+    s_1 = factor * (np.abs(a) + (np.abs(c) + err_cos[..., None] * 2.0**-6) * np.abs(b))
+    s_2 = factor * (np.abs(a2) + (np.abs(c) + err_cos[..., None] * 2.0**-6) * np.abs(b2))
+    return {"input1": Gradient(d_1, s_1), "input2": Gradient(d_2, s_2)}
+
+
+@loss_reference
+def margin_ranking_loss(input1, input2, target, margin=0.0, reduction="mean") -> Terms:
+    """torch.nn.functional.margin_ranking_loss: max(0, -target (input1 - input2) + margin), target in {1, -1}."""
+    x1, x2, y = _f(input1), _f(input2), _f(target)
+    t = -y * (x1 - x2) + margin
+    return Terms(np.maximum(t, 0.0), np.abs(y * (x1 - x2)) + abs(margin) + np.abs(t))
+
+
+@margin_ranking_loss.gradient("input1", "input2", "target")
+def _margin_ranking_grad(input1, input2, target, margin=0.0, reduction="mean"):
+    """Where the hinge is active: d/dinput1 = -target, d/dinput2 = target, d/dtarget = -(input1 - input2)."""
+    x1, x2, y = _f(input1), _f(input2), _f(target)
+    active = -y * (x1 - x2) + margin > 0
+    d_y = np.where(active, -(x1 - x2), 0.0)
+    return {
+        "input1": Gradient(np.where(active, -y, 0.0), np.abs(y)),
+        "input2": Gradient(np.where(active, y, 0.0), np.abs(y)),
+        "target": Gradient(d_y, np.abs(d_y)),
+    }
+
+
+@loss_reference
+def pairwise_logistic_loss(chosen, rejected, reduction="mean") -> Terms:
+    """Bradley-Terry / BPR pairwise loss (Rendle et al. 2009; the reward-model loss of Ouyang et al. 2022):
+    -log sigmoid(chosen - rejected) = softplus(rejected - chosen), finite for every finite difference.
+
+    Scale: the difference rounds once (u |r - c|), which softplus passes on times sigmoid(r - c).
+    """
+    diff = _f(rejected) - _f(chosen)
+    values = softplus(diff)
+    return Terms(values, values + np.abs(diff) * expit(diff))
+
+
+@pairwise_logistic_loss.gradient("chosen", "rejected")
+def _pairwise_logistic_grad(chosen, rejected, reduction="mean"):
+    """d/drejected = sigmoid(rejected - chosen) = -d/dchosen; scale: sigmoid's own error plus the difference's."""
+    diff = _f(rejected) - _f(chosen)
+    s = expit(diff)
+    scale = s * (1.0 + np.abs(diff) * expit(-diff))
+    return {"chosen": Gradient(-s, scale), "rejected": Gradient(s, scale)}

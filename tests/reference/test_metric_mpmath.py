@@ -1,0 +1,352 @@
+"""The metric-learning references against mpmath at 50 digits, on Hypothesis-drawn inputs including extremes.
+
+Units and metrics as in ``test_references_mpmath`` (``ulp`` = float64's EPS = 2^-52; "scale": the error
+in EPS times the reference's own error scale, ``Terms.scale`` or ``Gradient.scale``). The exact values
+below are written from the definitions in docs/LOSSES.md (nothing from ``reference/``): differences
+formed exactly, norms and logsumexps at 50 digits. Exact gradients are central differences of these
+functions (``mp_losses.slopes`` through ``check_derivative``; at a kink the reference must lie between
+the one-sided derivatives).
+
+Error bound met by each reference
+---------------------------------
+=============================  ======  =====  =================================================================
+reference                      metric  bound  derivation
+=============================  ======  =====  =================================================================
+contrastive_loss               scale   2      scaled norm: D + 4 roundings of d (|x|/top, squares, sum of D, sqrt,
+                                              * top) <= (D + 4) u d, a quarter of the scale's (D + 4) d / 4 ... x 2 d
+                                              for d^2; the hinge (m - d)^2 the same through 2 |h|; + 3u products
+triplet_margin_loss            scale   2      p-norm of (x - y) + eps: 2u per component, (D + p + 2) u the norm,
+                                              against err_d = (D + 4)(d + ||x - y|| + eps D^(1/p)) / 4 each
+batch_hard_triplet_loss        scale   2      two distances as above, + margin, mean of <= N terms (reduce_scale)
+info_nce_loss                  scale   2      normalising (D + 3) u, dot products D u, / T, logsumexp 2.4u (the
+                                              cross-entropy bound) against |l_0| + |lse| + (M + 1) + err_l
+nt_xent_loss                   scale   2      as info_nce over the 2N - 1 other views
+cosine_embedding_loss          scale   2      roots, D scaled products, sum: (D + 4) u |cos| terms; 1 - cos u
+margin_ranking_loss            scale   1      x1 - x2 u, + margin u
+pairwise_logistic_loss         scale   2      r - c u, logaddexp 4u (relative to value + |r - c| sigmoid)
+gradients (all of the above)   scale   2      the analytic formulas' D + p + 6 roundings against the gradient
+                                              scales' (D + ...) / 4 factors (see each gradient's docstring)
+=============================  ======  =====  =================================================================
+Domain: coordinates in +-1e6 mixed with 0, +-1e-8, +-1, +-1e4, +-1e6 (and 1e80 for the cosine's overflow),
+rows copied from one argument to another (distances of exactly 0, cosines of exactly 1), N <= 3,
+D <= 3, M <= 3, temperatures 0.01..10, margins 0..3; pairwise logistic differences up to +-2e6.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mp_losses as mpl
+import numpy as np
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from mpmath import mp, mpf
+from test_references_mpmath import REALS, _mixed, check, check_derivative, check_reductions
+
+from reference import metric as R
+
+FEW = settings(max_examples=15, deadline=None)
+VALUE_ULPS = 2.0
+RANKING_ULPS = 1.0
+GRAD_ULPS = 2.0
+COORDINATES = _mixed([0.0, 1e-8, -1e-8, 1.0, -1.0, 0.5, 1e4, -1e4, 1e6, -1e6], -1e6, 1e6)
+TEMPERATURES = _mixed([0.01, 0.07, 0.5, 1.0, 10.0], 0.01, 10.0)
+MARGINS = _mixed([0.0, 1.0, 0.5, 3.0], 0.0, 3.0)
+COSINE_EPS = mpf(float(np.float32(1e-12)))
+
+
+@st.composite
+def rows(draw, count: int = 2, max_rows: int = 3, shape_extra: tuple[int, ...] = ()) -> list[np.ndarray]:
+    """``count`` arrays (N, *extra, D) with some rows of later arrays copied from the first."""
+    n, d = draw(st.integers(1, max_rows)), draw(st.integers(1, 3))
+    arrays = []
+    for i in range(count):
+        shape = (n, *shape_extra, d) if i == count - 1 else (n, d)
+        a = np.array(draw(st.lists(COORDINATES, min_size=math.prod(shape), max_size=math.prod(shape)))).reshape(shape)
+        if i and not shape_extra and draw(st.booleans()):
+            a[0] = arrays[0][0]
+        arrays.append(a)
+    return arrays
+
+
+# --- exact definitions ----------------------------------------------------------------------------
+
+
+def _norm(v, p=2) -> mpf:
+    return mp.fsum(abs(x) ** p for x in v) ** (mpf(1) / p)
+
+
+def _diff(x, y, eps=0.0) -> list:
+    return [mpl._add(mpl._sub(a, b), eps) for a, b in zip(x, y, strict=True)]
+
+
+def contrastive(x1, x2, label, margin):
+    d = _norm(_diff(x1, x2))
+    return mpl._f(label) * d * d + (1 - mpl._f(label)) * max(mpl._f(margin) - d, 0) ** 2
+
+
+def triplet(a, p, n, margin, pn, eps, swap):
+    d_ap, d_an = _norm(_diff(a, p, eps), pn), _norm(_diff(a, n, eps), pn)
+    if swap:
+        d_an = min(d_an, _norm(_diff(p, n, eps), pn))
+    return max(d_ap - d_an + mpl._f(margin), 0)
+
+
+def batch_hard(x, labels, margin):
+    losses = []
+    for a in range(len(x)):
+        pos = [_norm(_diff(x[a], x[j])) for j in range(len(x)) if j != a and labels[j] == labels[a]]
+        neg = [_norm(_diff(x[a], x[k])) for k in range(len(x)) if labels[k] != labels[a]]
+        if pos and neg:
+            losses.append(max(max(pos) - min(neg) + mpl._f(margin), 0))
+    return mp.fsum(losses) / len(losses) if losses else mpf(0)
+
+
+def _unit(v):
+    n = max(_norm(v), mpf(1e-12))
+    return [mpl._f(x) / n for x in v]
+
+
+def _lse(values) -> mpf:
+    top = max(values)
+    return top + mp.log(mp.fsum(mp.exp(v - top) for v in values))
+
+
+def info_nce(q, keys, temperature, normalize):
+    """keys: the positive first, then the negatives."""
+    t = mpl._f(temperature)
+    q = _unit(q) if normalize else [mpl._f(v) for v in q]
+    logits = []
+    for k in keys:
+        k = _unit(k) if normalize else [mpl._f(v) for v in k]
+        logits.append(mp.fsum(a * b for a, b in zip(q, k, strict=True)) / t)
+    return _lse(logits) - logits[0]
+
+
+def nt_xent(z, temperature):
+    z = [_unit(v) for v in z]
+    n, t = len(z) // 2, mpl._f(temperature)
+    losses = []
+    for a in range(2 * n):
+        sims = {k: mp.fsum(x * y for x, y in zip(z[a], z[k], strict=True)) / t for k in range(2 * n) if k != a}
+        losses.append(_lse(list(sims.values())) - sims[(a + n) % (2 * n)])
+    return mp.fsum(losses) / (2 * n)
+
+
+def cosine_embedding(x1, x2, y, margin):
+    dot = mp.fsum(mpl._f(a) * mpl._f(b) for a, b in zip(x1, x2, strict=True))
+    cos = dot / mp.sqrt((_norm(x1) ** 2 + COSINE_EPS) * (_norm(x2) ** 2 + COSINE_EPS))
+    return 1 - cos if y == 1 else max(cos - mpl._f(margin), 0) if y == -1 else mpf(0)
+
+
+def margin_ranking(x1, x2, y, margin):
+    return max(-mpl._f(y) * mpl._sub(x1, x2) + mpl._f(margin), 0)
+
+
+def pairwise_logistic(c, r):
+    return mp.log1p(mp.exp(mpl._sub(r, c)))
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def _exact(fn, *args) -> mpf:
+    return mpl.value(fn, *args)
+
+
+def _check_gradient(grad, fn, arrays: list[np.ndarray], names: list[str], what) -> None:
+    """Every component of every named array's reference gradient against mpmath's derivative of ``fn(*flat)``."""
+    sizes = [a.size for a in arrays]
+    flat = [float(v) for a in arrays for v in a.ravel()]
+
+    def call(*values):
+        out, start = [], 0
+        for a, size in zip(arrays, sizes, strict=True):
+            out.append(np.array(values[start : start + size], dtype=object).reshape(a.shape))
+            start += size
+        return fn(*out)
+
+    start = 0
+    for a, name in zip(arrays, names, strict=True):
+        for i in range(a.size):
+            g = grad[name]
+            check_derivative(
+                float(g.value.ravel()[i]), call, flat, start + i, GRAD_ULPS, scale=float(g.scale.ravel()[i]), what=what
+            )
+        start += a.size
+
+
+# --- values and gradients ----------------------------------------------------------------------------------
+
+
+@FEW
+@given(rows(), MARGINS, st.data())
+@example([np.array([[0.0, 0.0], [1e6, 1e-8]]), np.array([[0.0, 0.0], [-1e6, 1e-8]])], 1.0, None)
+def test_contrastive(arrays, margin, data):
+    x1, x2 = arrays
+    label = (
+        np.array([1.0, 0.0, 0.3][: len(x1)])
+        if data is None
+        else np.array(data.draw(st.lists(st.sampled_from([0.0, 1.0, 0.25]), min_size=len(x1), max_size=len(x1))))
+    )
+    terms = R.contrastive_loss.terms(x1, x2, label, margin=margin, reduction="none")
+    exact = [_exact(contrastive, list(x1[i]), list(x2[i]), label[i], margin) for i in range(len(x1))]
+    check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(x1, x2, label, margin))
+    check_reductions(R.contrastive_loss, (x1, x2, label), {"margin": margin}, exact, VALUE_ULPS, scale=terms.scale)
+    grad = R.contrastive_loss.grad(x1, x2, label, margin=margin, reduction="sum")
+    _check_gradient(
+        grad,
+        lambda a, b, y: mp.fsum(contrastive(a[i], b[i], y[i], margin) for i in range(len(a))),
+        [x1, x2, label],
+        ["x1", "x2", "label"],
+        (x1, x2, label, margin),
+    )
+
+
+@FEW
+@given(
+    rows(3),
+    MARGINS.filter(lambda m: m > 0),
+    st.sampled_from([1.0, 2.0, 3.0]),
+    st.sampled_from([1e-6, 0.0]),
+    st.booleans(),
+)
+def test_triplet_margin(arrays, margin, p, eps, swap):
+    a, pos, neg = arrays
+    kwargs = {"margin": margin, "p": p, "eps": eps, "swap": swap}
+    terms = R.triplet_margin_loss.terms(a, pos, neg, reduction="none", **kwargs)
+    exact = [_exact(triplet, list(a[i]), list(pos[i]), list(neg[i]), margin, p, eps, swap) for i in range(len(a))]
+    check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(arrays, kwargs))
+    grad = R.triplet_margin_loss.grad(a, pos, neg, reduction="sum", **kwargs)
+    _check_gradient(
+        grad,
+        lambda x, y, z: mp.fsum(triplet(x[i], y[i], z[i], margin, p, eps, swap) for i in range(len(x))),
+        [a, pos, neg],
+        ["anchor", "positive", "negative"],
+        (arrays, kwargs),
+    )
+
+
+@FEW
+@given(
+    st.integers(1, 4).flatmap(lambda n: st.tuples(st.lists(st.integers(0, 1), min_size=n, max_size=n), rows(1, 1))),
+    MARGINS,
+)
+def test_batch_hard(case, margin):
+    labels, _ = case
+    n = len(labels)
+    x = np.resize(np.ravel(case[1][0]), (n, 2)) * np.arange(1, n + 1)[:, None]
+    labels = np.array(labels)
+    terms = R.batch_hard_triplet_loss.terms(x, labels, margin=margin)
+    exact = _exact(batch_hard, [list(r) for r in x], list(labels), margin)
+    value = R.batch_hard_triplet_loss(x, labels, margin=margin)
+    check([value], [exact], VALUE_ULPS, scale=[R.batch_hard_triplet_loss.error_scale(x, labels, margin=margin)])
+    assert terms.values.size >= 1
+    grad = R.batch_hard_triplet_loss.grad(x, labels, margin=margin)
+    _check_gradient(
+        grad, lambda e: batch_hard([list(r) for r in e], list(labels), margin), [x], ["embeddings"], (x, labels)
+    )
+
+
+@FEW
+@given(rows(3, shape_extra=(2,)), TEMPERATURES, st.booleans())
+def test_info_nce(arrays, temperature, normalize):
+    q, k, neg = arrays
+    if len(q) > 1:
+        k[1] = q[1]  # a positive equal to its query
+    kwargs = {"temperature": temperature, "normalize": normalize}
+    terms = R.info_nce_loss.terms(q, k, neg, reduction="none", **kwargs)
+    exact = [
+        _exact(info_nce, list(q[i]), [list(k[i])] + [list(v) for v in neg[i]], temperature, normalize)
+        for i in range(len(q))
+    ]
+    check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(arrays, kwargs))
+    grad = R.info_nce_loss.grad(q, k, neg, reduction="sum", **kwargs)
+    if not np.all(np.abs(np.concatenate([q.ravel(), k.ravel(), neg.ravel()])) <= 1e4):
+        return  # mpmath differences of the normalised form at 1e6 with 1e-8 neighbours: kept to the values
+    _check_gradient(
+        grad,
+        lambda a, b, c: mp.fsum(info_nce(a[i], [b[i], *c[i]], temperature, normalize) for i in range(len(a))),
+        [q, k, neg],
+        ["query", "positive_key", "negative_keys"],
+        (arrays, kwargs),
+    )
+
+
+@FEW
+@given(rows(2), TEMPERATURES)
+@example([np.ones((2, 2)), np.ones((2, 2))], 0.01)
+def test_nt_xent(arrays, temperature):
+    z_i, z_j = arrays
+    value = R.nt_xent_loss(z_i, z_j, temperature=temperature)
+    exact = _exact(nt_xent, [list(r) for r in np.concatenate([z_i, z_j])], temperature)
+    check([value], [exact], VALUE_ULPS, scale=[R.nt_xent_loss.error_scale(z_i, z_j, temperature=temperature)])
+    grad = R.nt_xent_loss.grad(z_i, z_j, temperature=temperature)
+    if np.all(np.abs(np.concatenate([z_i.ravel(), z_j.ravel()])) <= 1e4):
+        _check_gradient(
+            grad,
+            lambda a, b: nt_xent([*a, *b], temperature),
+            [z_i, z_j],
+            ["z_i", "z_j"],
+            (arrays, temperature),
+        )
+
+
+@FEW
+@given(rows(2), _mixed([0.0, 0.5, -0.5, 1.0, -1.0], -1.0, 1.0), st.data())
+@example([np.array([[1e80, 1e80]]), np.array([[1e80, 1e80]])], 0.0, None)
+@example([np.array([[1.0]]), np.array([[1e-5]])], 0.0, None)
+def test_cosine_embedding(arrays, margin, data):
+    x1, x2 = arrays
+    y = (
+        np.ones(len(x1))
+        if data is None
+        else np.array(data.draw(st.lists(st.sampled_from([1.0, -1.0]), min_size=len(x1), max_size=len(x1))))
+    )
+    terms = R.cosine_embedding_loss.terms(x1, x2, y, margin=margin, reduction="none")
+    exact = [_exact(cosine_embedding, list(x1[i]), list(x2[i]), y[i], margin) for i in range(len(x1))]
+    check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(arrays, y, margin))
+    grad = R.cosine_embedding_loss.grad(x1, x2, y, margin=margin, reduction="sum")
+    _check_gradient(
+        grad,
+        lambda a, b: mp.fsum(cosine_embedding(a[i], b[i], y[i], margin) for i in range(len(a))),
+        [x1, x2],
+        ["input1", "input2"],
+        (arrays, y, margin),
+    )
+
+
+@FEW
+@given(
+    st.integers(1, 5).flatmap(
+        lambda n: st.tuples(
+            *[st.lists(REALS, min_size=n, max_size=n)] * 2,
+            st.lists(st.sampled_from([1.0, -1.0]), min_size=n, max_size=n),
+        )
+    ),
+    MARGINS,
+)
+def test_margin_ranking(case, margin):
+    x1, x2, y = (np.array(c) for c in case)
+    terms = R.margin_ranking_loss.terms(x1, x2, y, margin=margin, reduction="none")
+    exact = [_exact(margin_ranking, x1[i], x2[i], y[i], margin) for i in range(len(x1))]
+    check(terms.values, exact, RANKING_ULPS, scale=terms.scale, what=case)
+    check_reductions(R.margin_ranking_loss, (x1, x2, y), {"margin": margin}, exact, RANKING_ULPS, scale=terms.scale)
+
+
+@FEW
+@given(st.integers(1, 5).flatmap(lambda n: st.tuples(*[st.lists(REALS, min_size=n, max_size=n)] * 2)))
+@example(([0.0, 0.0, 1e4, -1e6], [1e4, -1e4, 0.0, 1e6]))
+def test_pairwise_logistic(case):
+    c, r = (np.array(v) for v in case)
+    terms = R.pairwise_logistic_loss.terms(c, r, reduction="none")
+    exact = [_exact(pairwise_logistic, c[i], r[i]) for i in range(len(c))]
+    check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=case)
+    check_reductions(R.pairwise_logistic_loss, (c, r), {}, exact, VALUE_ULPS, scale=terms.scale)
+    grad = R.pairwise_logistic_loss.grad(c, r, reduction="none")
+    for i in range(len(c)):
+        for k, name in enumerate(("chosen", "rejected")):
+            g = grad[name]
+            check_derivative(
+                float(g.value[i]), pairwise_logistic, [float(c[i]), float(r[i])], k, GRAD_ULPS, scale=float(g.scale[i])
+            )
