@@ -33,6 +33,24 @@ BUILTINS = {
 }
 
 
+def chunked_linear_cross_entropy(hidden, weight, target, bias=None, ignore_index=-100, reduction="mean"):
+    """torch's ``F.linear_cross_entropy`` (torch >= 2.14) on its chunked path (``options=LinearCrossEntropyOptions()``,
+    the one that never materialises the logits), under the canonical names (torch's: linear_weight, linear_bias)."""
+    return F.linear_cross_entropy(
+        hidden,
+        weight,
+        target,
+        linear_bias=bias,
+        ignore_index=ignore_index,
+        reduction=reduction,
+        options=torch.nn.LinearCrossEntropyOptions(),
+    )
+
+
+if hasattr(F, "linear_cross_entropy"):
+    BUILTINS["linear_cross_entropy"] = chunked_linear_cross_entropy
+
+
 def _broadcasts(**args: list) -> dict:
     """The shape-mismatch finding; the witness is a valid example the property then reshapes."""
     return {
@@ -99,6 +117,15 @@ FINDINGS: dict[str, list[dict]] = {
         },
     ],
     "kl_div": [_broadcasts(input=[[-0.5, -1.0]], target=[[0.6, 0.4]])],
+    "linear_cross_entropy": [
+        {
+            "property": "ignored_tokens",
+            "reason": "chunked path: with every token ignored, reduction='mean' divides by a zero count in the "
+            "backward too, so the gradients of hidden and weight are NaN where cross_entropy and "
+            "linear_cross_entropy(options=None) give exactly 0",
+            "witness": {"args": {"hidden": [[0.0]], "weight": [[0.0]], "target": [-100]}},
+        },
+    ],
     "multi_margin_loss": [
         {
             "property": "invalid_input",
