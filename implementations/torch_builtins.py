@@ -175,6 +175,20 @@ FINDINGS: dict[str, list[dict]] = {
             }
             for dtypes, norm in ((["float64"], 1e78), (["float32", "bfloat16"], 1e10))
         ),
+        {
+            "property": "agreement",
+            "reason": "float16: the eps = 1e-12 added to the squared norms underflows to 0, so a zero embedding "
+            "gives 0 / 0 = NaN instead of a cosine of 0",
+            "dtypes": ["float16"],
+            "witness": {"args": {"input1": [[0.0]], "input2": [[0.0]], "target": [1.0]}},
+        },
+        {
+            "property": "zero_at_perfect",
+            "reason": "float16: squared norms are formed in float16 and overflow for components above 256, so two "
+            "equal embeddings get NaN instead of 0",
+            "dtypes": ["float16"],
+            "witness": {"args": {"input1": [[1000.0]], "input2": [[1000.0]], "target": [1.0]}},
+        },
     ],
     "margin_ranking_loss": [
         {

@@ -57,7 +57,7 @@ def test_torch_linear_cross_entropy_passes(prop, dtype):
     assert result.status in allowed, f"{result.status}: {result.message} ({result.counterexample})"
 
 
-PLANTED = [
+CASES = [
     ("ignored_tokens", "sequence_cross_entropy", planted.seq_ce_smoothing_over_ignored, "float64"),
     ("ignored_tokens", "linear_cross_entropy", planted.linear_ce_gradient_from_ignored, "float64"),
     ("perplexity", "sequence_cross_entropy", planted.seq_ce_perplexity_mean_of_exp, "float64"),
@@ -65,7 +65,7 @@ PLANTED = [
 ]
 
 
-@pytest.mark.parametrize(("prop", "loss", "wrong", "dtype"), PLANTED, ids=[f"{c[0]}-{c[2].__name__}" for c in PLANTED])
+@pytest.mark.parametrize(("prop", "loss", "wrong", "dtype"), CASES, ids=[f"{c[0]}-{c[2].__name__}" for c in CASES])
 def test_family_property_catches_its_planted_bug(prop, loss, wrong, dtype):
     assert_catches(prop, loss, wrong, OWN[loss], dtype)
 
@@ -73,7 +73,7 @@ def test_family_property_catches_its_planted_bug(prop, loss, wrong, dtype):
 def test_every_family_property_has_a_planted_bug():
     tagged = {p for loss in LOSSES for p in spec(loss).properties}
     assert {"ignored_tokens", "perplexity", "linear_materialised"} <= tagged
-    assert {case[0] for case in PLANTED} == {"ignored_tokens", "perplexity", "linear_materialised"}
+    assert {case[0] for case in CASES} == {"ignored_tokens", "perplexity", "linear_materialised"}
 
 
 def test_all_ignored_mean_is_nan_with_zero_gradient():

@@ -110,6 +110,13 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, marg
     return loss.sum() / torch.clamp(count, min=1).to(loss.dtype)
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """x / max(||x||, 1e-12) along the last axis (F.normalize's contract), computed in at least float32: in
+    float16 the 1e-12 underflows to 0 (0 / 0 for a zero embedding) and squared norms overflow above 256."""
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    return F.normalize(wide, dim=-1).to(x.dtype)
+
+
 def info_nce_loss(
     query: torch.Tensor,
     positive_key: torch.Tensor,
@@ -143,7 +150,7 @@ def info_nce_loss(
     check_reduction(reduction, fn)
     keys = torch.cat([positive_key[:, None, :], negative_keys], dim=1)
     if normalize:
-        query, keys = F.normalize(query, dim=-1), F.normalize(keys, dim=-1)
+        query, keys = _unit(query), _unit(keys)
     logits = (keys * query[:, None, :]).sum(dim=-1) / temperature
     loss = torch.logsumexp(logits, dim=1) - logits[:, 0]
     return reduce(loss, reduction, fn)
@@ -162,7 +169,7 @@ def nt_xent_loss(z_i: torch.Tensor, z_j: torch.Tensor, temperature: float = 0.5)
         shapes = f"{fmt_shape(z_i.shape)} and {fmt_shape(z_j.shape)}"
         raise ValueError(f"{fn}: z_i and z_j must have the same shape, got {shapes}")
     temperature = _check_positive(temperature, fn, "temperature")
-    z = F.normalize(torch.cat([z_i, z_j], dim=0), dim=-1)
+    z = _unit(torch.cat([z_i, z_j], dim=0))
     n = z_i.shape[0]
     sim = z @ z.T / temperature
     eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
