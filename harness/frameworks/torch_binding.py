@@ -6,8 +6,9 @@ keeps), so properties stay framework-neutral and a JAX binding can sit beside th
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,22 @@ def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
     return torch.from_numpy(np.asarray(array, dtype=np.float64)).to(TORCH_DTYPES[dtype]).double().numpy()
 
 
+@functools.cache
+def _converters() -> dict[type, Callable[[Any, torch.dtype, str], Any]]:
+    """Framework-neutral parameter objects of the catalog and their torch form (the reference describes such an
+    object in NumPy, the own implementations build its torch module; the binding is where both meet)."""
+    from implementations.own.generative import tanh_extractor_module
+    from reference.generative import TanhExtractor
+
+    return {TanhExtractor: lambda e, dtype, device: tanh_extractor_module(e.parameters, dtype, device)}
+
+
 def _tensor(value: Any, dtype: str, device: str) -> Any:
+    """A NumPy array as a tensor in ``dtype`` on ``device``; a framework-neutral object (a seeded feature
+    extractor) as its torch form in that dtype and device; anything else unchanged."""
+    convert = _converters().get(type(value))
+    if convert is not None:
+        return convert(value, TORCH_DTYPES[dtype], device)
     if isinstance(value, np.generic):
         value = np.asarray(value)
     if not isinstance(value, np.ndarray):
