@@ -1,0 +1,66 @@
+"""Deliberately wrong box-regression losses: each family property must catch the one planted for it.
+
+Every function has the canonical signature of the loss it pretends to be and exactly one defect, named in its
+docstring (with the property that catches it). The correct pieces come from lossguard's own implementation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from implementations.own import detection as own
+
+
+def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
+    return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
+
+
+def _geometry(boxes1, boxes2, eps) -> own._Geometry:
+    return own._Geometry(boxes1, boxes2, eps)
+
+
+def giou_penalty_over_union(boxes1, boxes2, eps=1e-7, reduction="mean"):
+    """Divides the GIoU penalty by the union instead of the enclosing area: (C - U) / (U + eps), unbounded for
+    boxes far apart, so the loss exceeds 2 (box_loss_range)."""
+    g = _geometry(boxes1, boxes2, eps)
+    area_c = g.cw * g.ch
+    return _reduce(1 - g.iou + (area_c - g.union) / (g.union + eps), reduction)
+
+
+def iou_smoothed_numerator(boxes1, boxes2, eps=1e-7, reduction="mean"):
+    """Adds eps to the intersection too, 1 - (I + eps) / (U + eps) (a Dice-like smoothing): exactly 0 for identical
+    boxes instead of eps / (area + eps) (identical_boxes)."""
+    g = _geometry(boxes1, boxes2, eps)
+    inter = g.iou * (g.union + eps)
+    return _reduce(1 - (inter + eps) / (g.union + eps), reduction)
+
+
+def giou_enclosing_from_origin(boxes1, boxes2, eps=1e-7, reduction="mean"):
+    """Takes the enclosing box as anchored at the origin, area(C) = max(x2, X2) max(y2, Y2) (pixel coordinates
+    assumed): changes when both boxes are translated (box_translation_invariance)."""
+    g = _geometry(boxes1, boxes2, eps)
+    area_c = torch.maximum(boxes1[:, 2], boxes2[:, 2]) * torch.maximum(boxes1[:, 3], boxes2[:, 3])
+    return _reduce(1 - g.iou + (area_c - g.union) / (area_c + eps), reduction)
+
+
+def iou_plus_one_pixel(boxes1, boxes2, eps=1e-7, reduction="mean"):
+    """The legacy pixel convention (Pascal VOC, Detectron): widths x2 - x1 + 1 and intersection sides + 1, which
+    is not invariant under scaling both boxes (box_scale_invariance)."""
+    x1, y1, x2, y2 = boxes1.unbind(-1)
+    X1, Y1, X2, Y2 = boxes2.unbind(-1)
+    iw = (torch.minimum(x2, X2) - torch.maximum(x1, X1) + 1).clamp(min=0)
+    ih = (torch.minimum(y2, Y2) - torch.maximum(y1, Y1) + 1).clamp(min=0)
+    inter = iw * ih
+    union = (x2 - x1 + 1) * (y2 - y1 + 1) + (X2 - X1 + 1) * (Y2 - Y1 + 1) - inter
+    return _reduce(1 - inter / (union + eps), reduction)
+
+
+def ciou_aspect_by_division(boxes1, boxes2, eps=1e-7, reduction="mean"):
+    """The aspect angle as atan(w / h) (torchvision's form) instead of atan2(w, h): 0 / 0 = NaN for a point box
+    (zero_area_boxes)."""
+    g = _geometry(boxes1, boxes2, eps)
+    v = (4 / math.pi**2) * (torch.atan(g.w2 / g.h2) - torch.atan(g.w1 / g.h1)) ** 2
+    alpha = v / (1 - g.iou + v + eps)
+    return _reduce(own._diou_loss(g) + alpha * v, reduction)
