@@ -169,6 +169,7 @@ BUILDERS: dict[str, Callable[[torch.Generator], Arrays]] = {
         "x": torch.rand(BATCH, FEATURES, generator=g, dtype=torch.float64),
         **_pair(g, "mu", "logvar", BATCH, LATENT),
     },
+    "perceptual_loss": lambda g: _pair(g, "input", "target", IMAGES, CHANNELS, SIDE, SIDE),
     "uncertainty_weighted_loss": lambda g: {"losses": _randn(g, 8).abs(), "log_vars": _randn(g, 8)},
     "sequence_cross_entropy": lambda g: {
         "logits": _randn(g, TOKENS, LENGTH, VOCAB),
@@ -183,6 +184,19 @@ BUILDERS: dict[str, Callable[[torch.Generator], Arrays]] = {
 
 # parameters that differ from the canonical defaults: kl_div's 'mean' is not a KL (torch warns on every call)
 PARAMS: dict[str, dict[str, Any]] = {"kl_div": {"reduction": "batchmean"}}
+
+
+def _perceptual_params(dtype: torch.dtype, device: str) -> dict[str, Any]:
+    """A seeded extractor of the catalog (3 -> 16 -> 32 channels, 1x1 convolutions with tanh), both layers."""
+    from implementations.own.generative import tanh_extractor_module
+    from reference.generative import TanhExtractor
+
+    extractor = tanh_extractor_module(TanhExtractor(0, (CHANNELS, 16, 32)).parameters, dtype, device)
+    return {"feature_extractor": extractor, "layers": (0, 1)}
+
+
+# parameters built in the call's dtype and on its device (framework objects)
+PARAM_BUILDERS: dict[str, Callable[[torch.dtype, str], dict[str, Any]]] = {"perceptual_loss": _perceptual_params}
 
 
 def make_inputs(spec: LossSpec, n: int | None = None, dtype: str = "float32", device: str = "cpu") -> Inputs:
@@ -202,4 +216,7 @@ def make_inputs(spec: LossSpec, n: int | None = None, dtype: str = "float32", de
         for name in spec.args
     }
     grad = tuple(name for name in spec.differentiable if name in args and args[name].is_floating_point())
-    return Inputs(args, dict(PARAMS.get(spec.name, {})), grad)
+    params = dict(PARAMS.get(spec.name, {}))
+    if spec.name in PARAM_BUILDERS:
+        params.update(PARAM_BUILDERS[spec.name](DTYPES[dtype], device))
+    return Inputs(args, params, grad)
