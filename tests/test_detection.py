@@ -8,10 +8,8 @@ import numpy as np
 import planted_detection as planted
 import pytest
 import torch
-from judging import assert_catches, judge
+from judging import assert_catches
 
-from harness.catalog.common import GENERIC
-from harness.catalog.detection import DETECTION
 from implementations.own import detection as own_detection
 from implementations.own.detection import OWN
 from reference import detection as R
@@ -29,26 +27,6 @@ CASES = [
 @pytest.mark.parametrize(("prop", "loss", "wrong", "dtype"), CASES, ids=[f"{c[0]}-{c[2].__name__}" for c in CASES])
 def test_family_property_catches_its_planted_bug(prop, loss, wrong, dtype):
     assert_catches(prop, loss, wrong, OWN[loss], dtype)
-
-
-def test_every_family_property_has_a_planted_bug():
-    family = {p for spec in DETECTION for p in spec.properties} - {*GENERIC, "non_negative"}
-    assert family <= {case[0] for case in CASES}
-
-
-RUNS = [
-    (spec.name, prop, dtype)
-    for spec in DETECTION
-    for prop in spec.properties
-    if prop != "device"
-    for dtype in ("float64", "float32")
-]
-
-
-@pytest.mark.parametrize(("loss", "prop", "dtype"), RUNS, ids=["-".join(r) for r in RUNS])
-def test_own_implementation_passes_every_tagged_property(loss, prop, dtype):
-    result = judge(prop, loss, OWN[loss], dtype)
-    assert result.status == "pass", f"{result.status}: {result.message} {result.counterexample}"
 
 
 def test_closed_forms_of_simple_pairs():

@@ -10,14 +10,12 @@ import numpy as np
 import planted_generative as planted
 import pytest
 import torch
-from judging import CI, assert_catches
+from judging import assert_catches
 
 from harness.catalog import CATALOG
 from harness.frameworks.torch_binding import TorchBinding
 from harness.model import Example
 from harness.registry import bind, own
-from harness.runner import run_one
-from properties.base import FLOAT64, REGISTRY
 from reference import generative as R
 
 OWN = {impl.loss: impl for impl in own() if CATALOG[impl.loss].family == "generative"}
@@ -30,35 +28,11 @@ CASES = [
     ("vae_kl", "vae_loss", planted.vae_kl_without_one, "float64"),
     ("uncertainty_minimiser", "uncertainty_weighted_loss", planted.uncertainty_half_regulariser, "float32"),
 ]
-FAMILY = {"gan_bce_composition", "wgan_antisymmetry", "vae_kl", "uncertainty_minimiser"}
 
 
 @pytest.mark.parametrize(("prop", "loss", "wrong", "dtype"), CASES, ids=[f"{c[0]}-{c[2].__name__}" for c in CASES])
 def test_family_property_catches_its_planted_bug(prop, loss, wrong, dtype):
     assert_catches(prop, loss, wrong, OWN[loss].fn, dtype)
-
-
-def test_every_family_property_is_proven_registered_and_tagged():
-    assert {case[0] for case in CASES} == FAMILY
-    assert set(REGISTRY) >= FAMILY
-    tagged = {p for spec in CATALOG.values() if spec.family == "generative" for p in spec.properties}
-    assert tagged >= FAMILY
-    assert set(OWN) == {spec.name for spec in CATALOG.values() if spec.family == "generative"}
-
-
-def _runs():
-    for loss, impl in OWN.items():
-        for prop in CATALOG[loss].properties:
-            if prop == "device":
-                continue
-            for dtype in ("float64",) if REGISTRY[prop].dtypes == FLOAT64 else ("float64", "float32"):
-                yield pytest.param(impl, prop, dtype, id=f"{loss}-{prop}-{dtype}")
-
-
-@pytest.mark.parametrize(("impl", "prop", "dtype"), list(_runs()))
-def test_tagged_property_passes(impl, prop, dtype):
-    result = run_one(impl, prop, "cpu", dtype, CI)
-    assert result.status == "pass", f"{result.status}: {result.message} || {result.counterexample}"
 
 
 def test_wgan_losses_are_not_tagged_non_negative_and_say_why():

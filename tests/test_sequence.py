@@ -25,37 +25,9 @@ import numpy as np
 import planted_sequence as planted
 import pytest
 import torch
-import torch.nn.functional as F
-from judging import CI, assert_catches, judge
+from judging import assert_catches
 
-from harness.catalog import spec
-from harness.registry import torch_builtins
-from harness.runner import run_one
 from implementations.own.sequence import OWN, linear_cross_entropy, perplexity, sequence_cross_entropy
-from implementations.torch_builtins import chunked_linear_cross_entropy
-
-LOSSES = ("sequence_cross_entropy", "linear_cross_entropy")
-RUNS = [(loss, prop, dtype) for loss in LOSSES for prop in spec(loss).properties for dtype in ("float64", "float32")]
-
-
-@pytest.mark.parametrize(("loss", "prop", "dtype"), RUNS, ids=["-".join(r) for r in RUNS])
-def test_every_property_passes(loss, prop, dtype):
-    result = judge(prop, loss, OWN[loss], dtype)
-    allowed = ("pass", "skip") if prop == "device" else ("pass",)
-    assert result.status in allowed, f"{result.status}: {result.message} ({result.counterexample})"
-
-
-TORCH_RUNS = [(prop, dtype) for prop in spec("linear_cross_entropy").properties for dtype in ("float64", "float32")]
-
-
-@pytest.mark.skipif(not hasattr(F, "linear_cross_entropy"), reason="torch has no F.linear_cross_entropy")
-@pytest.mark.parametrize(("prop", "dtype"), TORCH_RUNS, ids=["-".join(r) for r in TORCH_RUNS])
-def test_torch_linear_cross_entropy_passes(prop, dtype):
-    builtin = next(i for i in torch_builtins() if i.fn is chunked_linear_cross_entropy)
-    result = run_one(builtin, prop, "cpu", dtype, CI)
-    allowed = ("pass", "skip") if prop == "device" else ("xfail",) if prop == "ignored_tokens" else ("pass",)
-    assert result.status in allowed, f"{result.status}: {result.message} ({result.counterexample})"
-
 
 CASES = [
     ("ignored_tokens", "sequence_cross_entropy", planted.seq_ce_smoothing_over_ignored, "float64"),
@@ -68,12 +40,6 @@ CASES = [
 @pytest.mark.parametrize(("prop", "loss", "wrong", "dtype"), CASES, ids=[f"{c[0]}-{c[2].__name__}" for c in CASES])
 def test_family_property_catches_its_planted_bug(prop, loss, wrong, dtype):
     assert_catches(prop, loss, wrong, OWN[loss], dtype)
-
-
-def test_every_family_property_has_a_planted_bug():
-    tagged = {p for loss in LOSSES for p in spec(loss).properties}
-    assert {"ignored_tokens", "perplexity", "linear_materialised"} <= tagged
-    assert {case[0] for case in CASES} == {"ignored_tokens", "perplexity", "linear_materialised"}
 
 
 def test_all_ignored_mean_is_nan_with_zero_gradient():
