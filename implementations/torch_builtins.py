@@ -100,6 +100,18 @@ FINDINGS: dict[str, list[dict]] = {
             "dtypes": ["float16"],
             "witness": {"args": {**_ZERO, "var": [0.0]}},
         },
+        *(
+            {
+                "property": prop,
+                "reason": "float32: d/dvar forms e^2 / var^2 before halving, which overflows to -inf where the "
+                "exact gradient -0.5 e^2 / var^2 is within a factor 2 of float32's largest number",
+                "dtypes": ["float32"],
+                "witness": {
+                    "args": {"input": [9.50989712523264e14], "target": [9.77077276770304e14], "var": [1e-8]},
+                },
+            }
+            for prop in ("gradient", "stability")
+        ),
     ],
     "binary_cross_entropy": [
         {
@@ -157,6 +169,17 @@ FINDINGS: dict[str, list[dict]] = {
             }
             for prop in ("agreement", "stability")
         ),
+        {
+            "property": "stability",
+            "reason": "float64, p = 3: pairwise_distance's backward divides by the distance squared, formed from "
+            "|x - y|^3, which underflows to 0 for differences below ~1e-103: the gradient is NaN where the exact "
+            "one is -1 (in float32 the same happens below ~1e-13, beside the overflow above)",
+            "dtypes": ["float64"],
+            "witness": {
+                "args": {"anchor": [[0.0]], "positive": [[1.0]], "negative": [[1e-200]]},
+                "params": {"p": 3.0, "eps": 0.0},
+            },
+        },
     ],
     "cosine_embedding_loss": [
         {
@@ -188,6 +211,43 @@ FINDINGS: dict[str, list[dict]] = {
             "equal embeddings get NaN instead of 0",
             "dtypes": ["float16"],
             "witness": {"args": {"input1": [[1000.0]], "input2": [[1000.0]], "target": [1.0]}},
+        },
+        {
+            "property": "non_negative",
+            "reason": "float16: the product of the squared norms underflows to 0 for components below ~0.01, and "
+            "the cosine of two equal embeddings becomes x.y / 0 = inf: the loss is -inf",
+            "dtypes": ["float16"],
+            "witness": {"args": {"input1": [[0.0078125]], "input2": [[0.0078125]], "target": [1.0]}},
+        },
+        {
+            "property": "gradient",
+            "reason": "float16: squared norms below float16's normal range lose their precision, and their "
+            "product underflows: the gradient is inf where the exact one is about -1e-12",
+            "dtypes": ["float16"],
+            "witness": {"args": {"input1": [[1.0]], "input2": [[0.001953125]], "target": [1.0]}},
+        },
+        {
+            "property": "gradient",
+            "reason": "float32: the product of the squared norms overflows (norms above ~4e9 against ~1e10) and "
+            "the gradient of the cosine becomes 0 where it is -5.9e-16",
+            "dtypes": ["float32"],
+            "witness": {
+                "args": {
+                    "input1": [[5.98862255357952e14, 5.98862255357952e14]],
+                    "input2": [[21781.0, 0.0]],
+                    "target": [1.0],
+                }
+            },
+        },
+        {
+            "property": "gradient",
+            "reason": "float64: the backward through sqrt((|x1|^2 + eps) (|x2|^2 + eps)) loses about 30 ulps "
+            "(relative 7e-15) on a gradient a direct evaluation gets to a few: 2.0755779413714226e-200 where "
+            "the exact value is 2.0755779413714084e-200",
+            "dtypes": ["float64"],
+            "witness": {
+                "args": {"input1": [[6.94113476918575e99, 1.0]], "input2": [[0.0, 102327.0]], "target": [1.0]}
+            },
         },
     ],
     "margin_ranking_loss": [

@@ -35,6 +35,7 @@ __all__ = [
     "check_same_shape",
     "fmt_shape",
     "reduce",
+    "working_dtype",
 ]
 
 Reduction = Literal["none", "mean", "sum"]
@@ -158,3 +159,10 @@ def reduce(loss: torch.Tensor, reduction: str, fn: str = "loss") -> torch.Tensor
     if reduction == "mean":
         return loss.mean()
     return loss.sum()
+
+
+def working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype to compute in: the input's, at least float32. float16's range (6e-5 to 65504, subnormals below)
+    makes squares, products and sums of ordinary losses underflow or overflow, so half-precision inputs are
+    computed in float32 and the result rounded back (as autocast does for losses)."""
+    return torch.promote_types(dtype, torch.float32)

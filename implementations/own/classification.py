@@ -24,6 +24,7 @@ from ._checks import (
     check_same_shape,
     fmt_shape,
     reduce,
+    working_dtype,
 )
 
 __all__ = ["hinge_loss", "sigmoid_focal_loss", "softmax_focal_loss"]
@@ -240,7 +241,7 @@ def softmax_focal_loss(
         return loss.sum()
     # Mean over the non-ignored elements.  Accumulate in at least float32 so that neither the sum nor the
     # count overflows in float16 (max 65504); the result is returned in input's dtype.
-    acc = torch.promote_types(input.dtype, torch.float32)
+    acc = working_dtype(input.dtype)
     return (loss.sum(dtype=acc) / valid.sum().to(acc)).to(input.dtype)
 
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._checks import check_floating_tensor, check_open_interval, check_reduction, fmt_shape, reduce
+from ._checks import check_floating_tensor, check_open_interval, check_reduction, fmt_shape, reduce, working_dtype
 
 __all__ = ["complete_box_iou_loss", "distance_box_iou_loss", "generalized_box_iou_loss", "iou_loss"]
 
@@ -113,7 +113,7 @@ def _ciou_loss(g: _Geometry) -> torch.Tensor:
 def _loss(name: str, form: Callable[[_Geometry], torch.Tensor], doc: str) -> Callable[..., torch.Tensor]:
     def loss(boxes1: torch.Tensor, boxes2: torch.Tensor, eps: float = 1e-7, reduction: str = "mean") -> torch.Tensor:
         b1, b2, eps = _checked(boxes1, boxes2, eps, reduction, name)
-        work = torch.promote_types(b1.dtype, torch.float32)
+        work = working_dtype(b1.dtype)
         value = form(_Geometry(b1.to(work), b2.to(work), eps))
         return reduce(value, reduction, name).to(b1.dtype)
 

@@ -23,6 +23,7 @@ from ._checks import (
     check_reduction,
     fmt_shape,
     reduce,
+    working_dtype,
 )
 
 __all__ = ["batch_hard_triplet_loss", "contrastive_loss", "info_nce_loss", "nt_xent_loss", "pairwise_logistic_loss"]
@@ -113,7 +114,7 @@ def batch_hard_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, marg
 def _unit(x: torch.Tensor) -> torch.Tensor:
     """x / max(||x||, 1e-12) along the last axis (F.normalize's contract), computed in at least float32: in
     float16 the 1e-12 underflows to 0 (0 / 0 for a zero embedding) and squared norms overflow above 256."""
-    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    wide = x.to(working_dtype(x.dtype))
     return F.normalize(wide, dim=-1).to(x.dtype)
 
 

@@ -128,8 +128,9 @@ def tweedie_loss(
     which is the unit Tweedie deviance :math:`d(y, \mu)/2` minus a term depending on :math:`y` only (so it
     may be negative); it is minimised over :math:`\eta` at :math:`\mu = e^\eta = y`.  For :math:`y \ge 0`
     both terms are non-negative, so there is no cancellation.  Where ``target == 0`` the first term is
-    exactly 0 even if :math:`e^{(1-p)\eta}` overflows (very negative :math:`\eta`).  For large
-    :math:`|\eta|` the loss itself overflows, as the formula does.  Target values are not checked
+    exactly 0 even if :math:`e^{(1-p)\eta}` overflows (very negative :math:`\eta`), and for a small
+    target it is computed as :math:`e^{\log y + (1-p)\eta}` there.  Where the exact loss exceeds the dtype's
+    range it overflows.  Target values are not checked
     (the Tweedie model needs :math:`y \ge 0`).
 
     Args:
@@ -151,11 +152,18 @@ def tweedie_loss(
     target = _prepare(input, target, reduction, fn)
     p = check_open_interval(power, 1.0, 2.0, fn, "power")
     exponent1 = (1.0 - p) * input
-    # Where target == 0 the first term is 0; cap the exponent there so that 0 * exp(...) cannot become
-    # 0 * inf = NaN (the cap is only active once exp would overflow).
-    cap = math.log(torch.finfo(input.dtype).max) - 1.0
-    exponent1 = torch.where(target == 0, exponent1.clamp(max=cap), exponent1)
-    loss = target * torch.exp(exponent1) / (p - 1.0) + torch.exp((2.0 - p) * input) / (2.0 - p)
+    # target exp(exponent1) is finite far beyond where exp(exponent1) alone overflows (a small target, very
+    # negative eta): there it is exp(log target + exponent1). Each branch only sees exponents it can take, so
+    # neither value nor gradient meets inf * 0; where target == 0 the term is exactly 0.
+    big = exponent1 > math.log(torch.finfo(input.dtype).max) - 1.0
+    via_log = big & (target > 0)
+    log_target = torch.log(torch.where(via_log, target, torch.ones_like(target)))
+    first = torch.where(
+        via_log,
+        torch.exp(torch.where(via_log, log_target + exponent1, torch.zeros_like(exponent1))),
+        target * torch.exp(torch.where(big, torch.zeros_like(exponent1), exponent1)),
+    )
+    loss = first / (p - 1.0) + torch.exp((2.0 - p) * input) / (2.0 - p)
     return reduce(loss, reduction, fn)
 
 

@@ -27,6 +27,7 @@ from ._checks import (
     check_same_shape,
     fmt_shape,
     reduce,
+    working_dtype,
 )
 
 __all__ = [
@@ -74,8 +75,9 @@ def _binary_overlap(input, target, alpha, beta, smooth, from_logits, batch, redu
     smooth = check_nonnegative(smooth, fn, "smooth")
     alpha = check_nonnegative(alpha, fn, "alpha")
     beta = check_nonnegative(beta, fn, "beta")
-    p, q = _probabilities(x, from_logits, fn)
-    return reduce(_tversky(p, q, target.to(x.dtype), alpha, beta, smooth, batch), reduction, fn)
+    work = working_dtype(x.dtype)  # in float16 the squared denominator of the gradient underflows
+    p, q = _probabilities(x.to(work), from_logits, fn)
+    return reduce(_tversky(p, q, target.to(work), alpha, beta, smooth, batch), reduction, fn).to(x.dtype)
 
 
 def dice_loss(
@@ -122,7 +124,8 @@ def tversky_loss(
 
 
 def _softmax_parts(input: object, target: object, ignore_index: int | None, fn: str):
-    """(p, 1 - p, one-hot y), all zero at ignored pixels, from (N, C, *) logits and (N, *) indices.
+    """(p, 1 - p, one-hot y), all zero at ignored pixels, from (N, C, *) logits and (N, *) indices, in the
+    working dtype (at least float32).
 
     p = exp(z - max) / sum (softmax, accurate to u (|z - max| + C + 3) relative); 1 - p is the sum of the other
     classes' probabilities (no cancellation for the largest class).
@@ -143,6 +146,7 @@ def _softmax_parts(input: object, target: object, ignore_index: int | None, fn: 
         valid = torch.ones_like(t, dtype=torch.bool)
     else:
         valid = check_class_indices(t, n_classes, int(ignore_index), fn)
+    x = x.to(working_dtype(x.dtype))
     keep = valid.unsqueeze(1).to(x.dtype)
     y = F.one_hot(torch.where(valid, t, torch.zeros_like(t)), n_classes).movedim(-1, 1).to(x.dtype) * keep
     e = (x - x.amax(dim=1, keepdim=True)).exp()
@@ -165,7 +169,7 @@ def multiclass_dice_loss(
     fn = "multiclass_dice_loss"
     smooth = check_nonnegative(smooth, fn, "smooth")
     p, q, y = _softmax_parts(input, target, ignore_index, fn)
-    return reduce(_tversky(p, q, y, 0.5, 0.5, 0.5 * smooth, batch), reduction, fn)
+    return reduce(_tversky(p, q, y, 0.5, 0.5, 0.5 * smooth, batch), reduction, fn).to(input.dtype)
 
 
 def bce_dice_loss(

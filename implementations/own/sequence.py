@@ -29,17 +29,13 @@ from ._checks import (
     check_integer_tensor,
     check_reduction,
     fmt_shape,
+    working_dtype,
 )
 
 __all__ = ["linear_cross_entropy", "perplexity", "sequence_cross_entropy"]
 
 DEFAULT_CHUNK = 4096  # vocabulary entries per block
 DEFAULT_TOKEN_CHUNK = 512  # tokens per block: a block of logits holds 2M elements
-
-
-def _accumulator(dtype: torch.dtype) -> torch.dtype:
-    """At least float32 for sums and counts (float16 overflows at 65504)."""
-    return torch.promote_types(dtype, torch.float32)
 
 
 def _check_ignore_index(ignore_index: object, fn: str) -> int:
@@ -56,7 +52,7 @@ def _check_chunk(value: object, fn: str, arg: str) -> int:
 
 def _token_mean(losses: torch.Tensor, valid: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """Sum over non-ignored tokens / their number, accumulated in at least float32 (NaN for none)."""
-    acc = _accumulator(dtype)
+    acc = working_dtype(dtype)
     return (losses.sum(dtype=acc) / valid.sum().to(acc)).to(dtype)
 
 
@@ -123,7 +119,7 @@ def _blocks(n: int, size: int) -> range:
 def _logits_block(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """One block of logits, hidden @ weight.T (+ bias), in the inputs' dtype, then in the accumulator dtype."""
     z = hidden @ weight.T if bias is None else torch.addmm(bias, hidden, weight.T)
-    return z.to(_accumulator(hidden.dtype))
+    return z.to(working_dtype(hidden.dtype))
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -138,7 +134,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, target, valid, chunk, token_chunk):  # type: ignore[override]
         n_tokens, n_classes = hidden.shape[0], weight.shape[0]
-        acc = _accumulator(hidden.dtype)
+        acc = working_dtype(hidden.dtype)
         index = torch.where(valid, target, torch.zeros_like(target)).long()
         lse = torch.empty(n_tokens, dtype=acc, device=hidden.device)
         losses = torch.empty(n_tokens, dtype=acc, device=hidden.device)
