@@ -14,6 +14,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from properties.base import FLOAT64_AND_32, register
+from reference.metric import NORMALIZE_EPS
 
 NONE = "none"
 LABELS = ("label", "labels", "target")
@@ -160,14 +161,21 @@ def uniform_similarity(subject, data) -> None:
 )
 def scale_invariance(subject, data) -> None:
     """L(a_1 x_1, ..., a_k x_k) = L(x_1, ..., x_k) for a_i > 0 when the loss normalises (cosines); the factors
-    are powers of two, so the scaled inputs are exact and the values must agree within rounding."""
+    are powers of two, so the scaled inputs are exact and the values must agree within rounding.
+
+    Exact domain: the contract normalises by max(||x||, eps) (F.normalize, eps = 1e-12), which is scale
+    invariant only for x = 0 or ||x|| >= eps; embeddings with a norm in (0, eps), before or after the
+    rescaling, are outside it."""
     example = subject.draw(data, regime="typical", **_none(subject), **subject.restriction)
 
     def rescale(x: np.ndarray) -> np.ndarray:
         powers = data.draw(st.lists(st.integers(-6, 6), min_size=x[..., 0].size, max_size=x[..., 0].size))
         return x * np.exp2(np.array(powers, dtype=np.float64)).reshape(x.shape[:-1])[..., None]
 
-    scaled = subject.rounded(_transform(example, _embedding_args(subject), rescale))
+    names = _embedding_args(subject)
+    scaled = subject.rounded(_transform(example, names, rescale))
+    for norms in (np.linalg.norm(e.args[name], axis=-1) for e in (example, scaled) for name in names):
+        subject.need(bool(np.all((norms == 0) | (norms >= NORMALIZE_EPS))))
     scale = subject.scale(example) + subject.scale(scaled)
     subject.expect_close("loss of rescaled embeddings", subject.value(scaled), subject.value(example), scale, scaled)
 

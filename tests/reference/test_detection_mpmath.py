@@ -16,8 +16,9 @@ iou, giou, diou, ciou ('none')         scale   1             the scale is a firs
                                                              the error is <= 0.5 EPS scale to first order; the
                                                              rest covers numpy's atan2 (< 1 ulp of theta)
 gradients (boxes1, boxes2), all four   scale   1             central differences of the literal loss (step
-                                                             below the row's smallest coordinate gap) on rows
-                                                             away from the kinks (reference.detection.box_kinks)
+                                                             below the row's smallest coordinate gap, digits
+                                                             enough for the tolerance: _digits) on rows away
+                                                             from the kinks (reference.detection.box_kinks)
 =====================================  ======  ============  ===================================================
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mpmath import mp, mpf
 
@@ -87,9 +88,9 @@ def test_values(name, case):
         assert err <= 1, f"{name} row {i}: {float(err):.3g} > 1: {value[i]!r} vs {mp.nstr(exact, 20)}; {case}"
 
 
-def _step(row1: np.ndarray, row2: np.ndarray) -> tuple[mpf, int]:
-    """(step, working digits) of a central difference that stays on one side of every max/min of the row: the
-    step is 2^-120 or 2^-60 times the smallest gap between two of its x (or two of its y) coordinates."""
+def _step(row1: np.ndarray, row2: np.ndarray) -> mpf:
+    """The step of a central difference that stays on one side of every max/min of the row: 2^-120 or 2^-60
+    times the smallest gap between two of its x (or two of its y) coordinates."""
     gaps = [
         abs(a - b)
         for axis in (0, 1)
@@ -97,28 +98,57 @@ def _step(row1: np.ndarray, row2: np.ndarray) -> tuple[mpf, int]:
         for b in (row1[axis], row1[axis + 2], row2[axis], row2[axis + 2])
         if a != b
     ]
-    h = min([mpf(2) ** -120] + [mpf(float(g)) * mpf(2) ** -60 for g in gaps])
-    return h, int(-mp.log10(h)) + 80
+    return min([mpf(2) ** -120] + [mpf(float(g)) * mpf(2) ** -60 for g in gaps])
+
+
+def _digits(h: mpf, tolerance: mpf) -> int:
+    """Working digits of the central difference with step h, for a gradient checked to ``tolerance``
+    (absolute: EPS times the reference's scale).
+
+    At p digits the difference quotient is off by two kinds of rounding error: the shifted coordinate
+    ``x + h`` (|x| <= 1e4) and the quantities built from it, relative errors 10^-p carried through the loss,
+    which are proportional to the gradient and come to about 10^(4 - p) / h relative to it; and the absolute
+    rounding errors of the two loss values themselves, which are O(1) (quotients of size <= 3) and give an
+    absolute error of about 10^-p / h in the quotient *whatever the size of the gradient*. ``-log10 h + 80``
+    digits make the first about 10^-76 relative, far inside a tolerance of EPS |gradient|, and the second
+    10^-80 absolute, inside an O(1) tolerance but not a tiny one: with widths of 1e-81 against an eps of 1e-7
+    the gradient in X1 is -I h2 / (U + eps)^2 = -7.3e-68, its tolerance about 2e-82, and at -log10 h + 80 =
+    179 digits the two losses (= 1 - 7e-75) differ by only 2e-167, leaving the quotient 12 correct digits
+    (3.5e-14 relative: 10 times the tolerance, though the reference is correct to an ulp). Adding
+    ``-log10 tolerance`` digits keeps the second error about 10^-80 times the tolerance in every row (at
+    most ~340 more digits, at the 2^-1022 floor of the scale)."""
+    return int(-mp.log10(h)) + 80 + max(0, int(mp.ceil(-mp.log10(tolerance))))
+
+
+# widths ~1e-81 against heights ~1 and eps = 1e-7: gradients of 7e-68 and 1e-148 next to losses of 1 - 7e-75
+# (the oracle needs the digits of _digits; the reference was right)
+TINY_WIDTHS = (
+    np.array([[1.63328256e-82, 1.25e-01, 1.14329779e-81, 8.75e-01]]),
+    np.array([[0.0, 0.0, 1.30662605e-81, 1.0]]),
+    1e-7,
+)
 
 
 @SETTINGS
 @given(cases())
+@example(case=TINY_WIDTHS)
 @pytest.mark.parametrize("name", LOSSES)
 def test_gradients(name, case):
     b1, b2, eps = case
     grads = getattr(R, name).grad(b1, b2, eps=eps, reduction="sum")
     smooth = ~R.box_kinks(b1, b2)
     for i in np.flatnonzero(smooth):
-        h, digits = _step(b1[i], b2[i])
+        h = _step(b1[i], b2[i])
         for k in range(8):
-            with mp.workdps(digits):
+            g = grads["boxes1" if k < 4 else "boxes2"]
+            value, scale = g.value[i, k % 4], g.scale[i, k % 4]
+            tolerance = EPS * max(mpf(float(scale)), mpf(2.0**-1022))  # exact: 53-bit products
+            with mp.workdps(_digits(h, tolerance)):
                 shifted = []
                 for delta in (h, -h):
                     rows = [[mpf(float(v)) for v in b1[i]], [mpf(float(v)) for v in b2[i]]]
                     rows[k // 4][k % 4] += delta
                     shifted.append(_literal(name, *rows, eps))
                 exact = (shifted[0] - shifted[1]) / (2 * h)
-            g = grads["boxes1" if k < 4 else "boxes2"]
-            value, scale = g.value[i, k % 4], g.scale[i, k % 4]
-            err = abs(mpf(float(value)) - exact) / (EPS * max(mpf(float(scale)), mpf(2.0**-1022)))
+                err = abs(mpf(float(value)) - exact) / tolerance
             assert err <= 1, f"{name} row {i} coordinate {k}: {float(err):.3g} > 1 ({value!r}); {case}"
