@@ -189,7 +189,7 @@ def excludes_self(subject, data) -> None:
     """mean_a [log sum_{k != a} exp(s_ak) - s_a,pair(a)], s = cosine / temperature, written out anchor by anchor."""
     example = subject.draw(data, regime="typical")
     z = np.concatenate([example.args["z_i"], example.args["z_j"]])
-    n, t = len(z) // 2, example.params["temperature"]
+    n, t = len(z) // 2, float(example.params["temperature"])
     z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
     losses = []
     for a in range(2 * n):

@@ -238,7 +238,36 @@ def _normalize_back(grad_hat: np.ndarray, x_hat: np.ndarray, n: np.ndarray, scal
     return value, scale
 
 
+def temperature_value(temperature) -> float:
+    """The temperature as a float: a Python number or a 0-d float array (a learnable temperature)."""
+    t = np.asarray(temperature, dtype=np.float64)
+    if t.ndim != 0:
+        raise ValueError(f"temperature must be a number or a 0-d array, got shape {t.shape}")
+    return float(t)
+
+
+def _temperature_grad(g, g_scale, logits, err_logits, temperature):
+    """d/dT of the summed cross-entropies whose logits are l = s / T with dL/dl = g: dl/dT = -l / T, so
+    dL/dT = -(1/T) sum g l over every logit (self-similarities, -inf and g = 0, left out).
+
+    Error analysis (autograd's route: the logits' gradient g, times l / T, divided by T again, summed over all
+    n logits of the batch): each g errs relatively by its ``g_scale / |g|``, each l absolutely by its
+    ``err_logits``, the two divisions by T round twice, and the sum of n terms adds (n - 1) u sum |g l| / T
+    (Higham eq. 4.4). The terms cancel (sum g = 0 per anchor: at equal logits the derivative is exactly 0),
+    so the scale is the magnitude before cancellation:
+    ``(1/T) sum (g_scale |l| + |g| err_l + (n + 2) |g l|)``."""
+    finite = np.isfinite(logits)
+    lg = np.where(finite, logits, 0.0)
+    g = np.where(finite, g, 0.0)
+    n = np.count_nonzero(finite)
+    value = -np.sum(g * lg) / temperature
+    scale = np.sum(np.where(finite, g_scale, 0.0) * np.abs(lg) + np.abs(g) * np.where(finite, err_logits, 0.0))
+    scale = (scale + (n + 2.0) * np.sum(np.abs(g * lg))) / temperature
+    return Gradient(np.asarray(value), np.asarray(scale))
+
+
 def _info_nce_parts(query, positive_key, negative_keys, temperature, normalize_):
+    temperature = temperature_value(temperature)
     q, k_pos, k_neg = _f(query), _f(positive_key), _f(negative_keys)
     keys = np.concatenate([k_pos[:, None, :], k_neg], axis=1)  # (B, M + 1, D), the positive at index 0
     if normalize_:
@@ -261,7 +290,8 @@ def info_nce_loss(query, positive_key, negative_keys, temperature=0.07, normaliz
     query (B, D), positive_key (B, D), negative_keys (B, M, D); logits = cosine similarity (dot
     product when normalize=False) / temperature, the positive at index 0; the loss is their
     cross-entropy with class 0: logsumexp(logits) - logits_0. Normalising is F.normalize's (norms
-    clamped at 1e-12: a zero embedding has similarity 0 with everything).
+    clamped at 1e-12: a zero embedding has similarity 0 with everything). ``temperature``: a positive
+    number or a 0-d array (a learnable temperature, differentiable).
 
     Scale: cross-entropy's |logit_0| + |lse| + (M + 1) plus each logit's own error (module doc).
     """
@@ -272,10 +302,12 @@ def info_nce_loss(query, positive_key, negative_keys, temperature=0.07, normaliz
     return Terms(values, scale + np.max(err_logits, axis=-1))
 
 
-@info_nce_loss.gradient("query", "positive_key", "negative_keys")
+@info_nce_loss.gradient("query", "positive_key", "negative_keys", "temperature")
 def _info_nce_grad(query, positive_key, negative_keys, temperature=0.07, normalize=True, reduction="mean"):
     """dL/dlogit_c = softmax_c - [c = 0]; d/dq_hat = sum_c g_c k_hat_c / T, d/dk_hat_c = g_c q_hat / T; then
-    back through the normalisation (``_normalize_back``) when normalize=True."""
+    back through the normalisation (``_normalize_back``) when normalize=True. d/dT = -(1/T) sum_c g_c logit_c
+    per anchor (``_temperature_grad``: scale and its error analysis)."""
+    temperature = temperature_value(temperature)
     q_hat, q_n, k_hat, k_n, logits, err_logits, log_p, lse = _info_nce_parts(
         query, positive_key, negative_keys, temperature, normalize
     )
@@ -286,6 +318,7 @@ def _info_nce_grad(query, positive_key, negative_keys, temperature=0.07, normali
     # each softmax_c errs by (1 + |logit_c| + |lse| + M + 1 + err_c) u relative
     err = 1.0 + np.abs(logits) + np.abs(lse) + logits.shape[-1] + err_logits + q_hat.shape[-1]
     g_scale = (p + onehot) * err
+    d_t = _temperature_grad(g, g_scale, logits, err_logits, temperature)
     d_q = np.sum(g[..., None] * k_hat, axis=1) / temperature
     s_q = np.sum(g_scale[..., None] * np.abs(k_hat), axis=1) / temperature
     d_k = g[..., None] * q_hat[:, None, :] / temperature
@@ -297,10 +330,12 @@ def _info_nce_grad(query, positive_key, negative_keys, temperature=0.07, normali
         "query": Gradient(d_q, s_q),
         "positive_key": Gradient(d_k[:, 0], s_k[:, 0]),
         "negative_keys": Gradient(d_k[:, 1:], s_k[:, 1:]),
+        "temperature": d_t,
     }
 
 
 def _nt_xent_parts(z_i, z_j, temperature):
+    temperature = temperature_value(temperature)
     z = np.concatenate([_f(z_i), _f(z_j)], axis=0)
     n = len(z) // 2
     z_hat, z_n = normalize(z)
@@ -320,6 +355,7 @@ def nt_xent_loss(z_i, z_j, temperature=0.5) -> Terms:
     """NT-Xent (Chen et al. 2020, SimCLR, eq. 1): the 2N views z = [z_i; z_j] (each (N, D)), sim = cosine
     / temperature; view a's positive is its pair a +- N, its denominator runs over the 2N - 1 other views
     (never itself): l_a = logsumexp_{k != a} sim_ak - sim_a,pair(a); the mean over all 2N anchors.
+    ``temperature``: a positive number or a 0-d array (a learnable temperature, differentiable).
     """
     _, _, sim, err_sim, self_mask, log_p, lse, partner = _nt_xent_parts(z_i, z_j, temperature)
     rows = np.arange(len(partner))
@@ -329,22 +365,25 @@ def nt_xent_loss(z_i, z_j, temperature=0.5) -> Terms:
     return Terms(values, scale)
 
 
-@nt_xent_loss.gradient("z_i", "z_j")
+@nt_xent_loss.gradient("z_i", "z_j", "temperature")
 def _nt_xent_grad(z_i, z_j, temperature=0.5):
     """dl_a/dsim_ak = softmax_{k != a}(sim_a)_k - [k = pair(a)]; sim_ak = z_hat_a . z_hat_k / T is symmetric,
-    so d/dz_hat = (G + G^T) z_hat / T with G those coefficients; then back through the normalisation."""
+    so d/dz_hat = (G + G^T) z_hat / T with G those coefficients; then back through the normalisation.
+    d/dT = -(1/T) sum_{a, k != a} G_ak sim_ak (``_temperature_grad``: scale and its error analysis)."""
+    temperature = temperature_value(temperature)
     z_hat, z_n, sim, err_sim, self_mask, log_p, lse, partner = _nt_xent_parts(z_i, z_j, temperature)
     p = np.where(self_mask, 0.0, np.exp(log_p))
     onehot = np.eye(len(partner))[partner]
     g = p - onehot
     err = 1.0 + np.abs(np.where(self_mask, 0.0, sim)) + np.abs(lse) + len(partner) + err_sim + z_hat.shape[-1]
     g_scale = (p + onehot) * err
+    d_t = _temperature_grad(g, g_scale, np.where(self_mask, -np.inf, sim), err_sim, temperature)
     sym, sym_scale = g + g.T, g_scale + g_scale.T
     d_hat = sym @ z_hat / temperature
     s_hat = sym_scale @ np.abs(z_hat) / temperature
     d_z, s_z = _normalize_back(d_hat, z_hat, z_n, s_hat)
     n = len(partner) // 2
-    return {"z_i": Gradient(d_z[:n], s_z[:n]), "z_j": Gradient(d_z[n:], s_z[n:])}
+    return {"z_i": Gradient(d_z[:n], s_z[:n]), "z_j": Gradient(d_z[n:], s_z[n:]), "temperature": d_t}
 
 
 # --- cosine embedding, margin ranking, pairwise logistic --------------------------------------------

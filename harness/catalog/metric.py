@@ -4,7 +4,8 @@ The example builders reach the family's hard cases: embeddings of zero norm and 
 beyond, capped per dtype so the exact losses stay representable), rows copied from another argument
 (distances of exactly 0, all-equal similarities), pairs exactly at the margin, batches of one,
 every label the same (batch-hard anchors without a positive or a negative), temperatures from 0.01
-to 10 and score differences of +-1e4.
+to 10 (as floats, and as 0-d arrays: a learnable temperature whose gradient is compared) and score
+differences of +-1e4.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from reference import metric as R
 # magnitude caps of embedding coordinates per dtype (typical, extreme)
 _EMBED_CAP = {"float16": (4.0, 30.0), "bfloat16": (10.0, 1e4), "float32": (10.0, 1e15), "float64": (10.0, 1e100)}
 _DISTANCE_BASED = ("translation_invariance", "rotation_invariance", "margin_met")
-_TEMPERATURES = st.one_of(st.floats(0.01, 10.0), st.sampled_from([0.07, 0.5, 0.01, 10.0, 1.0]))
+_TEMPERATURE_VALUES = st.one_of(st.floats(0.01, 10.0), st.sampled_from([0.07, 0.5, 0.01, 10.0, 1.0]))
+# a fixed temperature (a float) or a learnable one (a 0-d float64 array: its gradient is compared too)
+_TEMPERATURES = st.one_of(_TEMPERATURE_VALUES, _TEMPERATURE_VALUES.map(np.asarray))
 
 
 def _coordinates(dtype: str, regime: str) -> st.SearchStrategy[float]:
@@ -378,7 +381,7 @@ METRIC: tuple[LossSpec, ...] = (
         properties=tags(
             "non_negative", "uniform_similarity", "rotation_invariance", scale_invariance={"normalize": True}
         ),
-        differentiable=("query", "positive_key", "negative_keys"),
+        differentiable=("query", "positive_key", "negative_keys", "temperature"),
         error_cases=(
             ErrorCase(
                 "negative_keys of dimension 2 D against D",
@@ -404,7 +407,7 @@ METRIC: tuple[LossSpec, ...] = (
             tags("non_negative", "uniform_similarity", "rotation_invariance", "scale_invariance", "excludes_self"),
             *_COUPLED,
         ),
-        differentiable=("z_i", "z_j"),
+        differentiable=("z_i", "z_j", "temperature"),
         error_cases=(
             ErrorCase("z_j with one row against N >= 2 rows of z_i", _one_row(("z_i",), "z_j")),
             _ZERO_TEMPERATURE,

@@ -51,6 +51,31 @@ def _check_positive(value: object, fn: str, arg: str) -> float:
     return v
 
 
+def _check_temperature(value: object, fn: str) -> torch.Tensor | float:
+    """A temperature > 0: a real number (returned as float) or a 0-d floating tensor (returned as is, so a
+    learnable temperature receives its gradient; checked on a detached copy, leaving autograd untouched)."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() != 0 or not value.is_floating_point():
+            raise ValueError(
+                f"{fn}: temperature must be a number or a 0-d floating tensor, got a {value.dtype} tensor of "
+                f"shape {fmt_shape(value.shape)}"
+            )
+        t = value.detach()
+        if not bool(torch.isfinite(t) & (t > 0)):
+            raise ValueError(f"{fn}: temperature must be a finite number > 0, got {t.item()!r}")
+        return value
+    return _check_positive(value, fn, "temperature")
+
+
+def _scaled(similarity: torch.Tensor, temperature: torch.Tensor | float) -> torch.Tensor:
+    """similarity / temperature in the working dtype (float32 for half inputs): the temperature's gradient
+    -g s / T^2 leaves float16's range long before the loss does (s = 64, T = 0.01: 6.4e5)."""
+    wide = similarity.to(working_dtype(similarity.dtype))
+    if isinstance(temperature, torch.Tensor):
+        temperature = temperature.to(device=wide.device, dtype=wide.dtype)
+    return wide / temperature
+
+
 def contrastive_loss(
     x1: torch.Tensor, x2: torch.Tensor, label: torch.Tensor, margin: float = 1.0, reduction: Reduction = "mean"
 ) -> torch.Tensor:
@@ -122,7 +147,7 @@ def info_nce_loss(
     query: torch.Tensor,
     positive_key: torch.Tensor,
     negative_keys: torch.Tensor,
-    temperature: float = 0.07,
+    temperature: float | torch.Tensor = 0.07,
     normalize: bool = True,
     reduction: Reduction = "mean",
 ) -> torch.Tensor:
@@ -131,7 +156,9 @@ def info_nce_loss(
 
     ``query`` (B, D), ``positive_key`` (B, D), ``negative_keys`` (B, M, D); ``sim`` is the cosine similarity
     (F.normalize, so a zero embedding has similarity 0), or the dot product when ``normalize=False``;
-    ``temperature`` > 0. Output (B,) for ``reduction='none'``.
+    ``temperature`` > 0, a number or a 0-d floating tensor (a learnable temperature: its gradient flows).
+    The logits and their log-sum-exp are computed in the working dtype (float32 for half inputs), the loss
+    rounded back to the input's dtype. Output (B,) for ``reduction='none'``.
     """
     fn = "info_nce_loss"
     for name, x in (("query", query), ("positive_key", positive_key), ("negative_keys", negative_keys)):
@@ -147,20 +174,22 @@ def info_nce_loss(
             f"{fn}: negative_keys must have shape (B, M, D) = ({query.shape[0]}, M, {query.shape[1]}), "
             f"got {fmt_shape(negative_keys.shape)}"
         )
-    temperature = _check_positive(temperature, fn, "temperature")
+    temperature = _check_temperature(temperature, fn)
     check_reduction(reduction, fn)
     keys = torch.cat([positive_key[:, None, :], negative_keys], dim=1)
     if normalize:
         query, keys = _unit(query), _unit(keys)
-    logits = (keys * query[:, None, :]).sum(dim=-1) / temperature
+    logits = _scaled((keys * query[:, None, :]).sum(dim=-1), temperature)
     loss = torch.logsumexp(logits, dim=1) - logits[:, 0]
-    return reduce(loss, reduction, fn)
+    return reduce(loss.to(query.dtype), reduction, fn)
 
 
-def nt_xent_loss(z_i: torch.Tensor, z_j: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+def nt_xent_loss(z_i: torch.Tensor, z_j: torch.Tensor, temperature: float | torch.Tensor = 0.5) -> torch.Tensor:
     r"""NT-Xent (Chen et al. 2020, SimCLR): over the 2N views ``[z_i; z_j]``, cosine similarity / temperature;
     each view's positive is its pair, its denominator the 2N - 1 other views (never itself); the mean of
-    the 2N anchors' cross-entropies. ``z_i``, ``z_j``: (N, D); ``temperature`` > 0.
+    the 2N anchors' cross-entropies. ``z_i``, ``z_j``: (N, D); ``temperature`` > 0, a number or a 0-d
+    floating tensor (a learnable temperature: its gradient flows). The logits are computed in the working
+    dtype (float32 for half inputs), the anchors' losses rounded back to the input's dtype.
     """
     fn = "nt_xent_loss"
     check_floating_tensor(z_i, fn, "z_i")
@@ -169,15 +198,15 @@ def nt_xent_loss(z_i: torch.Tensor, z_j: torch.Tensor, temperature: float = 0.5)
     if z_j.shape != z_i.shape:
         shapes = f"{fmt_shape(z_i.shape)} and {fmt_shape(z_j.shape)}"
         raise ValueError(f"{fn}: z_i and z_j must have the same shape, got {shapes}")
-    temperature = _check_positive(temperature, fn, "temperature")
+    temperature = _check_temperature(temperature, fn)
     z = _unit(torch.cat([z_i, z_j], dim=0))
     n = z_i.shape[0]
-    sim = z @ z.T / temperature
+    sim = _scaled(z @ z.T, temperature)
     eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
     logits = sim.masked_fill(eye, float("-inf"))  # a view is never its own negative
     partner = (torch.arange(2 * n, device=z.device) + n) % (2 * n)
     loss = torch.logsumexp(logits, dim=1) - sim[torch.arange(2 * n, device=z.device), partner]
-    return loss.mean()
+    return loss.to(z.dtype).mean()
 
 
 def pairwise_logistic_loss(chosen: torch.Tensor, rejected: torch.Tensor, reduction: Reduction = "mean") -> torch.Tensor:

@@ -26,10 +26,15 @@ margin_ranking_loss            scale   1      x1 - x2 u, + margin u
 pairwise_logistic_loss         scale   2      r - c u, logaddexp 4u (relative to value + |r - c| sigmoid)
 gradients (all of the above)   scale   2      the analytic formulas' D + p + 6 roundings against the gradient
                                               scales' (D + ...) / 4 factors (see each gradient's docstring)
+d/dtemperature (info_nce,      scale   2      -(1/T) sum g l from float64 g = softmax - onehot (a few u
+nt_xent)                                      relative each) and logits (err_l): a few u of the scale
+                                              (1/T) sum (g_scale |l| + |g| err_l + (n + 2) |g l|), which
+                                              keeps the terms before their cancellation (sum g = 0)
 =============================  ======  =====  =================================================================
 Domain: coordinates in +-1e6 mixed with 0, +-1e-8, +-1, +-1e4, +-1e6 (and 1e80 for the cosine's overflow),
 rows copied from one argument to another (distances of exactly 0, cosines of exactly 1), N <= 3,
-D <= 3, M <= 3, temperatures 0.01..10, margins 0..3; pairwise logistic differences up to +-2e6.
+D <= 3, M <= 3, temperatures 0.01..10 (floats and 0-d arrays: the temperature gradient is checked on every
+example, against mpmath's central difference in T), margins 0..3; pairwise logistic differences up to +-2e6.
 """
 
 from __future__ import annotations
@@ -176,6 +181,22 @@ def _check_gradient(grad, fn, arrays: list[np.ndarray], names: list[str], what) 
         start += a.size
 
 
+def _check_temperature_gradient(grad, fn, temperature, what) -> None:
+    """The reference's d/dT against mpmath's derivative of ``fn(T)`` (smooth in T > 0: steps of T 2^-STEP_BITS)."""
+    g = grad["temperature"]
+    assert np.shape(g.value) == () and np.shape(g.scale) == ()
+    check_derivative(
+        float(g.value),
+        fn,
+        [float(temperature)],
+        0,
+        GRAD_ULPS,
+        scale=float(g.scale),
+        smooth_over=float(temperature),
+        what=what,
+    )
+
+
 # --- values and gradients ----------------------------------------------------------------------------------
 
 
@@ -249,12 +270,13 @@ def test_batch_hard(case, margin):
 
 
 @FEW
-@given(rows(3, shape_extra=(2,)), TEMPERATURES, st.booleans())
-def test_info_nce(arrays, temperature, normalize):
+@given(rows(3, shape_extra=(2,)), TEMPERATURES, st.booleans(), st.booleans())
+@example([np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2, 2))], 0.01, True, True)  # equal logits: d/dT = 0
+def test_info_nce(arrays, temperature, normalize, as_array):
     q, k, neg = arrays
     if len(q) > 1:
         k[1] = q[1]  # a positive equal to its query
-    kwargs = {"temperature": temperature, "normalize": normalize}
+    kwargs = {"temperature": np.asarray(temperature) if as_array else temperature, "normalize": normalize}
     terms = R.info_nce_loss.terms(q, k, neg, reduction="none", **kwargs)
     exact = [
         _exact(info_nce, list(q[i]), [list(k[i])] + [list(v) for v in neg[i]], temperature, normalize)
@@ -262,6 +284,12 @@ def test_info_nce(arrays, temperature, normalize):
     ]
     check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(arrays, kwargs))
     grad = R.info_nce_loss.grad(q, k, neg, reduction="sum", **kwargs)
+    _check_temperature_gradient(
+        grad,
+        lambda t: mp.fsum(info_nce(q[i], [k[i], *neg[i]], t, normalize) for i in range(len(q))),
+        temperature,
+        (arrays, kwargs),
+    )
     if not np.all(np.abs(np.concatenate([q.ravel(), k.ravel(), neg.ravel()])) <= 1e4):
         return  # mpmath differences of the normalised form at 1e6 with 1e-8 neighbours: kept to the values
     _check_gradient(
@@ -274,14 +302,16 @@ def test_info_nce(arrays, temperature, normalize):
 
 
 @FEW
-@given(rows(2), TEMPERATURES)
-@example([np.ones((2, 2)), np.ones((2, 2))], 0.01)
-def test_nt_xent(arrays, temperature):
+@given(rows(2), TEMPERATURES, st.booleans())
+@example([np.ones((2, 2)), np.ones((2, 2))], 0.01, True)
+def test_nt_xent(arrays, temperature, as_array):
     z_i, z_j = arrays
+    temperature = np.asarray(temperature) if as_array else temperature
     value = R.nt_xent_loss(z_i, z_j, temperature=temperature)
     exact = _exact(nt_xent, [list(r) for r in np.concatenate([z_i, z_j])], temperature)
     check([value], [exact], VALUE_ULPS, scale=[R.nt_xent_loss.error_scale(z_i, z_j, temperature=temperature)])
     grad = R.nt_xent_loss.grad(z_i, z_j, temperature=temperature)
+    _check_temperature_gradient(grad, lambda t: nt_xent([*z_i, *z_j], t), temperature, (arrays, temperature))
     if np.all(np.abs(np.concatenate([z_i.ravel(), z_j.ravel()])) <= 1e4):
         _check_gradient(
             grad,
