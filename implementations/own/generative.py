@@ -69,17 +69,20 @@ def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -_samples(fake_scores, "wgan_generator_loss", "fake_scores").mean()
 
 
-def _clamped_log(p: torch.Tensor) -> torch.Tensor:
-    """max(log p, -100) with the derivative of that clamped function: 1 / p where log p > -100, else 0
-    (no 0 * inf = NaN at p = 0: the log is taken of a safe value there)."""
-    inside = torch.log(p) > _LOG_CLAMP
-    return torch.where(inside, torch.log(torch.where(inside, p, torch.ones_like(p))), torch.full_like(p, _LOG_CLAMP))
+def _clamped(log: Callable[[torch.Tensor], torch.Tensor], p: torch.Tensor, safe: float) -> torch.Tensor:
+    """max(log(p), -100) with the derivative of that clamped function: log'(p) where log(p) > -100, else 0
+    (no 0 * inf = NaN where the log is -inf: it is taken of the ``safe`` value there)."""
+    inside = log(p) > _LOG_CLAMP
+    return torch.where(inside, log(torch.where(inside, p, torch.full_like(p, safe))), torch.full_like(p, _LOG_CLAMP))
 
 
 def _binary_cross_entropy_sum(recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """sum -[x log p + (1 - x) log(1 - p)], each log clamped at -100 (torch's convention), with the gradient of the
-    clamped function (torch's own backward divides by max(p (1 - p), 1e-12) instead)."""
-    return -(x * _clamped_log(recon) + (1.0 - x) * _clamped_log(1.0 - recon)).sum()
+    clamped function (torch's own backward divides by max(p (1 - p), 1e-12) instead). log(1 - p) is log1p(-p):
+    1 - p rounds to 1 for p below the dtype's roundoff (1e-30 in float64, 2e-3 in bfloat16) and log(1) = 0."""
+    log_p = _clamped(torch.log, recon, 1.0)
+    log_1m_p = _clamped(lambda q: torch.log1p(-q), recon, 0.0)
+    return -(x * log_p + (1.0 - x) * log_1m_p).sum()
 
 
 def vae_loss(
