@@ -117,9 +117,12 @@ def _blocks(n: int, size: int) -> range:
 
 
 def _logits_block(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """One block of logits, hidden @ weight.T (+ bias), in the inputs' dtype, then in the accumulator dtype."""
-    z = hidden @ weight.T if bias is None else torch.addmm(bias, hidden, weight.T)
-    return z.to(working_dtype(hidden.dtype))
+    """One block of logits, hidden @ weight.T (+ bias), formed in the working dtype (at least float32): in
+    bfloat16 logits of 1100 and 1106 would both round to 1104 (spacing 8), and a softmax of rounded logits
+    can be off by far more than the inputs' own rounding."""
+    acc = working_dtype(hidden.dtype)
+    hidden, weight = hidden.to(acc), weight.to(acc)
+    return hidden @ weight.T if bias is None else torch.addmm(bias.to(acc), hidden, weight.T)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
