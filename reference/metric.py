@@ -51,9 +51,17 @@ def _p_norm_grad(v: np.ndarray, d: np.ndarray, p: float) -> np.ndarray:
 
 
 def distance_scale(diff: np.ndarray, d: np.ndarray, p: float = 2.0, eps: float = 0.0) -> np.ndarray:
-    """Error scale err_d of a distance d = ||diff + eps||_p computed from its D components (module doc)."""
+    """Error scale err_d of a distance d = ||diff + eps||_p computed from its D components (module doc).
+
+    For p other than a power of two, 1 / p is not representable: the root pow(s, fl(1/p)) of the sum
+    s = d^p carries the relative error (1/p) u |ln s| = u |ln d| of its rounded exponent, hence d |ln d|
+    (a cube root of 1e166 is off by some 60 roundings that way, however accurately s is summed)."""
     dims = diff.shape[-1]
-    return (dims + 4.0) / 4.0 * (d + p_norm(diff, p) + abs(eps) * dims ** (1.0 / p))
+    scale = (dims + 4.0) / 4.0 * (d + p_norm(diff, p) + abs(eps) * dims ** (1.0 / p))
+    if not np.log2(p).is_integer():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = scale + np.where(d > 0, d * np.abs(np.log(np.where(d > 0, d, 1.0))), 0.0)
+    return scale
 
 
 def _squared_hinge(h: np.ndarray, err: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -99,9 +99,11 @@ def contrastive_loss(
         raise ValueError(f"{fn}: label must lie in [0, 1] (1 = similar, 0 = dissimilar)")
     margin = check_nonnegative(margin, fn, "margin")
     check_reduction(reduction, fn)
-    d = _safe_norm(x1 - x2)
-    hinge = torch.clamp(margin - d, min=0.0)
-    loss = label * d * d + (1 - label) * hinge * hinge
+    diff = x1 - x2
+    hinge = torch.clamp(margin - _safe_norm(diff), min=0.0)
+    # d^2 as the sum of squares: its gradient 2 (x1 - x2) never passes through d (whose backward, d * scale,
+    # underflows in float32 for differences near 1e-33 although 2 (x1 - x2) is representable)
+    loss = label * (diff * diff).sum(dim=-1) + (1 - label) * hinge * hinge
     return reduce(loss, reduction, fn)
 
 
