@@ -24,6 +24,8 @@ ALL_DTYPES = "all"  # every dtype the implementation supports (float64, float32,
 FLOAT64_AND_32 = "float"  # float64 and float32 (stability at extremes, per the contract)
 FLOAT64 = "float64"  # structural properties: one dtype is enough
 
+NONE = "none"  # reduction='none'; Subject.draw pins it only for implementations that take ``reduction``
+
 
 @dataclass(frozen=True)
 class Property:

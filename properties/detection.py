@@ -12,9 +12,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from harness import tolerance
-from properties.base import FLOAT64_AND_32, register
+from properties.base import FLOAT64_AND_32, NONE, register
 
-NONE = "none"
 # (upper bound of the loss, whether it is >= iou_loss): see box_loss_range
 _RANGE = {
     "iou_loss": (1.0, False),
@@ -23,9 +22,6 @@ _RANGE = {
     "complete_box_iou_loss": (3.0, True),
 }
 
-
-def _none(subject) -> dict:
-    return {"reduction": NONE} if subject.accepts("reduction") else {}
 
 
 def _first(mask: np.ndarray) -> int:
@@ -52,7 +48,7 @@ def box_loss_range(subject, data) -> None:
     float64 reference of iou_loss on the same boxes, each within the tolerance of the value.
     """
     high, above_iou = _RANGE[subject.spec.name]
-    example = subject.draw(data, regime="any", **_none(subject))
+    example = subject.draw(data, regime="any", reduction=NONE)
     value = subject.value(example)
     allowed = subject.compare(value, 0.0, subject.scale(example)).allowed
     outside = (value < -allowed) | (value > high + allowed) | np.isnan(value)
@@ -78,7 +74,7 @@ def identical_boxes(subject, data) -> None:
     enclosing box is the box itself (area(C) - U = 0: GIoU adds 0), the centres coincide (rho = 0: DIoU adds
     0 / c^2 = 0) and so do the aspect angles (v = 0: CIoU adds 0). Every loss is eps / (a + eps): 1 for a
     zero-area box, about eps / a otherwise. The closed form is evaluated in float64 on the rounded boxes."""
-    example = subject.draw(data, regime="any", **_none(subject))
+    example = subject.draw(data, regime="any", reduction=NONE)
     boxes = np.asarray(example.args["boxes1"])
     same = subject.rounded(example.replace({"boxes2": boxes.copy()}))
     b = np.asarray(same.args["boxes1"], dtype=np.float64)
@@ -111,7 +107,7 @@ def box_translation_invariance(subject, data) -> None:
     the centre offset are differences of coordinates, unchanged by t. The translated coordinates are rounded
     to the dtype; where that rounding is not exact the reference's change (of order u |t|) is the expected one.
     tx, ty are drawn mostly as small integers and powers of two, which keep many rows exact."""
-    example = subject.draw(data, regime="any", **_none(subject))
+    example = subject.draw(data, regime="any", reduction=NONE)
     shift = st.one_of(st.sampled_from([1.0, -2.0, 0.5, 8.0, -64.0, 3.0]), st.floats(-50.0, 50.0))
     tx, ty = data.draw(shift, label="tx"), data.draw(shift, label="ty")
     t = np.array([tx, ty, tx, ty])
@@ -138,7 +134,7 @@ def box_scale_invariance(subject, data) -> None:
     reference's difference (0 up to its rounding for iou, giou, diou; the CIoU term above) is the expected value.
     """
     subject.need(subject.accepts("eps"))
-    example = subject.draw(data, regime="typical", **_none(subject))
+    example = subject.draw(data, regime="typical", reduction=NONE)
     k = data.draw(st.integers(-4, 4).filter(lambda v: v != 0), label="k (s = 2^k)")
     s = 2.0**k
     scaled = example.replace(_boxes(example, lambda b: b * s))
@@ -161,7 +157,7 @@ def zero_area_boxes(subject, data) -> None:
     penalty 0, a zero diagonal the DIoU penalty 0, atan2(0, 0) = 0 the point box's aspect angle); the
     gradients must be finite wherever the reference's subgradient is finite and representable in the dtype (their
     values are not compared: zero-area rows are kinks; the GIoU penalty's slope at area(C) = 0 is (dC - dU) / eps)."""
-    example = subject.draw(data, regime="any", **_none(subject))
+    example = subject.draw(data, regime="any", reduction=NONE)
     b1 = np.array(example.args["boxes1"], dtype=np.float64)
     b2 = np.array(example.args["boxes2"], dtype=np.float64)
     for i in range(b1.shape[0]):

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from hypothesis import strategies as st
 
 from harness import tolerance
 from harness.failures import ImplementationRaised
-from properties.base import FLOAT64, FLOAT64_AND_32, register
-
-NONE = "none"
-
-
-def _none_if_accepted(subject) -> dict[str, Any]:
-    return {"reduction": NONE} if subject.accepts("reduction") else {}
+from properties.base import FLOAT64, FLOAT64_AND_32, NONE, register
 
 
 @register("agreement", "value agrees with the float64 reference under the tolerance policy, every reduction")
@@ -76,7 +68,7 @@ def non_negative(subject, data) -> None:
 
 @register("zero_at_perfect", "zero at a perfect prediction (or decreasing towards 0 as the right answer gets surer)")
 def zero_at_perfect(subject, data) -> None:
-    example = subject.draw(data, regime="typical", **_none_if_accepted(subject), **subject.restriction)
+    example = subject.draw(data, regime="typical", reduction=NONE, **subject.restriction)
     perfect = subject.spec.perfect
     if not subject.spec.perfect_is_limit:
         best = subject.rounded(perfect(example, 1.0))
@@ -152,7 +144,7 @@ def batch(subject, data) -> None:
     "stability", "finite value and gradients at extreme inputs wherever the exact ones are", dtypes=FLOAT64_AND_32
 )
 def stability(subject, data) -> None:
-    example = subject.draw(data, regime="extreme", **_none_if_accepted(subject))
+    example = subject.draw(data, regime="extreme", reduction=NONE)
     names = subject.differentiable(example)
     outcome = subject.call(example, grad=names)
     value = subject.reference(example)

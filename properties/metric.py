@@ -13,15 +13,11 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.base import FLOAT64_AND_32, register
+from properties.base import FLOAT64_AND_32, NONE, register
 from reference.metric import NORMALIZE_EPS
 
-NONE = "none"
 LABELS = ("label", "labels", "target")
 
-
-def _none(subject) -> dict:
-    return {"reduction": NONE} if subject.accepts("reduction") else {}
 
 
 def _embedding_args(subject) -> list[str]:
@@ -52,7 +48,7 @@ def _vector(data, dims: int, label: str) -> np.ndarray:
 )
 def translation_invariance(subject, data) -> None:
     """L(x_1 + c, ..., x_k + c) = L(x_1, ..., x_k): the loss depends on differences of embeddings only."""
-    example = subject.draw(data, regime="typical", **_none(subject), **subject.restriction)
+    example = subject.draw(data, regime="typical", reduction=NONE, **subject.restriction)
     names = _embedding_args(subject)
     c = _vector(data, np.shape(example.args[names[0]])[-1], "translation c")
     _expect_invariant(
@@ -75,7 +71,7 @@ def _orthogonal(data, dims: int) -> np.ndarray:
 )
 def rotation_invariance(subject, data) -> None:
     """L(Q x_1, ..., Q x_k) = L(x_1, ..., x_k) for orthogonal Q: euclidean distances and cosines are preserved."""
-    example = subject.draw(data, regime="typical", **_none(subject), **subject.restriction)
+    example = subject.draw(data, regime="typical", reduction=NONE, **subject.restriction)
     names = _embedding_args(subject)
     q = _orthogonal(data, np.shape(example.args[names[0]])[-1])
     _expect_invariant(subject, example, _transform(example, names, lambda x: x @ q.T), "loss of the rotated embeddings")
@@ -126,7 +122,7 @@ def margin_met(subject, data) -> None:
     + eps D and d(a, n) >= d(a, p) + margin + g (also d(p, n), for swap, by the triangle inequality);
     batch-hard: classes in clusters of radius r around centres 3 (margin + g) + 4 r apart (axis by label).
     """
-    example = subject.draw(data, regime="typical", **_none(subject))
+    example = subject.draw(data, regime="typical", reduction=NONE)
     met = subject.rounded(_margin_met_example(subject, data, example))
     subject.expect_close("loss with every margin met", subject.value(met), 0.0, subject.scale(met), met)
 
@@ -135,7 +131,7 @@ def margin_met(subject, data) -> None:
 def uniform_similarity(subject, data) -> None:
     """InfoNCE with every key equal to the query: log(M + 1) per row; NT-Xent with all 2N views equal:
     log(2N - 1) (every logit equal: the cross-entropy of a uniform softmax over the candidates)."""
-    example = subject.draw(data, regime="any", **_none(subject))
+    example = subject.draw(data, regime="any", reduction=NONE)
     if "query" in example.args:
         q = np.asarray(example.args["query"])
         m = np.shape(example.args["negative_keys"])[1]
@@ -166,7 +162,7 @@ def scale_invariance(subject, data) -> None:
     Exact domain: the contract normalises by max(||x||, eps) (F.normalize, eps = 1e-12), which is scale
     invariant only for x = 0 or ||x|| >= eps; embeddings with a norm in (0, eps), before or after the
     rescaling, are outside it."""
-    example = subject.draw(data, regime="typical", **_none(subject), **subject.restriction)
+    example = subject.draw(data, regime="typical", reduction=NONE, **subject.restriction)
 
     def rescale(x: np.ndarray) -> np.ndarray:
         powers = data.draw(st.lists(st.integers(-6, 6), min_size=x[..., 0].size, max_size=x[..., 0].size))
@@ -244,7 +240,7 @@ def _judge_batch_hard(subject, case) -> None:
 def softplus_identity(subject, data) -> None:
     """-log sigmoid(c - r) = softplus(r - c) = max(r - c, 0) + log1p(exp(-|r - c|)), also at r - c = +-1e4
     (1e4 and ~0: a form taking log of an underflowed sigmoid gives inf)."""
-    example = subject.draw(data, regime="any", **_none(subject))
+    example = subject.draw(data, regime="any", reduction=NONE)
     chosen = np.asarray(example.args["chosen"])
     hard = example.replace({"rejected": chosen + np.where(np.arange(chosen.size) % 2, 1e4, -1e4).reshape(chosen.shape)})
     for case in (example, subject.rounded(hard)):

@@ -9,13 +9,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.base import FLOAT64_AND_32, register
-
-NONE = "none"
-
-
-def _none(subject) -> dict:
-    return {"reduction": NONE} if subject.accepts("reduction") else {}
+from properties.base import FLOAT64_AND_32, NONE, register
 
 
 @register("overlap_range", "Dice, Jaccard and Tversky values lie in [0, 1]")
@@ -27,7 +21,7 @@ def overlap_range(subject, data) -> None:
     large. Dice is alpha = beta = 1/2 (smooth / 2), Jaccard alpha = beta = 1, multiclass Dice the same per
     class of the softmax.
     """
-    example = subject.draw(data, regime="any", **_none(subject))
+    example = subject.draw(data, regime="any", reduction=NONE)
     value = subject.value(example)
     allowed = subject.compare(value, 0.0, subject.scale(example)).allowed
     outside = (value < -allowed) | (value > 1 + allowed) | np.isnan(value)
@@ -44,7 +38,7 @@ def overlap_symmetry(subject, data) -> None:
     = beta) are symmetric; Tversky only when alpha = beta (the property draws alpha and sets beta = alpha).
     """
     subject.need(subject.accepts("from_logits"))
-    example = subject.draw(data, regime="any", from_logits=False, **_none(subject))
+    example = subject.draw(data, regime="any", from_logits=False, reduction=NONE)
     if "beta" in subject.spec.params:
         alpha = example.params["alpha"]
         subject.need(subject.accepts("beta") or alpha == subject.spec.params["beta"])
@@ -67,7 +61,7 @@ def tversky_identities(subject, data) -> None:
     The implementation's Tversky is compared with the float64 references of dice_loss and jaccard_loss.
     """
     subject.need(all(subject.accepts(p) for p in ("alpha", "beta", "smooth")))
-    example = subject.draw(data, regime="any", **_none(subject))
+    example = subject.draw(data, regime="any", reduction=NONE)
     s = example.params["smooth"]
     shared = {k: v for k, v in example.params.items() if k not in ("alpha", "beta", "smooth")}
     for weight, other, other_smooth in ((0.5, "dice_loss", 2 * s), (1.0, "jaccard_loss", s)):
@@ -87,7 +81,7 @@ def tversky_identities(subject, data) -> None:
 def batch_of_one(subject, data) -> None:
     """With N = 1 the batch sum has one term, so batch=True's (C,) values equal batch=False's (1, C) row."""
     subject.need(subject.accepts("batch"))
-    example = subject.draw(data, regime="any", batch=False, **_none(subject))
+    example = subject.draw(data, regime="any", batch=False, reduction=NONE)
     one = example.replace({k: np.asarray(v)[:1] for k, v in example.args.items()})
     pooled = one.replace(batch=True)
     per_sample = subject.value(one)
@@ -116,7 +110,7 @@ def empty_masks_finite(subject, data) -> None:
     """All targets 0 and p ~ 0 (p = 0 exactly at logits -1e4 or probability 0): TP = FN = 0 and FP ~ 0,
     so v = alpha FP / (alpha FP + smooth) is finite (0 at FP = 0) for every smooth > 0, and so are its
     gradients; both are also compared with the reference."""
-    example = subject.draw(data, regime="typical", **_none(subject))
+    example = subject.draw(data, regime="typical", reduction=NONE)
     shape = np.shape(example.args["input"])
     logits = example.params.get("from_logits", True) is not False
     empty = subject.rounded(example.replace({"input": _near_zero(data, shape, logits), "target": np.zeros(shape)}))
