@@ -250,6 +250,17 @@ def optional_weights(n: int) -> st.SearchStrategy[np.ndarray | None]:
     return st.one_of(st.none(), st.lists(WEIGHTS, min_size=n, max_size=n).map(np.array))
 
 
+def rows_with_target_matrix(elements: st.SearchStrategy[float]) -> st.SearchStrategy[tuple]:
+    """(logit rows (N, C), a target matrix (N, C) of ``elements``, optional class weights (C,))."""
+
+    def with_targets(rows: tuple[np.ndarray, np.ndarray]) -> st.SearchStrategy[tuple]:
+        n, c = rows[0].shape
+        matrix = st.lists(st.lists(elements, min_size=c, max_size=c), min_size=n, max_size=n).map(np.array)
+        return st.tuples(st.just(rows[0]), matrix, optional_weights(c))
+
+    return class_rows(ignore=False).flatmap(with_targets)
+
+
 # --- comparison ---------------------------------------------------------------------------------
 
 
@@ -571,17 +582,7 @@ def test_cross_entropy_class_index(case, smoothing):
 
 @SETTINGS
 @given(
-    class_rows(ignore=False).flatmap(
-        lambda r: st.tuples(
-            st.just(r[0]),
-            st.lists(
-                st.lists(PROBABILITIES, min_size=r[0].shape[1], max_size=r[0].shape[1]),
-                min_size=r[0].shape[0],
-                max_size=r[0].shape[0],
-            ).map(np.array),
-            optional_weights(r[0].shape[1]),
-        )
-    ),
+    rows_with_target_matrix(PROBABILITIES),
     SMOOTHING,
 )
 def test_cross_entropy_probabilities(case, smoothing):
@@ -683,17 +684,7 @@ def test_multi_margin(case, p, margin):
 
 @SETTINGS
 @given(
-    class_rows(ignore=False).flatmap(
-        lambda r: st.tuples(
-            st.just(r[0]),
-            st.lists(
-                st.lists(LABELS, min_size=r[0].shape[1], max_size=r[0].shape[1]),
-                min_size=r[0].shape[0],
-                max_size=r[0].shape[0],
-            ).map(np.array),
-            optional_weights(r[0].shape[1]),
-        )
-    )
+    rows_with_target_matrix(LABELS)
 )
 def test_multilabel_soft_margin(case):
     x, y, weight = case
