@@ -114,14 +114,14 @@ def _lossguard() -> list[str]:
     if script.is_file():
         return [str(script)]
     found = shutil.which("lossguard")
-    return [found] if found else [sys.executable, "-m", "harness.cli"]
+    return [found] if found else [sys.executable, "-m", "lossguard"]
 
 
 def _environment(command: Sequence[str]) -> dict[str, str]:
     """This environment without CI (so the audit runs at the default, dev, profile). The installed lossguard
-    is measured; only when there is none (``python -m harness.cli``) is the source tree put on the path."""
+    is measured; only when there is none (``python -m lossguard``) is the source tree put on the path."""
     env = {k: v for k, v in os.environ.items() if k != "CI"}
-    if list(command[1:3]) == ["-m", "harness.cli"]:
+    if list(command[1:3]) == ["-m", "lossguard"]:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     return env
 

@@ -1,6 +1,6 @@
 """asv benchmarks: time and memory of every built-in implementation, per dtype and device.
 
-Parameterised over every implementation of ``harness.registry.implementations("all")`` (torch
+Parameterised over every implementation of ``lossguard.harness.app.inventory.implementations("all")`` (torch
 built-ins and lossguard's own), float32 and float64, and cpu and cuda; cuda runs only where
 ``torch.cuda.is_available()`` (elsewhere ``setup`` raises NotImplementedError, which asv reports as
 skipped). Inputs are a realistic batch from ``benchmarks.inputs`` (4096 elements, or (256, 100) logits
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from harness.catalog import CATALOG
-from harness.registry import implementations
+from lossguard.catalog import CATALOG
+from lossguard.harness.app.inventory import implementations
 
 from .inputs import make_inputs
 

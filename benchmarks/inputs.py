@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from harness.model import LossSpec
+from lossguard.harness.kernel.model import LossSpec
 
 SEED = 20240601
 ELEMENTS = 4096  # element-wise losses: one batch of 4096 predictions
@@ -188,8 +188,8 @@ PARAMS: dict[str, dict[str, Any]] = {"kl_div": {"reduction": "batchmean"}}
 
 def _perceptual_params(dtype: torch.dtype, device: str) -> dict[str, Any]:
     """A seeded extractor of the catalog (3 -> 16 -> 32 channels, 1x1 convolutions with tanh), both layers."""
-    from implementations.own.generative import tanh_extractor_module
-    from reference.generative import TanhExtractor
+    from lossguard.implementations.own.generative import tanh_extractor_module
+    from lossguard.reference.generative import TanhExtractor
 
     extractor = tanh_extractor_module(TanhExtractor(0, (CHANNELS, 16, 32)).parameters, dtype, device)
     return {"feature_extractor": extractor, "layers": (0, 1)}

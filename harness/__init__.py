@@ -1,0 +1,1 @@
+"""lossguard's engine: ``kernel`` (below properties and reports) and ``app`` (above everything)."""

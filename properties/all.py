@@ -1,5 +1,5 @@
 """Importing this module registers every property: the generic ones and each family's."""
 
-from properties import detection, generative, generic, identities, metric, segmentation, sequence
+from lossguard.properties import detection, generative, generic, identities, metric, segmentation, sequence
 
 FAMILIES = (generic, identities, metric, segmentation, detection, generative, sequence)

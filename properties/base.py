@@ -2,7 +2,7 @@
 
 A property is a function ``check(subject, data)``: ``data`` is Hypothesis's ``st.data()``
 object (draws are labelled so a falsifying example reads like a sentence) and ``subject``
-bundles one implementation, catalog entry, dtype and device (``harness.subject.Subject``:
+bundles one implementation, catalog entry, dtype and device (``lossguard.harness.kernel.subject.Subject``:
 draw an example, call the implementation, evaluate the reference, compare under the tolerance
 policy, raise a failure). Properties never import a concrete implementation.
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from harness.subject import Subject
+    from lossguard.harness.kernel.subject import Subject
 
 # which dtypes a property runs in
 ALL_DTYPES = "all"  # every dtype the implementation supports (float64, float32, float16, bfloat16)

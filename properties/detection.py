@@ -1,6 +1,6 @@
 """Family properties of the box-regression losses (IoU, GIoU, DIoU, CIoU).
 
-Notation (reference.detection): boxes (x1, y1, x2, y2) row by row, w = x2 - x1, h = y2 - y1, I the
+Notation (lossguard.reference.detection): boxes (x1, y1, x2, y2) row by row, w = x2 - x1, h = y2 - y1, I the
 intersection area, U = a1 + a2 - I the union, C the smallest enclosing box (sides cw, ch), rho the distance of
 the centres, c^2 = cw^2 + ch^2 + eps, v = (4 / pi^2)(atan2(w2, h2) - atan2(w1, h1))^2,
 alpha = v / (1 - IoU + v + eps), IoU = I / (U + eps).
@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from harness import tolerance
-from properties.base import FLOAT64_AND_32, NONE, register
+from lossguard.harness.kernel import tolerance
+from lossguard.properties.base import FLOAT64_AND_32, NONE, register
 
 # (upper bound of the loss, whether it is >= iou_loss): see box_loss_range
 _RANGE = {

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from harness import tolerance
-from properties.base import FLOAT64_AND_32, register
+from lossguard.harness.kernel import tolerance
+from lossguard.properties.base import FLOAT64_AND_32, register
 
 
 def _representable(subject, values) -> np.ndarray:

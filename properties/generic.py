@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from harness import tolerance
-from harness.failures import ImplementationRaised
-from properties.base import FLOAT64, FLOAT64_AND_32, NONE, register
+from lossguard.harness.kernel import tolerance
+from lossguard.harness.kernel.failures import ImplementationRaised
+from lossguard.properties.base import FLOAT64, FLOAT64_AND_32, NONE, register
 
 
 @register("agreement", "value agrees with the float64 reference under the tolerance policy, every reduction")
@@ -57,7 +57,7 @@ def gradient(subject, data) -> None:
 
 @register("non_negative", "the loss is >= 0 (up to the rounding its tolerance allows)")
 def non_negative(subject, data) -> None:
-    example = subject.draw(data, regime="any", **subject.restriction)
+    example = subject.draw(data, regime="any")
     value = subject.value(example)
     allowed = subject.compare(value, 0.0, subject.scale(example)).allowed
     negative = value < -allowed
@@ -68,7 +68,7 @@ def non_negative(subject, data) -> None:
 
 @register("zero_at_perfect", "zero at a perfect prediction (or decreasing towards 0 as the right answer gets surer)")
 def zero_at_perfect(subject, data) -> None:
-    example = subject.draw(data, regime="typical", reduction=NONE, **subject.restriction)
+    example = subject.draw(data, regime="typical", reduction=NONE)
     perfect = subject.spec.perfect
     if not subject.spec.perfect_is_limit:
         best = subject.rounded(perfect(example, 1.0))
@@ -125,7 +125,7 @@ def _take(example, first: str, rows, batch: int):
 @register("batch", "reduction='none' is batch-independent and permutation-equivariant", dtypes="float")
 def batch(subject, data) -> None:
     subject.need(subject.accepts("reduction"))
-    example = subject.draw(data, regime="typical", reduction=NONE, **subject.restriction)
+    example = subject.draw(data, regime="typical", reduction=NONE)
     first = subject.spec.args[0]
     n = np.shape(example.args[first])[0] if np.ndim(example.args[first]) else 0
     subject.need(n >= 2 and all(np.ndim(a) and np.shape(a)[0] == n for a in example.args.values()))

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 from scipy.special import expit, log_softmax, logsumexp, softmax, xlogy
 
-from properties.base import FLOAT64_AND_32, NONE, register
+from lossguard.properties.base import FLOAT64_AND_32, NONE, register
 
 
 def _requires(subject, *params: str) -> None:

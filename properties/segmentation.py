@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from properties.base import FLOAT64_AND_32, NONE, register
+from lossguard.properties.base import FLOAT64_AND_32, NONE, register
 
 
 @register("overlap_range", "Dice, Jaccard and Tversky values lie in [0, 1]")

@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from hypothesis import strategies as st
 
-from harness import tolerance
-from harness.frameworks.base import Outcome
-from harness.model import Example
-from properties import strategies as S
-from properties.base import FLOAT64_AND_32, register
+from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel import tolerance
+from lossguard.harness.kernel.frameworks.base import Outcome
+from lossguard.harness.kernel.model import Example
+from lossguard.properties.base import FLOAT64_AND_32, register
 
 CHUNK_KEYWORDS = ("chunk_size", "token_chunk_size")  # the blocking knobs of a chunked linear_cross_entropy
 

@@ -13,7 +13,7 @@ For an element whose straightforward floating-point evaluation cancels (``1 - Io
 units of the working precision *times the magnitude of the terms before cancellation*, not
 times the tiny result. ``Terms.scale`` is that magnitude, derived per loss in its module. An
 implementation computing in a dtype with unit roundoff ``u`` is then allowed an error of
-``K * u * scale`` (``harness.tolerance``), where ``K`` is a small, documented count of
+``K * u * scale`` (``lossguard.harness.kernel.tolerance``), where ``K`` is a small, documented count of
 roundings. Reductions add the classical summation bound (Higham, *Accuracy and Stability of
 Numerical Algorithms*, 2nd ed., eq. 4.4): a sum of ``n`` terms computed in any order has an
 error of at most ``gamma_(n-1) * sum |v_i| <= (n - 1) u sum |v_i|`` (to first order), which

@@ -2,7 +2,7 @@
 
 Logit losses are evaluated in forms without cancellation (each branch a sum of non-negative
 terms), so the references are accurate to a few ulps everywhere; the error *scales* describe
-the usual float evaluation an implementation performs (see ``reference._core``):
+the usual float evaluation an implementation performs (see ``lossguard.reference._core``):
 
 * log-softmax ``z_c - lse(z)`` has an absolute error of about ``u (|z_c| + |lse| + C)``: the
   max-shift is exact, the sum of C exponentials is relative ``gamma_C``, the log absolute.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, log_expit, xlogy
 
-from reference._core import Gradient, Terms, log_softmax, loss_reference, softplus, sum_to_shape
+from lossguard.reference._core import Gradient, Terms, log_softmax, loss_reference, softplus, sum_to_shape
 
 ROUNDOFF = 2.0**-53  # float64's unit roundoff
 

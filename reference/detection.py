@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference._core import Gradient, Terms, loss_reference
+from lossguard.reference._core import Gradient, Terms, loss_reference
 
 FOUR_OVER_PI_SQUARED = 4.0 / np.pi**2
 

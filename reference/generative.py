@@ -5,7 +5,7 @@ summands of that scalar already divided by their means' counts (``normaliser=1``
 ``reduce_scale`` adds the summation bound of all of them (Higham eq. 4.4), which covers the
 implementation's separate means as well.
 
-Error scales (see ``reference._core``), for an implementation evaluating the usual formulas in a
+Error scales (see ``lossguard.reference._core``), for an implementation evaluating the usual formulas in a
 dtype with unit roundoff u:
 
 * GAN losses: the binary cross-entropy-with-logits terms of the classification reference (the
@@ -29,9 +29,9 @@ from functools import cached_property
 
 import numpy as np
 
-from reference import classification as C
-from reference import regression as R
-from reference._core import Gradient, Terms, loss_reference
+from lossguard.reference import classification as C
+from lossguard.reference import regression as R
+from lossguard.reference._core import Gradient, Terms, loss_reference
 
 
 def _f(x) -> np.ndarray:
@@ -201,7 +201,7 @@ class TanhExtractor:
     ``features`` returns ``[f_1, ..., f_L]``, so a perceptual loss's ``layers`` index 0..L-1. The
     weights and biases are multiples of 1/8 in [-1, 1] drawn from ``numpy.random.default_rng(seed)``:
     exact in every dtype, so an implementation in float16 uses the very weights of the float64
-    reference. A framework binding materialises it (``harness.frameworks.torch_binding``: a frozen
+    reference. A framework binding materialises it (``lossguard.harness.kernel.frameworks.torch_binding``: a frozen
     ``nn.Module`` built by ``implementations.own.generative``); the repr is the constructor call that rebuilds it.
     """
 

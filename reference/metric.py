@@ -5,7 +5,7 @@ nor underflow where the exact norm is representable; everything else is sums of 
 max-shifted log-sum-exp, so the references are accurate to a few ulps relative to their error scales
 (``tests/reference/test_metric_mpmath.py`` states the bounds met).
 
-Error scales (see ``reference._core``), for an implementation evaluating the usual formulas in a
+Error scales (see ``lossguard.reference._core``), for an implementation evaluating the usual formulas in a
 dtype with unit roundoff u; ``D`` is the embedding dimension:
 
 * a euclidean or p-norm distance ``d = ||x - y (+ eps)||_p``: each difference rounds once (relative
@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from reference._core import Gradient, Terms, log_softmax, loss_reference, softplus
+from lossguard.reference._core import Gradient, Terms, log_softmax, loss_reference, softplus
 
 NORMALIZE_EPS = 1e-12  # F.normalize divides by max(||x||, eps): a zero embedding stays zero
 # torch's cosine_embedding_loss adds EPSILON to each squared norm: ATen (Loss.cpp) declares it a float 1e-12

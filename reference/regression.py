@@ -1,6 +1,6 @@
 """Float64 references of the regression losses (input and target of the same shape).
 
-Each loss returns :class:`Terms` element-wise (``reference._core`` reduces them) and registers
+Each loss returns :class:`Terms` element-wise (``lossguard.reference._core`` reduces them) and registers
 its analytic gradient. Error scales: ``e = input - target`` is computed with a relative error
 of one rounding (exact subtraction of two floats, rounded once), so a loss that is a smooth
 function of ``e`` has the scale of its own terms; cancelling forms are noted where they occur.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference._core import Gradient, Terms, loss_reference, sum_to_shape
+from lossguard.reference._core import Gradient, Terms, loss_reference, sum_to_shape
 
 LOG2 = float(np.log(2.0))
 LOG_2PI = float(np.log(2.0 * np.pi))

@@ -19,7 +19,7 @@ and, since sum p + sum y - 2 sum(p y) = FP + FN exactly (also for soft targets),
 (Milletari et al. 2016 for Dice; Rahman & Wang 2016 for the soft Jaccard). Scaling by 1/2 is exact in
 binary floating point, so the references of the three losses agree bit for bit on these identities.
 
-Error scale (see ``reference._core``). An implementation computing the literal ``1 - r`` with
+Error scale (see ``lossguard.reference._core``). An implementation computing the literal ``1 - r`` with
 ``r = (TP + s) / B`` from float sums of m terms has an absolute error of at most about
 ``u |v| + r (2 (m - 1) + 12) u`` (sums of non-negative terms: (m - 1) u relative each, Higham eq. 4.4;
 sigmoid and 1 - p: 4u; products, the additions of the smoothing and the division: 6u). Against the
@@ -37,8 +37,8 @@ import numpy as np
 from scipy.ndimage import distance_transform_edt
 from scipy.special import expit
 
-from reference import classification as C
-from reference._core import Gradient, Terms, loss_reference
+from lossguard.reference import classification as C
+from lossguard.reference._core import Gradient, Terms, loss_reference
 
 # --- shared pieces ------------------------------------------------------------------------------
 

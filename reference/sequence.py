@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reference import classification as C
-from reference._core import Gradient, Terms, log_softmax, loss_reference
+from lossguard.reference import classification as C
+from lossguard.reference._core import Gradient, Terms, log_softmax, loss_reference
 
 
 def _classes_second(logits) -> np.ndarray:

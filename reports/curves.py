@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.model import Implementation, LossSpec
-from harness.subject import Subject
+from lossguard.harness.kernel.model import Implementation, LossSpec
+from lossguard.harness.kernel.subject import Subject
 
 RANGES = {"regression": 8.0, "classification": 30.0}
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.model import STATUSES, PropertyResult
+from lossguard.harness.kernel.model import STATUSES, PropertyResult
 
 SCHEMA = "lossguard-results/1"
 

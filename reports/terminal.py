@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TextIO
 
-from harness.model import DTYPES, FAILING_STATUSES, STATUSES, PropertyResult
+from lossguard.harness.kernel.model import DTYPES, FAILING_STATUSES, STATUSES, PropertyResult
 
 CELL = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "skip": "skip", "xfail": "xfail", "xpass": "XPASS"}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.model import PropertyResult
-from harness.registry import bind
-from harness.runner import Selection, run_one
+from lossguard.harness.app.inventory import bind
+from lossguard.harness.app.runner import Selection, run_one
+from lossguard.harness.kernel.model import PropertyResult
 
 CI = Selection(devices=("cpu",), profile="ci")
 

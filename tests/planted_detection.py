@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from implementations.own import detection as own
+from lossguard.implementations.own import detection as own
 
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from implementations.own import generative as own
+from lossguard.implementations.own import generative as own
 
 
 def gan_generator_saturating(fake_logits):

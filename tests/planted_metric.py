@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from implementations.own import metric as own
+from lossguard.implementations.own import metric as own
 
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:

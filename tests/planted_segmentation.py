@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from implementations.own import segmentation as own
+from lossguard.implementations.own import segmentation as own
 
 
 def _total(v: torch.Tensor, batch: bool) -> torch.Tensor:

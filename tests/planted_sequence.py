@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from implementations.own.sequence import linear_cross_entropy, sequence_cross_entropy
+from lossguard.implementations.own.sequence import linear_cross_entropy, sequence_cross_entropy
 
 
 def seq_ce_smoothing_over_ignored(logits, target, ignore_index=-100, label_smoothing=0.0):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.catalog import CATALOG
-from harness.registry import implementations
+from lossguard.catalog import CATALOG
+from lossguard.harness.app.inventory import implementations
 
 # benchmarks/ is asv's benchmark directory, not an installed package: load its inputs module from the checkout
 _INPUTS = Path(__file__).resolve().parents[1] / "benchmarks" / "inputs.py"

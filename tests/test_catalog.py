@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from harness.catalog import CATALOG
-from harness.registry import implementations
+from lossguard.catalog import CATALOG
+from lossguard.harness.app.inventory import implementations
 
 # every row of the canonical contract, by family (the contract this project was created from)
 CONTRACT = {
@@ -30,7 +30,7 @@ ROWS = [(family, name) for family, names in CONTRACT.items() for name in names.s
 
 def test_lossguard_list_shows_every_row_of_the_contract():
     listed = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "list", "--json"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "lossguard", "list", "--json"], capture_output=True, text=True, check=True
     )
     entries = {entry["name"]: entry["family"] for entry in json.loads(listed.stdout)}
     assert entries == dict((name, family) for family, name in ROWS)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
-from harness.model import Finding
-from harness.registry import bind
-from harness.runner import Selection, run_one
+from lossguard.harness.app.cli import main
+from lossguard.harness.app.inventory import bind
+from lossguard.harness.app.runner import Selection, run_one
+from lossguard.harness.kernel.model import Finding
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "user_losses.py"
@@ -25,12 +25,12 @@ def lossguard(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the installed console script as a user would, in the repository root."""
     env = {**os.environ, "CI": "true"}
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+        [sys.executable, "-m", "lossguard", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
 def test_list_shows_the_catalog(capsys):
-    from harness.catalog import CATALOG
+    from lossguard.catalog import CATALOG
 
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -42,8 +42,8 @@ def test_list_shows_the_catalog(capsys):
 def test_a_recorded_finding_is_xfail_and_does_not_fail_check():
     import torch.nn.functional as F
 
-    from harness.registry import torch_builtins
-    from implementations.torch_builtins import FINDINGS, UPSTREAM
+    from lossguard.harness.app.inventory import torch_builtins
+    from lossguard.implementations.torch_builtins import FINDINGS, UPSTREAM
 
     mse = next(i for i in torch_builtins() if i.loss == "mse_loss")
     result = run_one(mse, "invalid_input", "cpu", "float64", Selection(profile="ci"))

@@ -10,9 +10,9 @@ import pytest
 import torch
 from judging import assert_catches
 
-from implementations.own import detection as own_detection
-from implementations.own.detection import OWN
-from reference import detection as R
+from lossguard.implementations.own import detection as own_detection
+from lossguard.implementations.own.detection import OWN
+from lossguard.reference import detection as R
 
 # property, loss, wrong implementation (one planted defect), dtype
 CASES = [

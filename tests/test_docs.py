@@ -1,4 +1,4 @@
-"""docs/LOSSES.md is the catalog rendered by harness.docs: it must not drift from the code."""
+"""docs/LOSSES.md is the catalog rendered by lossguard.harness.app.docs: it must not drift from the code."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import docs
-from harness.catalog import CATALOG
-from properties.base import REGISTRY
+from lossguard.catalog import CATALOG
+from lossguard.harness.app import docs
+from lossguard.properties.base import REGISTRY
 
 LOSSES_MD = Path(__file__).resolve().parents[1] / "docs" / "LOSSES.md"
-REGENERATE = "regenerate with python -m harness.docs > docs/LOSSES.md"
+REGENERATE = "regenerate with python -m lossguard.harness.app.docs > docs/LOSSES.md"
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import pytest
 import torch
 from judging import assert_catches
 
-from harness.catalog import CATALOG
-from harness.frameworks.torch_binding import TorchBinding
-from harness.model import Example
-from harness.registry import bind, own
-from reference import generative as R
+from lossguard.catalog import CATALOG
+from lossguard.harness.app.inventory import bind, own
+from lossguard.harness.kernel.frameworks.torch_binding import TorchBinding
+from lossguard.harness.kernel.model import Example
+from lossguard.reference import generative as R
 
 OWN = {impl.loss: impl for impl in own() if CATALOG[impl.loss].family == "generative"}
 

@@ -11,8 +11,8 @@ import planted_metric as planted
 import pytest
 from judging import assert_catches
 
-from harness.catalog import CATALOG
-from harness.registry import own, torch_builtins
+from lossguard.catalog import CATALOG
+from lossguard.harness.app.inventory import own, torch_builtins
 
 OWN = {impl.loss: impl for impl in own() if CATALOG[impl.loss].family == "metric"}
 TORCH = {impl.loss: impl for impl in torch_builtins() if CATALOG[impl.loss].family == "metric"}

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from judging import CI, assert_catches, judge
 
-from harness.registry import bind, own
-from harness.runner import run_one
+from lossguard.harness.app.inventory import bind, own
+from lossguard.harness.app.runner import run_one
 
 import planted
 
@@ -79,7 +79,7 @@ FAMILY_TESTS = ("test_metric", "test_segmentation", "test_detection", "test_gene
 def test_every_property_has_a_planted_bug():
     """Every registered property is proven here (generic properties, core identities) or by the CASES of its
     family's test module; device needs CUDA (test_device_property_catches_a_device_dependent_loss)."""
-    from properties.base import REGISTRY
+    from lossguard.properties.base import REGISTRY
 
     proven = {case[0] for case in CASES} | {"device"}
     for name in FAMILY_TESTS:

@@ -8,8 +8,8 @@ import planted_segmentation as planted
 import pytest
 from judging import assert_catches
 
-from implementations.own.segmentation import OWN
-from reference import segmentation as R
+from lossguard.implementations.own.segmentation import OWN
+from lossguard.reference import segmentation as R
 
 # property, loss, wrong implementation (one planted defect), dtype
 CASES = [

@@ -27,7 +27,7 @@ import pytest
 import torch
 from judging import assert_catches
 
-from implementations.own.sequence import OWN, linear_cross_entropy, perplexity, sequence_cross_entropy
+from lossguard.implementations.own.sequence import OWN, linear_cross_entropy, perplexity, sequence_cross_entropy
 
 CASES = [
     ("ignored_tokens", "sequence_cross_entropy", planted.seq_ce_smoothing_over_ignored, "float64"),
@@ -80,7 +80,7 @@ _MEMORY_SCRIPT = """
 import json, resource, sys
 import torch
 import torch.nn.functional as F
-from implementations.own.sequence import linear_cross_entropy
+from lossguard.implementations.own.sequence import linear_cross_entropy
 
 N, H, V = 4096, 64, 32768
 torch.manual_seed(0)

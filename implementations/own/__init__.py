@@ -2,9 +2,9 @@
 
 from collections.abc import Callable
 
-from implementations.own import detection, generative, metric, segmentation, sequence
-from implementations.own.classification import hinge_loss, sigmoid_focal_loss, softmax_focal_loss
-from implementations.own.regression import asymmetric_mse_loss, log_cosh_loss, quantile_loss, tweedie_loss
+from lossguard.implementations.own import detection, generative, metric, segmentation, sequence
+from lossguard.implementations.own.classification import hinge_loss, sigmoid_focal_loss, softmax_focal_loss
+from lossguard.implementations.own.regression import asymmetric_mse_loss, log_cosh_loss, quantile_loss, tweedie_loss
 
 OWN: dict[str, Callable] = {
     "log_cosh_loss": log_cosh_loss,

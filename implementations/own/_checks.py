@@ -1,6 +1,6 @@
 """Shared argument validation and reduction for the project's own loss implementations.
 
-Every public loss in :mod:`implementations.own` validates its arguments *before* computing anything, with
+Every public loss in :mod:`lossguard.implementations.own` validates its arguments *before* computing anything, with
 error messages of the form ``"<loss name>: <argument> must be ..., got ..."``.  The helpers here keep
 those checks (and the final reduction) identical across modules.
 

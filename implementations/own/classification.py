@@ -1,7 +1,7 @@
 """The project's own PyTorch implementations of classification losses missing from ``torch.nn.functional``.
 
 All losses take logits / scores as ``input`` (floating point) and compute in ``input``'s dtype; arguments
-are validated before anything is computed (see :mod:`implementations.own._checks` for the error
+are validated before anything is computed (see :mod:`lossguard.implementations.own._checks` for the error
 conventions), and ``reduction`` is one of ``'none' | 'mean' | 'sum'``.
 """
 

@@ -1,7 +1,7 @@
 """lossguard's own PyTorch implementations of the generative and multi-task losses.
 
 Every loss validates its arguments first (messages ``"<loss>: <argument> must be ..., got ..."``, see
-:mod:`implementations.own._checks`), then computes in the input's dtype on the input's device, vectorised.
+:mod:`lossguard.implementations.own._checks`), then computes in the input's dtype on the input's device, vectorised.
 None takes a ``reduction``: each returns a scalar (docs/LOSSES.md, "Generative, multi-task").
 """
 
@@ -133,7 +133,7 @@ def vae_loss(
 
 
 class _TanhExtractor(nn.Module):
-    """Frozen 1x1-convolution layers with tanh (the torch form of ``reference.generative.TanhExtractor``):
+    """Frozen 1x1-convolution layers with tanh (the torch form of ``lossguard.reference.generative.TanhExtractor``):
     ``forward`` returns the list of every layer's features."""
 
     def __init__(self, parameters, dtype: torch.dtype, device) -> None:

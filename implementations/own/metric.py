@@ -1,8 +1,8 @@
 """lossguard's own PyTorch implementations of the metric-learning and ranking losses.
 
 Contracts: docs/LOSSES.md, "Metric learning and ranking" (the float64 references in
-:mod:`reference.metric` implement them). Every loss validates its arguments first (see
-:mod:`implementations.own._checks` for the error conventions), computes in the input's dtype on its
+:mod:`lossguard.reference.metric` implement them). Every loss validates its arguments first (see
+:mod:`lossguard.implementations.own._checks` for the error conventions), computes in the input's dtype on its
 device, vectorised over the batch. Distances are formed from explicit differences (no
 ``|a|^2 + |b|^2 - 2 a.b`` cancellation) and their square roots are guarded so that a zero distance
 has the subgradient 0 instead of NaN.

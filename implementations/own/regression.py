@@ -3,7 +3,7 @@
 All functions take ``input`` (a floating-point tensor of any shape) and ``target`` (a tensor of exactly the
 same shape; it is converted to ``input``'s dtype, no broadcasting), compute elementwise in ``input``'s dtype
 and reduce with ``reduction`` in ``'none' | 'mean' | 'sum'`` (``'none'`` keeps the shape of ``input``).
-Arguments are validated before anything is computed; see :mod:`implementations.own._checks` for the error
+Arguments are validated before anything is computed; see :mod:`lossguard.implementations.own._checks` for the error
 conventions.
 """
 

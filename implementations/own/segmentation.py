@@ -4,7 +4,7 @@ Input ``(N, C, *)``; ``p = sigmoid(input)`` when ``from_logits``. Sums run over 
 each (sample, channel), and over the batch too with ``batch=True``; ``reduction`` acts on the
 resulting ``(N, C)`` (or ``(C,)``) values. Every overlap loss is computed in the cancellation-free
 Tversky form ``(alpha FP + beta FN) / (TP + alpha FP + beta FN + smooth)`` with TP = sum(p y),
-FP = sum(p (1 - y)), FN = sum((1 - p) y) and ``1 - p = sigmoid(-z)`` (see ``reference.segmentation`` for
+FP = sum(p (1 - y)), FN = sum((1 - p) y) and ``1 - p = sigmoid(-z)`` (see ``lossguard.reference.segmentation`` for
 the algebra: Dice(s) = Tversky(1/2, 1/2, s/2), Jaccard(s) = Tversky(1, 1, s)), so values are accurate
 relative to themselves, also near 0, and finite on empty masks for every smooth > 0. Vectorised,
 device-agnostic, computed in the input's dtype.

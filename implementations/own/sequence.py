@@ -11,7 +11,7 @@
 
 Both follow torch's ``cross_entropy`` conventions: ``ignore_index`` tokens take no part in the value,
 the gradient (exactly 0 there) or the mean's denominator, and a ``'mean'`` over zero non-ignored
-tokens is NaN (0 / 0). Arguments are validated first (see :mod:`implementations.own._checks`).
+tokens is NaN (0 / 0). Arguments are validated first (see :mod:`lossguard.implementations.own._checks`).
 """
 
 from __future__ import annotations

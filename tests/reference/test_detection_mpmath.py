@@ -1,7 +1,7 @@
 """The detection references against mpmath at 50 digits, on Hypothesis-drawn inputs including extremes.
 
 Units as in ``test_references_mpmath``: ``EPS = 2^-52``; ``u = EPS / 2``. The mpmath side evaluates the literal
-definitions of LOSSES.md (and of ``reference.detection``: eps added to the squared diagonal, aspect angle
+definitions of LOSSES.md (and of ``lossguard.reference.detection``: eps added to the squared diagonal, aspect angle
 ``atan2(w, h)``) at 50 digits from the exact float inputs; the boxes are drawn by the catalog's own example
 builder (identical, disjoint, shared-edge, corner, nested, zero-area and tiny pairs; coordinates up to 1e4,
 boxes down to 1e-6) with every eps it draws.
@@ -18,7 +18,7 @@ iou, giou, diou, ciou ('none')         scale   1             the scale is a firs
 gradients (boxes1, boxes2), all four   scale   1             central differences of the literal loss (step
                                                              below the row's smallest coordinate gap, digits
                                                              enough for the tolerance: _digits) on rows away
-                                                             from the kinks (reference.detection.box_kinks)
+                                                             from the kinks (lossguard.reference.detection.box_kinks)
 =====================================  ======  ============  ===================================================
 """
 
@@ -30,8 +30,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mpmath import mp, mpf
 
-from harness.catalog.detection import box_examples
-from reference import detection as R
+from lossguard.catalog.detection import box_examples
+from lossguard.reference import detection as R
 
 EPS = 2.0**-52
 DPS = 50

@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from mpmath import mp, mpf
 from test_references_mpmath import _mixed, check, check_derivative
 
-from reference import generative as R
+from lossguard.reference import generative as R
 
 FEW = settings(max_examples=12, deadline=None)
 VALUE_ULPS = 4.0

@@ -48,7 +48,7 @@ from hypothesis import strategies as st
 from mpmath import mp, mpf
 from test_references_mpmath import REALS, _mixed, check, check_derivative, check_reductions
 
-from reference import metric as R
+from lossguard.reference import metric as R
 
 FEW = settings(max_examples=15, deadline=None)
 VALUE_ULPS = 2.0

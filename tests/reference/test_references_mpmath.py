@@ -106,8 +106,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mpmath import mp, mpf
 
-from reference import classification as cls
-from reference import regression as reg
+from lossguard.reference import classification as cls
+from lossguard.reference import regression as reg
 
 EPS = 2.0**-52  # float64 machine epsilon: the "ulp" of every bound here
 U = EPS / 2  # unit roundoff

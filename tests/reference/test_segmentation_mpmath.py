@@ -15,7 +15,7 @@ dice, jaccard, tversky ('none')       rel     m + 8          TP, FP, FN: terms 6
                                                              FN +2u, + TP + s +2u, division u: 2 (m + 5) + 6 u
 boundary ('none')                     rel     2.5            expit 4u, product u
 dice gradients (input, target)        scale   m + 8          central differences of the literal Dice; pieces
-                                                             over B^2 (reference.segmentation.tversky_slopes)
+                                                             over B^2 (lossguard.reference.segmentation.tversky_slopes)
 signed_distance_map                   exact   0              brute force: minimum distance to the other label
 ====================================  ======  =============  ================================================
 
@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from mpmath import mp, mpf
 
-from reference import segmentation as R
+from lossguard.reference import segmentation as R
 
 EPS = 2.0**-52
 DPS = 50

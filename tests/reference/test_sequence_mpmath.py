@@ -20,7 +20,7 @@ perplexity                          scale   bound   0.18      exp(L): L's absolu
 sequence_cross_entropy d/dlogits    scale   2.2+1   0.35      cross_entropy's gradient bound (5.7 + 1 smoothed:
                                                     0.74      observed 0.74), + 1 ulp for the mean's 1 / count
 linear_cross_entropy                scale   1.7     0.19      the float64 logits' error (H + 1) u D is in the scale
-                                                              with weight 1 u (reference.sequence's docstring), then
+                                                              with weight 1 u (reference.sequence docstring), then
                                                               the plain cross_entropy bound; 'sum' and 'mean' as
                                                               check_reductions states
 linear_cross_entropy d/dhidden,     scale   2.7+1   0.15      G = softmax - onehot to cross_entropy's 2.2 ulp of its
@@ -52,7 +52,7 @@ from test_references_mpmath import (
     check_reductions,
 )
 
-from reference import sequence as R
+from lossguard.reference import sequence as R
 
 FEW = settings(max_examples=20, deadline=None)
 SMOOTHINGS = st.one_of(st.just(0.0), st.sampled_from([0.1, 1.0, 1e-8]), st.floats(0.0, 1.0))

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.catalog import CATALOG
-from harness.model import Implementation
-from harness.registry import accepted_parameters
+from lossguard.catalog import CATALOG
+from lossguard.harness.app.inventory import accepted_parameters
+from lossguard.harness.kernel.model import Implementation
 
 
 class TargetError(Exception):

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness.model import DTYPES, FAILING_STATUSES, PropertyResult
+from lossguard.harness.kernel.model import DTYPES, FAILING_STATUSES, PropertyResult
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -117,7 +117,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _list(as_json: bool) -> int:
-    from harness.catalog import CATALOG
+    from lossguard.catalog import CATALOG
 
     if as_json:
         entries = [
@@ -141,8 +141,8 @@ def _list(as_json: bool) -> int:
 
 
 def _job(args: argparse.Namespace, base: Sequence[str], profile: str) -> dict[str, Any]:
-    from harness.runner import EVERY_PROPERTY  # noqa: F401  (import check: the runner loads the registry)
-    from properties.base import REGISTRY
+    from lossguard.harness.app.runner import EVERY_PROPERTY  # noqa: F401  (import check: the runner loads the registry)
+    from lossguard.properties.base import REGISTRY
 
     unknown = [p for p in args.property or () if p not in REGISTRY]
     if unknown:
@@ -159,7 +159,7 @@ def _job(args: argparse.Namespace, base: Sequence[str], profile: str) -> dict[st
 def _finish(
     results: list[PropertyResult], header: dict[str, str], args, command: str, profile: str, started: float
 ) -> int:
-    from reports import json_report, terminal
+    from lossguard.reports import json_report, terminal
 
     seconds = time.perf_counter() - started
     status = EXIT_FAILED if any(r.status in FAILING_STATUSES for r in results) else EXIT_OK
@@ -178,11 +178,11 @@ def _finish(
 
 
 def _check(args: argparse.Namespace, profile: str, command: str) -> int:
-    from harness.audit import selection_from, versions
-    from harness.catalog import CATALOG
-    from harness.registry import implementations
-    from harness.runner import default_workers, run
-    from reports import terminal
+    from lossguard.catalog import CATALOG
+    from lossguard.harness.app.inventory import implementations
+    from lossguard.harness.app.jobs import selection_from, versions
+    from lossguard.harness.app.runner import default_workers, run
+    from lossguard.reports import terminal
 
     for loss in args.loss or ():
         if loss not in CATALOG:
@@ -211,10 +211,10 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from harness.catalog import CATALOG
-    from harness.registry import implementations
-    from harness.target import TargetError, user_implementation
-    from reports.curves import plot
+    from lossguard.catalog import CATALOG
+    from lossguard.harness.app.inventory import implementations
+    from lossguard.harness.app.target import TargetError, user_implementation
+    from lossguard.reports.curves import plot
 
     if args.loss not in CATALOG:
         raise UsageError(f"unknown loss {args.loss!r}; run 'lossguard list' for the catalog")
@@ -238,11 +238,11 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
-    from harness.audit import prepare
-    from harness.isolation import IsolatedTargetError, run_isolated
-    from harness.runner import run
-    from harness.target import TargetError
-    from reports import terminal
+    from lossguard.harness.app.isolation import IsolatedTargetError, run_isolated
+    from lossguard.harness.app.jobs import prepare
+    from lossguard.harness.app.runner import run
+    from lossguard.harness.app.target import TargetError
+    from lossguard.reports import terminal
 
     base = ["lossguard", "audit", args.target, "--loss", args.loss]
     job = {**_job(args, base, profile), "target": args.target, "loss": args.loss, "memory_limit_gb": args.memory_limit}
@@ -278,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args.json)
         if args.command == "plot":
             return _plot(args)
-        from harness.profiles import default_profile
+        from lossguard.harness.kernel.profiles import default_profile
 
         profile = args.profile or default_profile()
         command = "lossguard " + " ".join(argv)

@@ -2,7 +2,7 @@
 
 For an output element with reference value ``r`` and error scale ``s`` (the magnitude of the
 terms of the computation before cancellation, reduction growth included: see
-``reference._core``), an implementation computing in dtype D with unit roundoff ``u_D`` is
+``lossguard.reference._core``), an implementation computing in dtype D with unit roundoff ``u_D`` is
 allowed
 
     |impl - r| <= K * (u_D * s + tiny_D) + K_ref * u_64 * s

@@ -9,7 +9,7 @@ from functools import cache
 def binding(framework: str):
     """The binding object of ``framework`` (imported on first use)."""
     if framework == "torch":
-        from harness.frameworks.torch_binding import TorchBinding
+        from lossguard.harness.kernel.frameworks.torch_binding import TorchBinding
 
         return TorchBinding()
     raise ValueError(f"unknown framework {framework!r}; known: torch")

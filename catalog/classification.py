@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import strategies as st
 from scipy.special import expit, log_softmax, logit
 
-from harness.catalog.common import (
+from lossguard.catalog.common import (
     SHAPE_MISMATCH,
     elementwise,
     optional_array,
@@ -17,9 +17,9 @@ from harness.catalog.common import (
     tags,
     weights,
 )
-from harness.model import ErrorCase, Example, LossSpec
-from properties import strategies as S
-from reference import classification as C
+from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.reference import classification as C
 
 
 def _labels(dtype: str, regime: str) -> st.SearchStrategy[float]:

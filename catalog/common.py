@@ -10,8 +10,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from harness.model import ErrorCase, Example
-from properties import strategies as S
+from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel.model import ErrorCase, Example
 
 Choose = Callable[[Mapping[str, st.SearchStrategy[Any]]], dict[str, Any]]
 ValueStrategy = Callable[[str, str], st.SearchStrategy[float]]

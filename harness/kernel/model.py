@@ -1,7 +1,7 @@
 """The data every part of lossguard exchanges: catalog entries, implementations, findings, results.
 
 Framework-neutral on purpose: arrays are float64 (or integer) NumPy arrays, a framework binding
-(``harness.frameworks``) converts them to its own tensors on a device and dtype.
+(``lossguard.harness.kernel.frameworks``) converts them to its own tensors on a device and dtype.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ class LossSpec:
     sweep: (s) -> Example with reduction 'none' whose i-th element depends on s[i] only, through
         ``input`` (a residual, a logit, a probability): the curves ``lossguard plot`` draws.
     differentiable: arguments whose gradient is compared (subset of the reference's).
+    domains: tag -> predicate on an example: the exact domain of a property beyond its parameter
+        restriction (scale invariance of F.normalize holds only for norms 0 or >= eps); examples
+        outside it are discarded, never judged.
     """
 
     name: str
@@ -116,6 +119,7 @@ class LossSpec:
     perfect_is_limit: bool = False
     scoring: Callable[[np.ndarray, int], Example] | None = None
     sweep: Callable[[np.ndarray], Example] | None = None
+    domains: Mapping[str, Callable[[Example], bool]] = field(default_factory=dict)
     by_definition: Mapping[str, str] = field(default_factory=dict)
     variants: Mapping[str, str] = field(default_factory=dict)
     exceptions: str = ""

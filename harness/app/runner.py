@@ -21,14 +21,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Unsatisfiable
 
-import properties.all  # noqa: F401  (registers every property)
-from harness.catalog import CATALOG
-from harness.failures import Failure, ImplementationRaised
-from harness.frameworks import binding as framework_binding
-from harness.model import DTYPES, Implementation, PropertyResult
-from harness.profiles import settings_for
-from harness.subject import Subject
-from properties.base import FLOAT64, FLOAT64_AND_32, REGISTRY, Property
+import lossguard.properties.all  # noqa: F401  (registers every property)
+from lossguard.catalog import CATALOG
+from lossguard.catalog import spec as catalog_spec
+from lossguard.harness.kernel.failures import Failure, ImplementationRaised
+from lossguard.harness.kernel.frameworks import binding as framework_binding
+from lossguard.harness.kernel.model import DTYPES, Implementation, PropertyResult
+from lossguard.harness.kernel.profiles import settings_for
+from lossguard.harness.kernel.subject import Subject
+from lossguard.properties.base import FLOAT64, FLOAT64_AND_32, REGISTRY, Property
 
 EVERY_PROPERTY = "(every property)"
 _UNSUPPORTED_DTYPE = re.compile(r"not implemented for '(Half|BFloat16)'|unsupported (dtype|scalar type)", re.I)
@@ -116,7 +117,16 @@ def run_one(impl: Implementation, name: str, device: str, dtype: str, selection:
     prop = REGISTRY[name]
     finding = impl.finding_for(name, dtype, device)
     witness = finding.witness if finding else None
-    subject = Subject(spec, impl, dtype, device, restriction=dict(spec.properties[name]), witness=witness)
+    subject = Subject(
+        spec,
+        impl,
+        dtype,
+        device,
+        restriction=dict(spec.properties[name]),
+        witness=witness,
+        domain=spec.domains.get(name),
+        related=catalog_spec,
+    )
     started = time.perf_counter()
     try:
         _hypothesis_run(prop, subject, selection.profile, f"{impl.name}|{name}|{device}|{dtype}")
@@ -183,7 +193,7 @@ def _run_builtin(kind: str, name: str, selection: Selection) -> list[PropertyRes
     """Worker side: find a built-in implementation by name and run its plan single-threaded."""
     import torch
 
-    from harness.registry import implementations
+    from lossguard.harness.app.inventory import implementations
 
     torch.set_num_threads(1)
     impl = next(i for i in implementations(kind) if i.name == name)

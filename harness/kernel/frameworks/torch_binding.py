@@ -6,7 +6,6 @@ keeps), so properties stay framework-neutral and a JAX binding can sit beside th
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.frameworks.base import (
+from lossguard.harness.kernel.frameworks.base import (
     GlobalStateChanged,
     ImplementationRaised,
     InputMutated,
@@ -22,7 +21,7 @@ from harness.frameworks.base import (
     Outcome,
     WrongOutput,
 )
-from harness.model import Example, Implementation
+from lossguard.harness.kernel.model import Example, Implementation
 
 TORCH_DTYPES = {
     "float64": torch.float64,
@@ -37,20 +36,21 @@ def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
     return torch.from_numpy(np.asarray(array, dtype=np.float64)).to(TORCH_DTYPES[dtype]).double().numpy()
 
 
-@functools.cache
-def _converters() -> dict[type, Callable[[Any, torch.dtype, str], Any]]:
-    """Framework-neutral parameter objects of the catalog and their torch form (the reference describes such an
-    object in NumPy, the own implementations build its torch module; the binding is where both meet)."""
-    from implementations.own.generative import tanh_extractor_module
-    from reference.generative import TanhExtractor
+_CONVERTERS: dict[type, Callable[[Any, torch.dtype, str], Any]] = {}
 
-    return {TanhExtractor: lambda e, dtype, device: tanh_extractor_module(e.parameters, dtype, device)}
+
+def register_converter(kind: type, convert: Callable[[Any, torch.dtype, str], Any]) -> None:
+    """Teach the binding the torch form of a framework-neutral parameter object: ``convert(value,
+    torch dtype, device)``. The reference describes such an object in NumPy (the seeded feature
+    extractor of ``perceptual_loss``), an implementation builds its torch module, and the application,
+    which knows both, registers the pair (the kernel knows no concrete loss)."""
+    _CONVERTERS[kind] = convert
 
 
 def _tensor(value: Any, dtype: str, device: str) -> Any:
     """A NumPy array as a tensor in ``dtype`` on ``device``; a framework-neutral object (a seeded feature
     extractor) as its torch form in that dtype and device; anything else unchanged."""
-    convert = _converters().get(type(value))
+    convert = _CONVERTERS.get(type(value))
     if convert is not None:
         return convert(value, TORCH_DTYPES[dtype], device)
     if isinstance(value, np.generic):
@@ -107,7 +107,7 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 class TorchBinding:
-    """Calls a torch implementation; see ``harness.frameworks.base.Binding`` for the contract."""
+    """Calls a torch implementation; see ``lossguard.harness.kernel.frameworks.base.Binding`` for the contract."""
 
     name = "torch"
 

@@ -8,7 +8,7 @@ tolerance policy, records the worst error for the report and steers Hypothesis t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +16,12 @@ import numpy as np
 from hypothesis import assume, target
 from hypothesis import strategies as st
 
-from harness import tolerance
-from harness.failures import PropertyFailure
-from harness.frameworks import binding as framework_binding
-from harness.frameworks.base import Outcome
-from harness.model import Example, Implementation, LossSpec
-from properties import strategies as S
+from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel import tolerance
+from lossguard.harness.kernel.failures import PropertyFailure
+from lossguard.harness.kernel.frameworks import binding as framework_binding
+from lossguard.harness.kernel.frameworks.base import Outcome
+from lossguard.harness.kernel.model import Example, Implementation, LossSpec
 
 
 def format_value(value: Any) -> str:
@@ -59,6 +59,8 @@ class Subject:
     device: str
     restriction: Mapping[str, Any] = field(default_factory=dict)  # parameters the property's domain pins
     witness: Example | None = None  # a recorded finding's example: every draw returns it
+    domain: Callable[[Example], bool] | None = None  # the property's exact domain on the entry (None: everywhere)
+    related: Callable[[str], LossSpec] | None = None  # the application's catalog lookup (kernel knows no catalog)
     observations: Observations = field(default_factory=Observations)
 
     def __post_init__(self) -> None:
@@ -72,11 +74,11 @@ class Subject:
         return name in self.impl.accepted
 
     def draw(self, data: Any, regime: str = "typical", **fixed: Any) -> Example:
-        """Draw a valid example; ``fixed`` pins parameters (only those the implementation accepts
-        are pinned, the rest keep their defaults; a property whose domain needs a parameter the
-        implementation does not take checks ``accepts`` first)."""
+        """Draw a valid example; the property's restriction (from its catalog tag) and ``fixed`` pin
+        parameters (only those the implementation accepts are pinned, the rest keep their defaults;
+        the runner skips a property whose restriction needs a parameter the implementation lacks)."""
         accepted = self.impl.accepted
-        pinned = {k: v for k, v in fixed.items() if k in accepted}
+        pinned = {k: v for k, v in {**self.restriction, **fixed}.items() if k in accepted}
 
         def choose(strategies: Mapping[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
             return S.draw_params(data.draw, strategies, self.spec.params, accepted, pinned)
@@ -154,12 +156,15 @@ class Subject:
                 names.append(name)
         return tuple(names)
 
-    @staticmethod
-    def catalog(name: str) -> LossSpec:
+    def catalog(self, name: str) -> LossSpec:
         """Another catalog entry (identities relate a loss to another loss's reference)."""
-        from harness.catalog import spec
+        if self.related is None:
+            raise LookupError(f"no catalog lookup given to this Subject, so entry {name!r} is unknown here")
+        return self.related(name)
 
-        return spec(name)
+    def in_domain(self, example: Example) -> bool:
+        """Whether ``example`` lies in the property's exact domain (the entry's ``domains`` predicate)."""
+        return self.domain is None or bool(self.domain(example))
 
     # --- judgement --------------------------------------------------------------------
 

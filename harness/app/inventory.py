@@ -8,10 +8,23 @@ from typing import Any
 
 import numpy as np
 
-from harness.catalog import CATALOG
-from harness.model import Example, Finding, Implementation
+from lossguard.catalog import CATALOG
+from lossguard.harness.kernel.model import Example, Finding, Implementation
 
 KINDS = ("torch", "own", "third-party", "all")
+
+
+def _register_parameter_objects() -> None:
+    """The torch form of the catalog's framework-neutral parameter objects (the seeded extractor of
+    ``perceptual_loss``): described by the reference, built by the own implementation, paired here."""
+    from lossguard.harness.kernel.frameworks.torch_binding import register_converter
+    from lossguard.implementations.own.generative import tanh_extractor_module
+    from lossguard.reference.generative import TanhExtractor
+
+    register_converter(TanhExtractor, lambda e, dtype, device: tanh_extractor_module(e.parameters, dtype, device))
+
+
+_register_parameter_objects()
 
 
 def accepted_parameters(fn: Callable, loss: str) -> frozenset[str]:
@@ -62,13 +75,13 @@ def _bind_all(table: Mapping[str, Callable], kind: str, prefix: str, findings, u
 
 
 def torch_builtins() -> list[Implementation]:
-    from implementations import torch_builtins as tb
+    from lossguard.implementations import torch_builtins as tb
 
     return _bind_all(tb.BUILTINS, "torch", "torch.nn.functional", tb.FINDINGS, tb.UPSTREAM)
 
 
 def own() -> list[Implementation]:
-    from implementations import own as lossguard_own
+    from lossguard.implementations import own as lossguard_own
 
     return _bind_all(lossguard_own.OWN, "own", "lossguard", {}, "lossguard")
 

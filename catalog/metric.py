@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from harness.catalog.common import param_case, positive, tags, without
-from harness.model import ErrorCase, Example, LossSpec
-from properties import strategies as S
-from reference import metric as R
+from lossguard.catalog.common import param_case, positive, tags, without
+from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.reference import metric as R
 
 # magnitude caps of embedding coordinates per dtype (typical, extreme)
 _EMBED_CAP = {"float16": (4.0, 30.0), "bfloat16": (10.0, 1e4), "float32": (10.0, 1e15), "float64": (10.0, 1e100)}
@@ -202,6 +202,14 @@ def _info_nce_examples(draw, dtype, regime, choose) -> Example:
 def _zero_rows(*arrays) -> np.ndarray:
     """Normalising is not differentiable at a zero embedding: any such row (a scalar mask)."""
     return np.array(any(np.any(R.p_norm(np.asarray(a)) <= R.NORMALIZE_EPS) for a in arrays))
+
+
+def _normalisable(example: Example) -> bool:
+    """Scale invariance's exact domain: F.normalize divides by max(||x||, eps), scale invariant only for
+    embeddings of norm 0 or at least eps (a norm in (0, eps) is divided by eps, not by itself)."""
+    arrays = [np.asarray(v) for v in example.args.values()]
+    norms = [R.p_norm(a) for a in arrays if a.ndim and np.issubdtype(a.dtype, np.floating)]
+    return all(bool(np.all((n == 0) | (n >= R.NORMALIZE_EPS))) for n in norms)
 
 
 def _info_nce_kinks(example: Example, eps: float) -> np.ndarray:
@@ -390,6 +398,7 @@ METRIC: tuple[LossSpec, ...] = (
             _ZERO_TEMPERATURE,
         ),
         kinks=_info_nce_kinks,
+        domains={"scale_invariance": _normalisable},
         exceptions="not zero at a perfect prediction: with normalised embeddings the loss is at least "
         "log(1 + M exp(-2 / temperature)) > 0; scale invariance only when normalising",
     ),
@@ -413,6 +422,7 @@ METRIC: tuple[LossSpec, ...] = (
             _ZERO_TEMPERATURE,
         ),
         kinks=lambda ex, eps: _zero_rows(ex.args["z_i"], ex.args["z_j"]),
+        domains={"scale_invariance": _normalisable},
         exceptions="not zero at a perfect prediction (at least log(1 + (2N - 2) exp(-2 / temperature))); no "
         "`batch` and `reduction` properties: no reduction parameter, and every view is a negative of every "
         "other (samples are coupled)",

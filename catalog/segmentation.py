@@ -13,11 +13,11 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import strategies as st
 
-from harness.catalog.classification import OUT_OF_RANGE
-from harness.catalog.common import ANYWHERE, SHAPE_MISMATCH, param_case, positive, tags, without
-from harness.model import ErrorCase, Example, LossSpec
-from properties import strategies as S
-from reference import segmentation as R
+from lossguard.catalog.classification import OUT_OF_RANGE
+from lossguard.catalog.common import ANYWHERE, SHAPE_MISMATCH, param_case, positive, tags, without
+from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.reference import segmentation as R
 
 FAMILY = "segmentation"
 MASKS = ("empty", "full", "single pixel", "random", "soft")

@@ -16,10 +16,10 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import strategies as st
 
-from harness.catalog.common import param_case, tags
-from harness.model import ErrorCase, Example, LossSpec
-from properties import strategies as S
-from reference import detection as R
+from lossguard.catalog.common import param_case, tags
+from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.reference import detection as R
 
 FAMILY = "detection"
 RELATIONS = ("independent", "identical", "disjoint", "shared edge", "corner", "nested", "zero area", "tiny")

@@ -2,7 +2,7 @@
 CUDA device assert in the judged code. The verdict of a run that kills or hangs its process is
 ``error``, never pass.
 
-The parent starts ``python -m harness.isolation`` with a JSON job on stdin. The worker (memory
+The parent starts ``python -m lossguard.harness.app.isolation`` with a JSON job on stdin. The worker (memory
 capped with RLIMIT_AS) resolves the target, plans the runs and streams one JSON line per event
 on a private copy of stdout (the judged code's own prints go to stderr). The parent waits at
 most ``time_limit`` seconds per run; when the worker dies or overruns, that run becomes an
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from harness.model import PropertyResult
+from lossguard.harness.kernel.model import PropertyResult
 
 
 class IsolatedTargetError(Exception):
@@ -72,7 +72,7 @@ def run_isolated(
     skip = 0
     while True:
         process = subprocess.Popen(
-            [sys.executable, "-m", "harness.isolation"],
+            [sys.executable, "-m", "lossguard.harness.app.isolation"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,
@@ -127,7 +127,7 @@ def run_isolated(
 
 
 def _worker() -> None:
-    """The worker's side of the protocol (``python -m harness.isolation``)."""
+    """The worker's side of the protocol (``python -m lossguard.harness.app.isolation``)."""
     protocol = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # the judged code's prints go to stderr, never into the protocol
 
@@ -139,14 +139,14 @@ def _worker() -> None:
     limit = int(job["memory_limit_gb"] * (1 << 30))
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    from harness.audit import prepare
+    from lossguard.harness.app.jobs import prepare
 
     try:
         impl, selection, header = prepare(job)
     except Exception as exc:  # the target itself is the problem: a usage error for the user
         emit({"event": "target_error", "message": str(exc)})
         return
-    from harness.runner import plan, run_one
+    from lossguard.harness.app.runner import plan, run_one
 
     runs = plan([impl], selection)
     base = {

@@ -4,7 +4,7 @@ A binding (``torch_binding.TorchBinding`` now; a JAX binding fits the same contr
 ``versions()``, ``devices()`` (device -> None or why unusable), ``round(array, dtype)`` (the
 float64 values an implementation in ``dtype`` sees), and ``call(impl, arg_names, example,
 dtype, device, grad, watch_inputs, requires_grad) -> Outcome``, raising the exceptions of
-``harness.failures`` when the judged code misbehaves.
+``lossguard.harness.kernel.failures`` when the judged code misbehaves.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.failures import (
+from lossguard.harness.kernel.failures import (
     GlobalStateChanged,
     ImplementationRaised,
     InputMutated,

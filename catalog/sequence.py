@@ -13,11 +13,11 @@ from collections.abc import Callable
 import numpy as np
 from hypothesis import strategies as st
 
-from harness.catalog.classification import _perfect_ce
-from harness.catalog.common import optional_array, param_case, tags, without
-from harness.model import ErrorCase, Example, LossSpec
-from properties import strategies as S
-from reference import sequence as R
+from lossguard.catalog.classification import _perfect_ce
+from lossguard.catalog.common import optional_array, param_case, tags, without
+from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.reference import sequence as R
 
 _TARGET_KINDS = ("mixed", "mixed", "mixed", "all ignored", "all the same")
 # |hidden|, |weight| caps (typical, extreme): 100 * 100 makes logits of 1e4; float16 stays far from 65504

@@ -6,9 +6,9 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from harness.model import Implementation
-from harness.runner import Selection
-from harness.target import user_implementation
+from lossguard.harness.app.runner import Selection
+from lossguard.harness.app.target import user_implementation
+from lossguard.harness.kernel.model import Implementation
 
 LIBRARIES = ("lossguard", "torch", "numpy", "scipy", "hypothesis")
 

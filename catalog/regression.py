@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from harness.catalog.common import (
+from lossguard.catalog.common import (
     SHAPE_MISMATCH,
     elementwise,
     param_case,
@@ -15,9 +15,9 @@ from harness.catalog.common import (
     sweep_residual,
     tags,
 )
-from harness.model import ErrorCase, Example, LossSpec
-from properties import strategies as S
-from reference import regression as R
+from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.reference import regression as R
 
 _VALUE_DOMAIN = ("non_negative", "zero_at_perfect")
 

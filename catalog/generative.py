@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from harness.catalog.common import optional_array, param_case, positive, tags, without
-from harness.model import ErrorCase, Example, LossSpec
-from properties import strategies as S
-from reference import generative as R
+from lossguard.catalog.common import optional_array, param_case, positive, tags, without
+from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.reference import generative as R
 
 _SCALAR = ("batch", "reduction")
 _NO_REDUCTION = "no `batch` and `reduction` properties: the loss has no reduction parameter (one scalar)"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from harness.catalog.classification import CLASSIFICATION
-from harness.catalog.detection import DETECTION
-from harness.catalog.generative import GENERATIVE
-from harness.catalog.metric import METRIC
-from harness.catalog.regression import REGRESSION
-from harness.catalog.segmentation import SEGMENTATION
-from harness.catalog.sequence import SEQUENCE
-from harness.model import LossSpec
+from lossguard.catalog.classification import CLASSIFICATION
+from lossguard.catalog.detection import DETECTION
+from lossguard.catalog.generative import GENERATIVE
+from lossguard.catalog.metric import METRIC
+from lossguard.catalog.regression import REGRESSION
+from lossguard.catalog.segmentation import SEGMENTATION
+from lossguard.catalog.sequence import SEQUENCE
+from lossguard.harness.kernel.model import LossSpec
 
 FAMILIES = (REGRESSION, CLASSIFICATION, METRIC, SEGMENTATION, DETECTION, GENERATIVE, SEQUENCE)
 CATALOG: dict[str, LossSpec] = {spec.name: spec for family in FAMILIES for spec in family}
