@@ -1,15 +1,19 @@
 """PyTorch's built-in losses bound to their canonical names, with the findings recorded against them.
 
-Findings are data next to the binding (PyTorch OpInfo keeps its known failures the same way):
-``(property, reason, dtypes or None)``. Each is a departure of torch from the canonical
+Findings are data next to the binding (PyTorch OpInfo keeps its known failures the same way), typed
+``Finding`` objects (property, reason, upstream, dtypes or None, witness), so a misspelt field fails at
+import. Each is a departure of torch from the canonical
 contract that lossguard's properties detect; the property stays strict, the result is ``xfail``
 while the finding reproduces and ``xpass`` (failing the run) once torch changes.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from lossguard.harness.kernel.model import Example, Finding
 
 UPSTREAM = f"torch {torch.__version__.split('+')[0]}"
 
@@ -51,217 +55,234 @@ if hasattr(F, "linear_cross_entropy"):
     BUILTINS["linear_cross_entropy"] = chunked_linear_cross_entropy
 
 
-def _broadcasts(**args: list) -> dict:
+def _arrays(**lists: list) -> dict[str, np.ndarray]:
+    return {name: np.asarray(values) for name, values in lists.items()}
+
+
+def _broadcasts(**args: list) -> Finding:
     """The shape-mismatch finding; the witness is a valid example the property then reshapes."""
-    return {
-        "property": "invalid_input",
-        "reason": "a target whose shape differs from the input's only triggers a UserWarning and is broadcast, "
+    return Finding(
+        "invalid_input",
+        "a target whose shape differs from the input's only triggers a UserWarning and is broadcast, "
         "so (N,) against (N, 1) silently computes an N x N loss instead of raising",
-        "witness": {"args": args or {"input": [0.5, 1.5], "target": [1.0, 2.0]}},
-    }
+        UPSTREAM,
+        witness=Example(_arrays(**(args or {"input": [0.5, 1.5], "target": [1.0, 2.0]})), {}),
+    )
 
 
 _ZERO = {"input": [0.0], "target": [0.0]}
 
-# loss -> findings: {property, reason, dtypes (None: all), witness: {args, params} on which it fails}
-FINDINGS: dict[str, list[dict]] = {
+# loss -> findings (each a Finding: property, reason, dtypes (None: all), witness on which it fails)
+FINDINGS: dict[str, list[Finding]] = {
     "mse_loss": [_broadcasts()],
     "l1_loss": [_broadcasts()],
     "huber_loss": [_broadcasts()],
     "smooth_l1_loss": [_broadcasts()],
     "poisson_nll_loss": [
         _broadcasts(),
-        {
-            "property": "gradient",
-            "reason": "with full=True the Stirling term is computed for every target and masked afterwards "
+        Finding(
+            "gradient",
+            "with full=True the Stirling term is computed for every target and masked afterwards "
             "(masked_fill(target <= 1, 0)), so its infinite derivative at target = 0 leaks into the target "
             "gradient as 0 * inf = NaN (the exact gradient at input = 0 is -input = 0)",
-            "witness": {"args": _ZERO, "params": {"log_input": True, "full": True}},
-        },
-        {
-            "property": "stability",
-            "reason": "NaN target gradient at target = 0 with full=True (see its gradient finding)",
-            "witness": {"args": _ZERO, "params": {"log_input": True, "full": True}},
-        },
+            UPSTREAM,
+            witness=Example(_arrays(**_ZERO), {"log_input": True, "full": True}),
+        ),
+        Finding(
+            "stability",
+            "NaN target gradient at target = 0 with full=True (see its gradient finding)",
+            UPSTREAM,
+            witness=Example(_arrays(**_ZERO), {"log_input": True, "full": True}),
+        ),
     ],
     "gaussian_nll_loss": [
         _broadcasts(input=[0.5, 1.5], target=[1.0, 2.0], var=[1.0, 1.0]),
-        {
-            "property": "agreement",
-            "reason": "float16: (input - target)^2 / var is formed before halving and overflows to inf where "
+        Finding(
+            "agreement",
+            "float16: (input - target)^2 / var is formed before halving and overflows to inf where "
             "the exact loss is representable",
-            "dtypes": ["float16"],
-            "witness": {"args": {"input": [22.0], "target": [-4.0], "var": [0.01000213623046875]}},
-        },
-        {
-            "property": "gradient",
-            "reason": "float16: a var below eps is clamped to eps = 1e-6, a subnormal number in float16, and the "
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=Example(_arrays(input=[22.0], target=[-4.0], var=[0.01000213623046875]), {}),
+        ),
+        Finding(
+            "gradient",
+            "float16: a var below eps is clamped to eps = 1e-6, a subnormal number in float16, and the "
             "gradient is NaN",
-            "dtypes": ["float16"],
-            "witness": {"args": {**_ZERO, "var": [0.0]}},
-        },
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=Example(_arrays(**_ZERO, var=[0.0]), {}),
+        ),
         *(
-            {
-                "property": prop,
-                "reason": "float32: d/dvar forms e^2 / var^2 before halving, which overflows to -inf where the "
+            Finding(
+                prop,
+                "float32: d/dvar forms e^2 / var^2 before halving, which overflows to -inf where the "
                 "exact gradient -0.5 e^2 / var^2 is within a factor 2 of float32's largest number",
-                "dtypes": ["float32"],
-                "witness": {
-                    "args": {"input": [9.50989712523264e14], "target": [9.77077276770304e14], "var": [1e-8]},
-                },
-            }
+                UPSTREAM,
+                dtypes=("float32",),
+                witness=Example(_arrays(input=[9.50989712523264e14], target=[9.77077276770304e14], var=[1e-8]), {}),
+            )
             for prop in ("gradient", "stability")
         ),
-        {
-            "property": "gradient",
-            "reason": "bfloat16 (float32's range): d/dvar forms e^2 / var^2 before halving and overflows to -inf "
+        Finding(
+            "gradient",
+            "bfloat16 (float32's range): d/dvar forms e^2 / var^2 before halving and overflows to -inf "
             "where the exact gradient is half of bfloat16's largest number",
-            "dtypes": ["bfloat16"],
-            "witness": {"args": {"input": [0.0], "target": [1.8416819765248e13], "var": [1.0011717677116394e-08]}},
-        },
+            UPSTREAM,
+            dtypes=("bfloat16",),
+            witness=Example(_arrays(input=[0.0], target=[1.8416819765248e13], var=[1.0011717677116394e-08]), {}),
+        ),
     ],
     "binary_cross_entropy": [
-        {
-            "property": "gradient",
-            "reason": "the backward computes w (p - y) / max(p (1 - p), 1e-12) instead of the derivative of the "
+        Finding(
+            "gradient",
+            "the backward computes w (p - y) / max(p (1 - p), 1e-12) instead of the derivative of the "
             "clamped loss: 0 instead of 1 / (1 - p) at p = 0, wrong by the clamp for p within 1e-12 of 0 or 1, "
             "and in float16 the 1e-12 underflows to give 0 / 0 = NaN",
-            "witness": {"args": _ZERO},
-        },
-        {
-            "property": "stability",
-            "reason": "the target gradient log(1 - p) - log(p) is computed without the -100 clamp of the value: "
+            UPSTREAM,
+            witness=Example(_arrays(**_ZERO), {}),
+        ),
+        Finding(
+            "stability",
+            "the target gradient log(1 - p) - log(p) is computed without the -100 clamp of the value: "
             "infinite at p = 0 or 1 where the loss's derivative is +-100",
-            "witness": {"args": _ZERO},
-        },
+            UPSTREAM,
+            witness=Example(_arrays(**_ZERO), {}),
+        ),
     ],
     "kl_div": [_broadcasts(input=[[-0.5, -1.0]], target=[[0.6, 0.4]])],
     "linear_cross_entropy": [
-        {
-            "property": "ignored_tokens",
-            "reason": "chunked path: with every token ignored, reduction='mean' divides by a zero count in the "
+        Finding(
+            "ignored_tokens",
+            "chunked path: with every token ignored, reduction='mean' divides by a zero count in the "
             "backward too, so the gradients of hidden and weight are NaN where cross_entropy and "
             "linear_cross_entropy(options=None) give exactly 0",
-            "witness": {"args": {"hidden": [[0.0]], "weight": [[0.0]], "target": [-100]}},
-        },
+            UPSTREAM,
+            witness=Example(_arrays(hidden=[[0.0]], weight=[[0.0]], target=[-100]), {}),
+        ),
     ],
     "multi_margin_loss": [
-        {
-            "property": "invalid_input",
-            "reason": "a negative margin is accepted and silently computes a loss",
-            "witness": {"args": {"input": [[0.0, 0.0]], "target": [0]}},
-        },
+        Finding(
+            "invalid_input",
+            "a negative margin is accepted and silently computes a loss",
+            UPSTREAM,
+            witness=Example(_arrays(input=[[0.0, 0.0]], target=[0]), {}),
+        ),
     ],
     "multilabel_soft_margin_loss": [_broadcasts(input=[[0.0, 1.0]], target=[[0.0, 1.0]])],
     "triplet_margin_loss": [
-        {
-            "property": "invalid_input",
-            "reason": "a positive (or negative) with one row against N anchors is broadcast silently, not rejected",
-            "witness": {"args": {"anchor": [[0.0]], "positive": [[0.0]], "negative": [[0.0]]}},
-        },
+        Finding(
+            "invalid_input",
+            "a positive (or negative) with one row against N anchors is broadcast silently, not rejected",
+            UPSTREAM,
+            witness=Example(_arrays(anchor=[[0.0]], positive=[[0.0]], negative=[[0.0]]), {}),
+        ),
         *(
-            {
-                "property": prop,
-                "reason": "float32, p = 3: pairwise_distance sums |x - y|^3 without scaling, which overflows to inf "
+            Finding(
+                prop,
+                "float32, p = 3: pairwise_distance sums |x - y|^3 without scaling, which overflows to inf "
                 "for differences above ~5e12 although the distance itself is far below float32's range",
-                "dtypes": ["float32"],
-                "witness": {
-                    "args": {
-                        "anchor": [[0.0, 0.0]],
-                        "positive": [[5.541191483392e12, 5.541191483392e12]],
-                        "negative": [[0.0, 0.0]],
-                    },
-                    "params": {"p": 3.0},
-                },
-            }
+                UPSTREAM,
+                dtypes=("float32",),
+                witness=Example(
+                    _arrays(
+                        anchor=[[0.0, 0.0]],
+                        positive=[[5.541191483392e12, 5.541191483392e12]],
+                        negative=[[0.0, 0.0]],
+                    ),
+                    {"p": 3.0},
+                ),
+            )
             for prop in ("agreement", "stability")
         ),
-        {
-            "property": "stability",
-            "reason": "float64, p = 3: pairwise_distance's backward divides by the distance squared, formed from "
+        Finding(
+            "stability",
+            "float64, p = 3: pairwise_distance's backward divides by the distance squared, formed from "
             "|x - y|^3, which underflows to 0 for differences below ~1e-103: the gradient is NaN where the exact "
             "one is -1 (in float32 the same happens below ~1e-13, beside the overflow above)",
-            "dtypes": ["float64"],
-            "witness": {
-                "args": {"anchor": [[0.0]], "positive": [[1.0]], "negative": [[1e-200]]},
-                "params": {"p": 3.0, "eps": 0.0},
-            },
-        },
+            UPSTREAM,
+            dtypes=("float64",),
+            witness=Example(_arrays(anchor=[[0.0]], positive=[[1.0]], negative=[[1e-200]]), {"p": 3.0, "eps": 0.0}),
+        ),
     ],
     "cosine_embedding_loss": [
-        {
-            "property": "invalid_input",
-            "reason": "input2 with one row against N rows of input1 is broadcast silently instead of raising",
-            "witness": {"args": {"input1": [[0.0]], "input2": [[0.0]], "target": [1.0]}},
-        },
+        Finding(
+            "invalid_input",
+            "input2 with one row against N rows of input1 is broadcast silently instead of raising",
+            UPSTREAM,
+            witness=Example(_arrays(input1=[[0.0]], input2=[[0.0]], target=[1.0]), {}),
+        ),
         *(
-            {
-                "property": "agreement",
-                "reason": "the cosine divides by sqrt((|x1|^2 + eps) (|x2|^2 + eps)): the product of the squared norms "
+            Finding(
+                "agreement",
+                "the cosine divides by sqrt((|x1|^2 + eps) (|x2|^2 + eps)): the product of the squared norms "
                 "overflows (norms above ~1e77 in float64, ~4e9 in float32) and the cosine becomes 0, so two equal "
                 "embeddings get loss 1 instead of 0",
-                "dtypes": dtypes,
-                "witness": {"args": {"input1": [[norm]], "input2": [[norm]], "target": [1.0]}},
-            }
-            for dtypes, norm in ((["float64"], 1e78), (["float32", "bfloat16"], 1e10))
+                UPSTREAM,
+                dtypes=dtypes,
+                witness=Example(_arrays(input1=[[norm]], input2=[[norm]], target=[1.0]), {}),
+            )
+            for dtypes, norm in ((("float64",), 1e78), (("float32", "bfloat16"), 1e10))
         ),
-        {
-            "property": "agreement",
-            "reason": "float16: the eps = 1e-12 added to the squared norms underflows to 0, so a zero embedding "
+        Finding(
+            "agreement",
+            "float16: the eps = 1e-12 added to the squared norms underflows to 0, so a zero embedding "
             "gives 0 / 0 = NaN instead of a cosine of 0",
-            "dtypes": ["float16"],
-            "witness": {"args": {"input1": [[0.0]], "input2": [[0.0]], "target": [1.0]}},
-        },
-        {
-            "property": "zero_at_perfect",
-            "reason": "float16: squared norms are formed in float16 and overflow for components above 256, so two "
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=Example(_arrays(input1=[[0.0]], input2=[[0.0]], target=[1.0]), {}),
+        ),
+        Finding(
+            "zero_at_perfect",
+            "float16: squared norms are formed in float16 and overflow for components above 256, so two "
             "equal embeddings get NaN instead of 0",
-            "dtypes": ["float16"],
-            "witness": {"args": {"input1": [[1000.0]], "input2": [[1000.0]], "target": [1.0]}},
-        },
-        {
-            "property": "non_negative",
-            "reason": "float16: the product of the squared norms underflows to 0 for components below ~0.01, and "
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=Example(_arrays(input1=[[1000.0]], input2=[[1000.0]], target=[1.0]), {}),
+        ),
+        Finding(
+            "non_negative",
+            "float16: the product of the squared norms underflows to 0 for components below ~0.01, and "
             "the cosine of two equal embeddings becomes x.y / 0 = inf: the loss is -inf",
-            "dtypes": ["float16"],
-            "witness": {"args": {"input1": [[0.0078125]], "input2": [[0.0078125]], "target": [1.0]}},
-        },
-        {
-            "property": "gradient",
-            "reason": "float16: squared norms below float16's normal range lose their precision, and their "
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=Example(_arrays(input1=[[0.0078125]], input2=[[0.0078125]], target=[1.0]), {}),
+        ),
+        Finding(
+            "gradient",
+            "float16: squared norms below float16's normal range lose their precision, and their "
             "product underflows: the gradient is inf where the exact one is about -1e-12",
-            "dtypes": ["float16"],
-            "witness": {"args": {"input1": [[1.0]], "input2": [[0.001953125]], "target": [1.0]}},
-        },
-        {
-            "property": "gradient",
-            "reason": "float32: the product of the squared norms overflows (norms above ~4e9 against ~1e10) and "
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=Example(_arrays(input1=[[1.0]], input2=[[0.001953125]], target=[1.0]), {}),
+        ),
+        Finding(
+            "gradient",
+            "float32: the product of the squared norms overflows (norms above ~4e9 against ~1e10) and "
             "the gradient of the cosine becomes 0 where it is -5.9e-16",
-            "dtypes": ["float32"],
-            "witness": {
-                "args": {
-                    "input1": [[5.98862255357952e14, 5.98862255357952e14]],
-                    "input2": [[21781.0, 0.0]],
-                    "target": [1.0],
-                }
-            },
-        },
-        {
-            "property": "gradient",
-            "reason": "float64: the backward through sqrt((|x1|^2 + eps) (|x2|^2 + eps)) loses about 30 ulps "
+            UPSTREAM,
+            dtypes=("float32",),
+            witness=Example(
+                _arrays(input1=[[5.98862255357952e14, 5.98862255357952e14]], input2=[[21781.0, 0.0]], target=[1.0]),
+                {},
+            ),
+        ),
+        Finding(
+            "gradient",
+            "float64: the backward through sqrt((|x1|^2 + eps) (|x2|^2 + eps)) loses about 30 ulps "
             "(relative 7e-15) on a gradient a direct evaluation gets to a few: 2.0755779413714226e-200 where "
             "the exact value is 2.0755779413714084e-200",
-            "dtypes": ["float64"],
-            "witness": {
-                "args": {"input1": [[6.94113476918575e99, 1.0]], "input2": [[0.0, 102327.0]], "target": [1.0]}
-            },
-        },
+            UPSTREAM,
+            dtypes=("float64",),
+            witness=Example(_arrays(input1=[[6.94113476918575e99, 1.0]], input2=[[0.0, 102327.0]], target=[1.0]), {}),
+        ),
     ],
     "margin_ranking_loss": [
-        {
-            "property": "invalid_input",
-            "reason": "input2 with one element against N elements of input1 is broadcast silently instead of raising",
-            "witness": {"args": {"input1": [0.0], "input2": [0.0], "target": [1.0]}},
-        },
+        Finding(
+            "invalid_input",
+            "input2 with one element against N elements of input1 is broadcast silently instead of raising",
+            UPSTREAM,
+            witness=Example(_arrays(input1=[0.0], input2=[0.0], target=[1.0]), {}),
+        ),
     ],
 }

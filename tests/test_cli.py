@@ -48,7 +48,7 @@ def test_a_recorded_finding_is_xfail_and_does_not_fail_check():
     mse = next(i for i in torch_builtins() if i.loss == "mse_loss")
     result = run_one(mse, "invalid_input", "cpu", "float64", Selection(profile="ci"))
     assert result.status == "xfail"
-    assert UPSTREAM in result.message and FINDINGS["mse_loss"][0]["reason"] in result.message
+    assert UPSTREAM in result.message and FINDINGS["mse_loss"][0].reason in result.message
     assert F.mse_loss is mse.fn
 
 

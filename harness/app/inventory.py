@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
-
-import numpy as np
 
 from lossguard.catalog import CATALOG
-from lossguard.harness.kernel.model import Example, Finding, Implementation
+from lossguard.harness.kernel.model import Finding, Implementation
 
 KINDS = ("torch", "own", "third-party", "all")
 
@@ -44,8 +41,7 @@ def bind(
     fn: Callable,
     name: str,
     kind: str,
-    findings: Iterable[Mapping[str, Any]] = (),
-    upstream: str = "",
+    findings: Iterable[Finding] = (),
     source: str = "",
 ) -> Implementation:
     """An Implementation of catalog entry ``loss`` by the callable ``fn``."""
@@ -55,35 +51,27 @@ def bind(
         kind=kind,
         fn=fn,
         accepted=accepted_parameters(fn, loss),
-        findings=tuple(_finding(f, upstream) for f in findings),
+        findings=tuple(findings),
         source=source or getattr(fn, "__module__", ""),
     )
 
 
-def _finding(record: Mapping[str, Any], upstream: str) -> Finding:
-    """A Finding from its data record: property, reason, optional dtypes and witness (args, params)."""
-    witness = record.get("witness")
-    if witness is not None:
-        args = {k: np.asarray(v) for k, v in witness.get("args", {}).items()}
-        witness = Example(args, dict(witness.get("params", {})))
-    dtypes = record.get("dtypes")
-    return Finding(record["property"], record["reason"], upstream, tuple(dtypes) if dtypes else None, witness=witness)
-
-
-def _bind_all(table: Mapping[str, Callable], kind: str, prefix: str, findings, upstream: str) -> list[Implementation]:
-    return [bind(loss, fn, f"{prefix}.{loss}", kind, findings.get(loss, ()), upstream) for loss, fn in table.items()]
+def _bind_all(
+    table: Mapping[str, Callable], kind: str, prefix: str, findings: Mapping[str, Iterable[Finding]]
+) -> list[Implementation]:
+    return [bind(loss, fn, f"{prefix}.{loss}", kind, findings.get(loss, ())) for loss, fn in table.items()]
 
 
 def torch_builtins() -> list[Implementation]:
     from lossguard.implementations import torch_builtins as tb
 
-    return _bind_all(tb.BUILTINS, "torch", "torch.nn.functional", tb.FINDINGS, tb.UPSTREAM)
+    return _bind_all(tb.BUILTINS, "torch", "torch.nn.functional", tb.FINDINGS)
 
 
 def own() -> list[Implementation]:
     from lossguard.implementations import own as lossguard_own
 
-    return _bind_all(lossguard_own.OWN, "own", "lossguard", {}, "lossguard")
+    return _bind_all(lossguard_own.OWN, "own", "lossguard", {})
 
 
 def implementations(kind: str = "all") -> list[Implementation]:

@@ -8,6 +8,7 @@ conventions), and ``reduction`` is one of ``'none' | 'mean' | 'sum'``.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -276,3 +277,10 @@ def hinge_loss(
     y = target.to(dtype=input.dtype, device=input.device)
     loss = torch.clamp_min(m - y * input, 0.0)
     return reduce(loss, reduction, fn)
+
+
+OWN: dict[str, Callable] = {
+    "sigmoid_focal_loss": sigmoid_focal_loss,
+    "softmax_focal_loss": softmax_focal_loss,
+    "hinge_loss": hinge_loss,
+}

@@ -10,6 +10,7 @@ conventions.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -200,3 +201,11 @@ def asymmetric_mse_loss(
     sq = e.square()
     loss = torch.where(e > 0, w * sq, sq)
     return reduce(loss, reduction, fn)
+
+
+OWN: dict[str, Callable] = {
+    "log_cosh_loss": log_cosh_loss,
+    "quantile_loss": quantile_loss,
+    "tweedie_loss": tweedie_loss,
+    "asymmetric_mse_loss": asymmetric_mse_loss,
+}
