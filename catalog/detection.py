@@ -151,7 +151,6 @@ ERROR_CASES = (
     param_case("eps", -1.0, "eps must be > 0"),
 )
 
-_SIGNATURE = "(boxes1, boxes2, eps=1e-7, reduction='mean')"
 _BOXES = (
     "; boxes (N, 4) as x1, y1, x2, y2 with x1 <= x2, y1 <= y2, row i of boxes1 against row i of boxes2, "
     "'none' is (N,). Zero-area convention (eps > 0 keeps it finite): IoU = 0 / eps = 0 when the union is 0"
@@ -168,18 +167,15 @@ def _entry(name: str, definition: str, reference, variants: dict[str, str] | Non
     return LossSpec(
         name=name,
         family=FAMILY,
-        args=("boxes1", "boxes2"),
-        signature=f"{name}{_SIGNATURE}",
         definition=definition + _BOXES,
         reference=reference,
-        params={"eps": 1e-7, "reduction": "mean"},
         examples=box_examples,
         properties=tags("non_negative", *BOX_PROPERTIES, "zero_area_boxes"),
         differentiable=("boxes1", "boxes2"),
         error_cases=ERROR_CASES,
         kinks=box_kinks,
         sweep=_sweep,
-        exceptions=_EXCEPTIONS,
+        caveats=_EXCEPTIONS,
         variants=variants or {},
     )
 

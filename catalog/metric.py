@@ -299,11 +299,8 @@ METRIC: tuple[LossSpec, ...] = (
     LossSpec(
         name="contrastive_loss",
         family="metric",
-        args=("x1", "x2", "label"),
-        signature="contrastive_loss(x1, x2, label, margin=1.0, reduction='mean')",
         definition="d = euclidean distance per row; label 1 = similar: label d^2 + (1-label) max(0, margin - d)^2",
         reference=R.contrastive_loss,
-        params={"margin": 1.0, "reduction": "mean"},
         examples=_contrastive_examples,
         properties=tags("non_negative", "zero_at_perfect", *_DISTANCE_BASED),
         differentiable=("x1", "x2", "label"),
@@ -323,13 +320,9 @@ METRIC: tuple[LossSpec, ...] = (
     LossSpec(
         name="triplet_margin_loss",
         family="metric",
-        args=("anchor", "positive", "negative"),
-        signature="triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-06, swap=False, "
-        "reduction='mean')",
         definition="max(d(a, p) - d(a, n) + margin, 0), d(x, y) = ||x - y + eps||_p (non-squared, torch's "
         "pairwise_distance); swap: d(a, n) -> min(d(a, n), d(p, n)); margin > 0",
         reference=R.triplet_margin_loss,
-        params={"margin": 1.0, "p": 2.0, "eps": 1e-6, "swap": False, "reduction": "mean"},
         examples=_triplet_examples,
         properties=tags(
             "non_negative",
@@ -348,18 +341,15 @@ METRIC: tuple[LossSpec, ...] = (
         ),
         kinks=_triplet_kinks,
         perfect=_triplet_perfect,
-        exceptions="rotation invariance only for p = 2 and eps = 0 (eps is added along fixed axes)",
+        caveats="rotation invariance only for p = 2 and eps = 0 (eps is added along fixed axes)",
         sweep=_triplet_sweep,
     ),
     LossSpec(
         name="batch_hard_triplet_loss",
         family="metric",
-        args=("embeddings", "labels"),
-        signature="batch_hard_triplet_loss(embeddings, labels, margin=1.0)",
         definition="for each anchor with at least one positive and one negative: max(0, max_pos d - min_neg d + "
         "margin), euclidean d; mean over those anchors; 0 when there are none",
         reference=R.batch_hard_triplet_loss,
-        params={"margin": 1.0},
         examples=_batch_hard_examples,
         properties=without(tags("non_negative", "zero_at_perfect", "hardest_pair", *_DISTANCE_BASED), *_COUPLED),
         differentiable=("embeddings",),
@@ -372,19 +362,15 @@ METRIC: tuple[LossSpec, ...] = (
         ),
         kinks=_batch_hard_kinks,
         perfect=_batch_hard_perfect,
-        exceptions="no `batch` and `reduction` properties: no reduction parameter, and the hardest pairs are "
+        caveats="no `batch` and `reduction` properties: no reduction parameter, and the hardest pairs are "
         "mined across the batch (samples are coupled)",
     ),
     LossSpec(
         name="info_nce_loss",
         family="metric",
-        args=("query", "positive_key", "negative_keys"),
-        signature="info_nce_loss(query, positive_key, negative_keys, temperature=0.07, normalize=True, "
-        "reduction='mean')",
         definition="query (B, D), positive (B, D), negatives (B, M, D); sim = cosine (dot if normalize=False) / "
         "temperature; cross-entropy with the positive at index 0",
         reference=R.info_nce_loss,
-        params={"temperature": 0.07, "normalize": True, "reduction": "mean"},
         examples=_info_nce_examples,
         properties=tags(
             "non_negative", "uniform_similarity", "rotation_invariance", scale_invariance={"normalize": True}
@@ -399,18 +385,15 @@ METRIC: tuple[LossSpec, ...] = (
         ),
         kinks=_info_nce_kinks,
         domains={"scale_invariance": _normalisable},
-        exceptions="not zero at a perfect prediction: with normalised embeddings the loss is at least "
+        caveats="not zero at a perfect prediction: with normalised embeddings the loss is at least "
         "log(1 + M exp(-2 / temperature)) > 0; scale invariance only when normalising",
     ),
     LossSpec(
         name="nt_xent_loss",
         family="metric",
-        args=("z_i", "z_j"),
-        signature="nt_xent_loss(z_i, z_j, temperature=0.5)",
         definition="SimCLR: 2N views, cosine similarity / temperature, each view's positive is its pair, the "
         "denominator runs over the 2N - 1 other views (never itself); mean over all 2N anchors",
         reference=R.nt_xent_loss,
-        params={"temperature": 0.5},
         examples=_nt_xent_examples,
         properties=without(
             tags("non_negative", "uniform_similarity", "rotation_invariance", "scale_invariance", "excludes_self"),
@@ -423,19 +406,16 @@ METRIC: tuple[LossSpec, ...] = (
         ),
         kinks=lambda ex, eps: _zero_rows(ex.args["z_i"], ex.args["z_j"]),
         domains={"scale_invariance": _normalisable},
-        exceptions="not zero at a perfect prediction (at least log(1 + (2N - 2) exp(-2 / temperature))); no "
+        caveats="not zero at a perfect prediction (at least log(1 + (2N - 2) exp(-2 / temperature))); no "
         "`batch` and `reduction` properties: no reduction parameter, and every view is a negative of every "
         "other (samples are coupled)",
     ),
     LossSpec(
         name="cosine_embedding_loss",
         family="metric",
-        args=("input1", "input2", "target"),
-        signature="cosine_embedding_loss(input1, input2, target, margin=0, reduction='mean')",
         definition="1 - cos(x1, x2) where target = 1, max(0, cos(x1, x2) - margin) where target = -1; torch's cos "
         "= x1.x2 / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12))",
         reference=R.cosine_embedding_loss,
-        params={"margin": 0.0, "reduction": "mean"},
         examples=_cosine_examples,
         properties=tags("non_negative", "zero_at_perfect", "rotation_invariance"),
         differentiable=("input1", "input2"),
@@ -458,11 +438,8 @@ METRIC: tuple[LossSpec, ...] = (
     LossSpec(
         name="margin_ranking_loss",
         family="metric",
-        args=("input1", "input2", "target"),
-        signature="margin_ranking_loss(input1, input2, target, margin=0, reduction='mean')",
         definition="max(0, -target (input1 - input2) + margin), target in {1, -1}",
         reference=R.margin_ranking_loss,
-        params={"margin": 0.0, "reduction": "mean"},
         examples=_ranking_examples,
         properties=tags("non_negative", "zero_at_perfect"),
         differentiable=("input1", "input2", "target"),
@@ -482,11 +459,8 @@ METRIC: tuple[LossSpec, ...] = (
     LossSpec(
         name="pairwise_logistic_loss",
         family="metric",
-        args=("chosen", "rejected"),
-        signature="pairwise_logistic_loss(chosen, rejected, reduction='mean')",
         definition="BPR / Bradley-Terry reward loss: -log sigmoid(chosen - rejected), stable for any finite difference",
         reference=R.pairwise_logistic_loss,
-        params={"reduction": "mean"},
         examples=_logistic_examples,
         properties=tags("non_negative", "zero_at_perfect", "softplus_identity"),
         differentiable=("chosen", "rejected"),

@@ -168,42 +168,34 @@ _TARGET_MISMATCH = ErrorCase(
     lambda ex: ex.replace({"target": np.asarray(ex.args["target"])[..., None]}),
 )
 _BATCH_ONLY_PER_SAMPLE = {"batch": False}
-_SIGNATURE = "(input, target, smooth=1.0, from_logits=True, batch=False, reduction='mean')"
 _SUMS = "; sums over the spatial dims per (sample, channel), also over the batch with batch=True"
 _NO_REDUCTION = "no reduction parameter: one scalar, a mean over the whole batch (reduction and batch do not apply)"
 
 
-def _overlap(name: str, definition: str, reference, params: dict, examples, properties: dict) -> LossSpec:
+def _overlap(name: str, definition: str, reference, examples, properties: dict) -> LossSpec:
     return LossSpec(
         name=name,
         family=FAMILY,
-        args=("input", "target"),
-        signature=f"{name}{_SIGNATURE}"
-        if "alpha" not in params
-        else f"{name}(input, target, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, batch=False, reduction='mean')",
         definition=definition + _SUMS,
         reference=reference,
-        params=params,
         examples=examples,
         properties=properties,
         differentiable=("input", "target"),
         error_cases=(SHAPE_MISMATCH, _PROBABILITY_OUTSIDE, _SMOOTH),
         perfect=_perfect_overlap,
         sweep=_sweep_overlap,
-        exceptions="batch (row independence) holds for batch=False only: batch=True sums over the batch",
+        caveats="batch (row independence) holds for batch=False only: batch=True sums over the batch",
     )
 
 
 _BINARY = ("non_negative", "zero_at_perfect", "overlap_symmetry", "empty_masks_finite", *OVERLAP)
 _COMPOSITE = {**without(tags("non_negative", "zero_at_perfect"), "reduction", "batch"), "composite_sum": ANYWHERE}
-_OVERLAP_PARAMS = {"smooth": 1.0, "from_logits": True, "batch": False, "reduction": "mean"}
 
 SEGMENTATION: tuple[LossSpec, ...] = (
     _overlap(
         "dice_loss",
         "1 - (2 sum(p y) + smooth) / (sum p + sum y + smooth)",
         R.dice_loss,
-        _OVERLAP_PARAMS,
         _overlap_examples({}),
         tags(
             "non_negative",
@@ -217,24 +209,20 @@ SEGMENTATION: tuple[LossSpec, ...] = (
     LossSpec(
         name="multiclass_dice_loss",
         family=FAMILY,
-        args=("input", "target"),
-        signature="multiclass_dice_loss(input, target, smooth=1.0, ignore_index=None, batch=False, reduction='mean')",
         definition="softmax over C, one-hot target indices, dice_loss per class, mean over classes (and samples); "
         "pixels whose target is ignore_index take no part; 'none' is (N, C), or (C,) with batch=True",
         reference=R.multiclass_dice_loss,
-        params={"smooth": 1.0, "ignore_index": None, "batch": False, "reduction": "mean"},
         examples=_multiclass_examples,
         properties=tags("non_negative", "zero_at_perfect", *OVERLAP, batch=_BATCH_ONLY_PER_SAMPLE),
         error_cases=(OUT_OF_RANGE, _TARGET_MISMATCH, _SMOOTH),
         perfect=_perfect_multiclass,
-        exceptions="batch (row independence) holds for batch=False only; not symmetric: the target is class "
+        caveats="batch (row independence) holds for batch=False only; not symmetric: the target is class "
         "indices, the prediction a softmax",
     ),
     _overlap(
         "jaccard_loss",
         "1 - (sum(p y) + smooth) / (sum p + sum y - sum(p y) + smooth)",
         R.jaccard_loss,
-        _OVERLAP_PARAMS,
         _overlap_examples({}),
         tags(
             "non_negative",
@@ -251,7 +239,6 @@ SEGMENTATION: tuple[LossSpec, ...] = (
         "FN = sum((1-p) y); alpha, beta >= 0; alpha = beta = 0.5 and smooth = s is dice_loss with 2 s, "
         "alpha = beta = 1 is jaccard_loss",
         R.tversky_loss,
-        {"alpha": 0.5, "beta": 0.5, **_OVERLAP_PARAMS},
         _overlap_examples({"alpha": _TVERSKY_WEIGHT, "beta": _TVERSKY_WEIGHT}),
         tags(
             "non_negative",
@@ -266,11 +253,8 @@ SEGMENTATION: tuple[LossSpec, ...] = (
     LossSpec(
         name="bce_dice_loss",
         family=FAMILY,
-        args=("input", "target"),
-        signature="bce_dice_loss(input, target, bce_weight=0.5, dice_weight=1.0, smooth=1.0)",
         definition="bce_weight * binary_cross_entropy_with_logits(mean) + dice_weight * dice_loss(mean)",
         reference=R.bce_dice_loss,
-        params={"bce_weight": 0.5, "dice_weight": 1.0, "smooth": 1.0},
         examples=_bce_dice_examples,
         properties={
             **without(tags("non_negative", "zero_at_perfect"), "reduction", "batch"),
@@ -280,16 +264,13 @@ SEGMENTATION: tuple[LossSpec, ...] = (
         differentiable=("input", "target"),
         error_cases=(SHAPE_MISMATCH, _SMOOTH),
         perfect=_perfect_overlap,
-        exceptions=_NO_REDUCTION,
+        caveats=_NO_REDUCTION,
     ),
     LossSpec(
         name="ce_dice_loss",
         family=FAMILY,
-        args=("input", "target"),
-        signature="ce_dice_loss(input, target, ce_weight=0.5, dice_weight=0.5, smooth=1.0)",
         definition="ce_weight * cross_entropy + dice_weight * multiclass_dice_loss",
         reference=R.ce_dice_loss,
-        params={"ce_weight": 0.5, "dice_weight": 0.5, "smooth": 1.0},
         examples=_ce_dice_examples,
         properties={
             **without(tags("non_negative", "zero_at_perfect"), "reduction", "batch"),
@@ -297,24 +278,21 @@ SEGMENTATION: tuple[LossSpec, ...] = (
         },
         error_cases=(OUT_OF_RANGE, _SMOOTH),
         perfect=_perfect_multiclass,
-        exceptions=_NO_REDUCTION,
+        caveats=_NO_REDUCTION,
     ),
     LossSpec(
         name="boundary_loss",
         family=FAMILY,
-        args=("input", "distance_map"),
-        signature="boundary_loss(input, distance_map, from_logits=True, reduction='mean')",
         definition="mean of p * distance_map (Kervadec et al. 2019), distance_map the signed euclidean distance "
         "to the target boundary (reference.segmentation.signed_distance_map: positive outside, negative inside, "
         "all zero for an empty or full mask)",
         reference=R.boundary_loss,
-        params={"from_logits": True, "reduction": "mean"},
         examples=_boundary_examples,
         properties=tags(),
         differentiable=("input", "distance_map"),
         error_cases=(_DISTANCE_MISMATCH, _PROBABILITY_OUTSIDE),
         sweep=_sweep_boundary,
-        exceptions="may be negative (p times a negative distance inside the object): no non_negative, and no zero "
+        caveats="may be negative (p times a negative distance inside the object): no non_negative, and no zero "
         "at a perfect prediction (the loss is minimised, not zeroed, by p = 1 inside)",
     ),
 )

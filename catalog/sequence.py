@@ -134,12 +134,9 @@ SEQUENCE: tuple[LossSpec, ...] = (
     LossSpec(
         name="sequence_cross_entropy",
         family="sequence",
-        args=("logits", "target"),
-        signature="sequence_cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0)",
         definition="token-level CE over (B, T, V) logits, mean over non-ignored tokens (NaN when all are ignored, "
         "torch's 0 / 0); perplexity = exp(loss)",
         reference=R.sequence_cross_entropy,
-        params={"ignore_index": -100, "label_smoothing": 0.0},
         examples=_sequence_examples,
         properties=without(
             tags("non_negative", "ignored_tokens", "perplexity", zero_at_perfect={"label_smoothing": 0.0}),
@@ -154,19 +151,16 @@ SEQUENCE: tuple[LossSpec, ...] = (
         ),
         perfect=_perfect_tokens,
         perfect_is_limit=True,
-        exceptions="no reduction parameter (always the mean over non-ignored tokens, which couples the tokens): "
+        caveats="no reduction parameter (always the mean over non-ignored tokens, which couples the tokens): "
         "the reduction and batch properties do not apply; zero at a perfect prediction only as a limit, and only "
         "without label smoothing",
     ),
     LossSpec(
         name="linear_cross_entropy",
         family="sequence",
-        args=("hidden", "weight", "target"),
-        signature="linear_cross_entropy(hidden, weight, target, bias=None, ignore_index=-100, reduction='mean')",
         definition="cross_entropy(hidden @ weight.T + bias, target) without ever holding the full (N, V) logits in "
         "memory (the value is the contract; the memory is benchmarked); 'mean' over non-ignored tokens",
         reference=R.linear_cross_entropy,
-        params={"bias": None, "ignore_index": -100, "reduction": "mean"},
         examples=_linear_examples,
         properties=without(
             tags("non_negative", "zero_at_perfect", "ignored_tokens", "linear_materialised"),
@@ -181,7 +175,7 @@ SEQUENCE: tuple[LossSpec, ...] = (
         ),
         perfect=_perfect_linear,
         perfect_is_limit=True,
-        exceptions="batch: every token shares weight (V, H), which the generic batch property would slice along "
+        caveats="batch: every token shares weight (V, H), which the generic batch property would slice along "
         "its first axis; zero at a perfect prediction only as a limit; no sweep (lossguard plot sweeps an 'input')",
     ),
 )

@@ -27,7 +27,7 @@ def _call_with(subject, fn: Callable, example: Example, grad: Iterable[str] = ()
     """Call ``fn`` in place of the implementation under test (same binding, dtype, device, parameters)."""
     subject.observations.examples += 1
     impl = dataclasses.replace(subject.impl, fn=fn)
-    passed = Example(example.args, subject.passed(example))
+    passed = Example(example.args, subject.received_params(example))
     return subject.binding.call(impl, subject.spec.args, passed, subject.dtype, subject.device, grad=tuple(grad))
 
 

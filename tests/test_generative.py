@@ -39,7 +39,7 @@ def test_wgan_losses_are_not_tagged_non_negative_and_say_why():
     for name in ("wgan_critic_loss", "wgan_generator_loss", "uncertainty_weighted_loss"):
         spec = CATALOG[name]
         assert "non_negative" not in spec.properties
-        assert "not non-negative" in spec.exceptions
+        assert "not non-negative" in spec.caveats
     assert float(R.wgan_critic_loss(np.array([2.0]), np.array([1.0]))) == -1.0
 
 

@@ -33,7 +33,7 @@ _INTRO = f"""\
 This is the contract lossguard checks every implementation against: for each loss in the catalog, its
 canonical signature and definition, the arguments whose gradient is compared with the float64 reference,
 the properties that must hold (a property restricted to some parameters holds only under them), and the
-documented exceptions, failures by definition and variants. An implementation passes when every property
+documented caveats, failures by definition and variants. An implementation passes when every property
 tagged on its loss holds under the tolerance policy, in every dtype and on every device it is run on.
 
 This file is generated from the catalog (`harness/catalog/`) and the property registry (`properties/`) by
@@ -83,10 +83,10 @@ def property_tags(spec: LossSpec) -> list[str]:
 
 
 def _notes(spec: LossSpec) -> list[str]:
-    """Exceptions, failures by definition, variants and the inputs that must raise, one item each."""
+    """Caveats, failures by definition and variants, one item each."""
     notes = []
-    if spec.exceptions:
-        notes.append(f"**exceptions:** {_cell(spec.exceptions)}")
+    if spec.caveats:
+        notes.append(f"**caveats:** {_cell(spec.caveats)}")
     for name, reason in spec.by_definition.items():
         notes.append(f"**fails by definition** {_code(name)}: {_cell(reason)}")
     for name, description in spec.variants.items():
@@ -110,7 +110,7 @@ def _joined(items: Iterable[str], empty: str = "") -> str:
 def _family_table(specs: list[LossSpec]) -> list[str]:
     lines = [
         "| name | signature | definition | differentiable | properties | must raise on "
-        "| exceptions, failures by definition, variants |",
+        "| caveats, failures by definition, variants |",
         "|---|---|---|---|---|---|---|",
     ]
     for spec in specs:

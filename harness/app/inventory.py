@@ -25,8 +25,9 @@ _register_parameter_objects()
 
 
 def accepted_parameters(fn: Callable, loss: str) -> frozenset[str]:
-    """The canonical parameters of ``loss`` that ``fn`` accepts (by name, or all with **kwargs)."""
-    canonical = set(CATALOG[loss].params)
+    """The parameters of ``loss`` that ``fn`` accepts (by name, or all with **kwargs): canonical ones and the
+    reference's variants (an implementation offering a variant is checked on it)."""
+    canonical = set(CATALOG[loss].params) | set(CATALOG[loss].variants)
     try:
         parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):

@@ -107,7 +107,7 @@ def run_one(impl: Implementation, name: str, device: str, dtype: str, selection:
         dtype=dtype,
         property=name,
         status="pass",
-        parameters=tuple(sorted(impl.accepted & set(spec.params))),
+        parameters=tuple(sorted(impl.accepted & {*spec.params, *spec.variants})),
     )
     unusable = framework_binding(impl.framework).devices().get(device)
     problem = unusable or _restriction_problem(spec, impl, spec.properties[name])

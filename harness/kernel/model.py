@@ -7,6 +7,9 @@ Framework-neutral on purpose: arrays are float64 (or integer) NumPy arrays, a fr
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,10 +82,13 @@ class Finding:
 class LossSpec:
     """One catalog entry: one row of the loss catalog (docs/LOSSES.md is generated from these).
 
-    args: the array arguments in canonical order (tensors: input, target, weight, ...).
-    reference: the float64 ``LossReference`` (value, error scale, gradient).
-    signature: the canonical signature as text (documentation and reports).
-    params: canonical defaults of the parameters (reduction included where the loss takes it).
+    reference: the float64 ``LossReference`` (value, error scale, gradient). Its Python signature is the
+        canonical one and the only statement of the entry's arguments, parameters and defaults: ``args``,
+        ``params`` and ``signature`` are derived from it (see those properties).
+    supplied: values the catalog gives to reference parameters that have no canonical default and are
+        not array arguments (perceptual_loss's feature extractor and layers): they count as parameters.
+    variants: reference keywords outside the canonical contract (name -> description): not in
+        ``params`` nor in ``signature``; an implementation that accepts one is checked on it too.
     examples: ``(draw, dtype, regime, accepted) -> Example`` — a Hypothesis composite body that
         builds valid inputs ("typical" or "extreme" regime) varying only accepted parameters.
     properties: tag -> parameter restriction under which the property holds ({} for none).
@@ -105,11 +111,8 @@ class LossSpec:
 
     name: str
     family: str
-    args: tuple[str, ...]
-    signature: str
     definition: str
     reference: Any
-    params: Mapping[str, Any]
     examples: Callable[..., Example]
     properties: Mapping[str, Mapping[str, Any]]
     differentiable: tuple[str, ...] = ("input",)
@@ -122,8 +125,70 @@ class LossSpec:
     domains: Mapping[str, Callable[[Example], bool]] = field(default_factory=dict)
     by_definition: Mapping[str, str] = field(default_factory=dict)
     variants: Mapping[str, str] = field(default_factory=dict)
-    exceptions: str = ""
+    supplied: Mapping[str, Any] = field(default_factory=dict)
+    caveats: str = ""
     ulps: float = 8.0
+
+    def __post_init__(self) -> None:
+        self._check_signature()
+
+    # --- the contract, derived from the reference's signature ---------------------------------
+
+    @property
+    def _reference_parameters(self) -> Mapping[str, inspect.Parameter]:
+        return inspect.signature(self.reference).parameters
+
+    def _check_signature(self) -> None:
+        """``variants`` and ``supplied`` name reference parameters of the right kind (else the entry is wrong)."""
+        parameters = self._reference_parameters
+        for name in self.variants:
+            if name not in parameters or parameters[name].default is inspect.Parameter.empty:
+                raise ValueError(f"entry {self.name!r}: variants names {name!r}, not a keyword of its reference")
+        for name in self.supplied:
+            if name not in parameters or parameters[name].default is not inspect.Parameter.empty:
+                raise ValueError(
+                    f"entry {self.name!r}: supplied names {name!r}, not a parameter of its reference without a default"
+                )
+
+    @functools.cached_property
+    def args(self) -> tuple[str, ...]:
+        """The array arguments in canonical order: the reference's parameters without a default (not supplied)."""
+        return tuple(
+            name
+            for name, p in self._reference_parameters.items()
+            if p.default is inspect.Parameter.empty and name not in self.supplied
+        )
+
+    @functools.cached_property
+    def params(self) -> dict[str, Any]:
+        """Canonical parameters and their defaults, in the reference's order: its keywords (variants aside)
+        and the supplied values of its other non-array parameters (reduction included where the loss takes it)."""
+        params = {}
+        for name, p in self._reference_parameters.items():
+            if name in self.supplied:
+                params[name] = self.supplied[name]
+            elif p.default is not inspect.Parameter.empty and name not in self.variants:
+                params[name] = p.default
+        return params
+
+    @functools.cached_property
+    def variant_defaults(self) -> dict[str, Any]:
+        """The reference's defaults of the ``variants`` keywords (the canonical choice of each)."""
+        return {name: self._reference_parameters[name].default for name in self.variants}
+
+    @functools.cached_property
+    def signature(self) -> str:
+        """The canonical signature as text (documentation and reports), e.g. ``huber_loss(input, target, ...)``."""
+        parts = [
+            name if name in self.args or name in self.supplied else f"{name}={literal(value)}"
+            for name, value in {**dict.fromkeys(self.args), **self.params}.items()
+        ]
+        return f"{self.name}({', '.join(parts)})"
+
+
+def literal(value: Any) -> str:
+    """A default as the signature text writes it: its repr, exponents without padding (1e-7, not 1e-07)."""
+    return re.sub(r"e([+-])0*(\d)", r"e\1\2", repr(value)) if isinstance(value, float) else repr(value)
 
 
 @dataclass(frozen=True)

@@ -81,10 +81,12 @@ class Subject:
         pinned = {k: v for k, v in {**self.restriction, **fixed}.items() if k in accepted}
 
         def choose(strategies: Mapping[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
-            return S.draw_params(data.draw, strategies, self.spec.params, accepted, pinned)
+            return S.draw_params(data.draw, strategies, defaults, accepted, pinned)
 
+        # the canonical parameters, and the reference-only variants the implementation offers (checked too)
+        defaults = {**self.spec.params, **{k: v for k, v in self.spec.variant_defaults.items() if k in accepted}}
         if self.witness is not None:
-            params = {**self.spec.params, **self.witness.params, **pinned}
+            params = {**defaults, **self.witness.params, **pinned}
             return self.rounded(Example(dict(self.witness.args), params))
         if regime == "any":
             regime = data.draw(st.sampled_from(["typical", "extreme"]), label="regime")
@@ -103,8 +105,8 @@ class Subject:
 
         return Example({k: r(v) for k, v in example.args.items()}, {k: r(v) for k, v in example.params.items()})
 
-    def passed(self, example: Example) -> dict[str, Any]:
-        """The parameters actually passed to the implementation (the accepted ones)."""
+    def received_params(self, example: Example) -> dict[str, Any]:
+        """The parameters the implementation receives: those of ``example`` it accepts."""
         return {k: v for k, v in example.params.items() if k in self.impl.accepted}
 
     # --- calls ------------------------------------------------------------------------
@@ -118,7 +120,7 @@ class Subject:
         device: str | None = None,
     ) -> Outcome:
         self.observations.examples += 1
-        passed = Example(example.args, self.passed(example))
+        passed = Example(example.args, self.received_params(example))
         self.observations.last_example = describe(example)
         return self.binding.call(
             self.impl,
