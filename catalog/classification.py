@@ -9,6 +9,7 @@ from scipy.special import expit, log_softmax, logit
 from lossguard.catalog.common import (
     SHAPE_MISMATCH,
     elementwise,
+    family_entry,
     optional_array,
     param_case,
     positive,
@@ -18,7 +19,7 @@ from lossguard.catalog.common import (
     weights,
 )
 from lossguard.harness.kernel import strategies as S
-from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.harness.kernel.model import ErrorCase, Example
 from lossguard.reference import classification as C
 
 
@@ -262,10 +263,18 @@ _NOT_PROPER_FOCAL = (
     "Class-Posterior Probability Estimation')"
 )
 
+# the family's defaults, and those of its two kinds of logit losses: an entry states only what differs
+classification_entry = family_entry(family="classification")
+# binary labels scored through logits: confidence in the label grows towards a perfect prediction (a limit)
+binary_logit_entry = family_entry(
+    family="classification", perfect=_perfect_binary_logits, perfect_is_limit=True, sweep=sweep_logit
+)
+# (N, C, *) class logits against class indices (or their probabilities)
+class_logit_entry = family_entry(family="classification", error_cases=(OUT_OF_RANGE,), sweep=sweep_class_logit)
+
 CLASSIFICATION = (
-    LossSpec(
+    classification_entry(
         name="binary_cross_entropy",
-        family="classification",
         definition="-w [y log p + (1 - y) log(1 - p)] on probabilities p; torch clamps each log at -100",
         reference=C.binary_cross_entropy,
         examples=_bce_examples,
@@ -276,52 +285,42 @@ CLASSIFICATION = (
         scoring=lambda q, k: Example({"input": q[1:], "target": np.array([float(k)])}, {"reduction": "sum"}),
         sweep=_sweep_probability,
     ),
-    LossSpec(
+    binary_logit_entry(
         name="binary_cross_entropy_with_logits",
-        family="classification",
         definition="w [(1 - y) z + (1 + (pw - 1) y) softplus(-z)]; gradient w (sigmoid(z) - y) only when pw = 1",
         reference=C.binary_cross_entropy_with_logits,
         examples=_bce_logits_examples,
         properties=tags("non_negative", "zero_at_perfect", "sigmoid_gradient", "proper_scoring"),
         differentiable=("input", "target"),  # torch: weight and pos_weight are not differentiable
         error_cases=(SHAPE_MISMATCH,),
-        perfect=_perfect_binary_logits,
-        perfect_is_limit=True,
         scoring=_binary_logit_scoring,
-        sweep=sweep_logit,
     ),
-    LossSpec(
+    class_logit_entry(
         name="cross_entropy",
-        family="classification",
         definition="-sum_c w_c t_c log softmax(z)_c; class indices or probabilities; (N, C, *) inputs; "
         "label smoothing t = (1 - eps) y + eps / C",
         reference=C.cross_entropy,
         examples=_ce_examples,
         properties=tags("non_negative", *_CE_IDENTITIES, zero_at_perfect={"label_smoothing": 0.0}),
         differentiable=("input", "target"),
-        error_cases=(OUT_OF_RANGE,),
         perfect=_perfect_ce,
         perfect_is_limit=True,
         scoring=_class_scoring,
         variants={"smoothing": "'eps/C' (canonical, torch) or 'eps/(C-1)': 1 - eps on the true class"},
         caveats="zero at a perfect prediction only as a limit, and only without label smoothing or soft targets",
-        sweep=sweep_class_logit,
     ),
-    LossSpec(
+    class_logit_entry(
         name="nll_loss",
-        family="classification",
         definition="-w_y input[y] on log-probabilities; mean divides by the sum of w_y over non-ignored elements",
         reference=C.nll_loss,
         examples=_nll_examples,
         properties=tags("non_negative", "zero_at_perfect", "proper_scoring"),
-        error_cases=(OUT_OF_RANGE,),
         perfect=_perfect_nll,
         scoring=_class_scoring,
         sweep=_sweep_log_probability,
     ),
-    LossSpec(
+    classification_entry(
         name="kl_div",
-        family="classification",
         definition="t (log t - input) pointwise (0 where t = 0); log_target: exp(t) (t - input); "
         "'batchmean' divides by N, 'mean' by the element count",
         reference=C.kl_div,
@@ -331,9 +330,8 @@ CLASSIFICATION = (
         error_cases=(SHAPE_MISMATCH,),
         caveats="pointwise ('none') values may be negative; only the sum over a distribution is >= 0",
     ),
-    LossSpec(
+    binary_logit_entry(
         name="sigmoid_focal_loss",
-        family="classification",
         definition="alpha_t (1 - p_t)^gamma BCE-with-logits (Lin et al. 2017, torchvision's form); "
         "0 <= alpha <= 1, gamma >= 0; alpha=None: no alpha factor",
         reference=C.sigmoid_focal_loss,
@@ -344,16 +342,12 @@ CLASSIFICATION = (
             param_case("alpha", 1.5, "alpha must lie in [0, 1]"),
             param_case("gamma", -1.0, "gamma must be non-negative"),
         ),
-        perfect=_perfect_binary_logits,
-        perfect_is_limit=True,
         scoring=_binary_logit_scoring,
         by_definition={"proper_scoring": _NOT_PROPER_FOCAL},
         variants={"alpha_mode": "'per_class' (canonical: alpha_t) or 'uniform' (alpha multiplies every term)"},
-        sweep=sweep_logit,
     ),
-    LossSpec(
+    class_logit_entry(
         name="softmax_focal_loss",
-        family="classification",
         definition="-alpha_y (1 - p_y)^gamma log p_y over softmax(input); alpha None, a float or (C,); "
         "mean over non-ignored elements",
         reference=C.softmax_focal_loss,
@@ -362,11 +356,9 @@ CLASSIFICATION = (
         error_cases=(OUT_OF_RANGE, param_case("gamma", -1.0, "gamma must be non-negative")),
         perfect=_perfect_ce,
         perfect_is_limit=True,
-        sweep=sweep_class_logit,
     ),
-    LossSpec(
+    classification_entry(
         name="hinge_loss",
-        family="classification",
         definition="max(0, margin - target input), target in {-1, +1}; margin >= 0",
         reference=C.hinge_loss,
         examples=elementwise(S.logits, _signs, {"margin": positive(0.0, 3.0, (1.0, 0.0))}),
@@ -384,9 +376,8 @@ CLASSIFICATION = (
         },
         sweep=sweep_logit,
     ),
-    LossSpec(
+    class_logit_entry(
         name="multi_margin_loss",
-        family="classification",
         definition="sum_{j != y} w_y max(0, margin - x_y + x_j)^p / C, p in {1, 2}",
         reference=C.multi_margin_loss,
         examples=_multi_margin_examples,
@@ -394,19 +385,15 @@ CLASSIFICATION = (
         error_cases=(OUT_OF_RANGE, param_case("margin", -1.0, "margin must be non-negative")),
         kinks=_multi_margin_kinks,
         perfect=_perfect_multi_margin,
-        sweep=sweep_class_logit,
     ),
-    LossSpec(
+    binary_logit_entry(
         name="multilabel_soft_margin_loss",
-        family="classification",
         definition="mean over the C labels of w_c BCE-with-logits(x_c, y_c); 'none' has shape (N,)",
         reference=C.multilabel_soft_margin_loss,
         examples=_multilabel_examples,
         properties=tags("non_negative", "zero_at_perfect", "multilabel_mean_bce"),
         differentiable=("input", "target"),
         error_cases=(SHAPE_MISMATCH,),
-        perfect=_perfect_binary_logits,
-        perfect_is_limit=True,
         sweep=_sweep_one_label,
     ),
 )

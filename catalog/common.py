@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lossguard.harness.kernel import strategies as S
-from lossguard.harness.kernel.model import ErrorCase, Example
+from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
 
 Choose = Callable[[Mapping[str, st.SearchStrategy[Any]]], dict[str, Any]]
 ValueStrategy = Callable[[str, str], st.SearchStrategy[float]]
@@ -29,6 +29,17 @@ def tags(*names: str, **restricted: Mapping[str, Any]) -> dict[str, Mapping[str,
 
 def without(tagset: dict[str, Mapping[str, Any]], *names: str) -> dict[str, Mapping[str, Any]]:
     return {k: v for k, v in tagset.items() if k not in names}
+
+
+def family_entry(**defaults: Any) -> Callable[..., LossSpec]:
+    """The entry factory of a family: ``LossSpec`` with the family's defaults filled in (as PyTorch OpInfo's
+    ``BinaryUfuncInfo`` holds a family's defaults), so that each entry states only what differs from them.
+    A keyword given to the factory overrides the family's default (``perfect=None``: this one has none)."""
+
+    def entry(**fields: Any) -> LossSpec:
+        return LossSpec(**{**defaults, **fields})
+
+    return entry
 
 
 def elementwise(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossguard.catalog.common import optional_array, param_case, positive, tags, without
+from lossguard.catalog.common import family_entry, optional_array, param_case, positive, tags, without
 from lossguard.harness.kernel import strategies as S
 from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
 from lossguard.reference import generative as R
@@ -160,10 +160,11 @@ _WGAN_EXCEPTION = (
     "scores the real samples higher, or the fakes positively), no zero at a perfect prediction; " + _NO_REDUCTION
 )
 
+generative_entry = family_entry(family="generative")  # the family's defaults
+
 GENERATIVE: tuple[LossSpec, ...] = (
-    LossSpec(
+    generative_entry(
         name="gan_discriminator_loss",
-        family="generative",
         definition=_GAN_DEFINITIONS["gan_discriminator_loss"],
         reference=R.gan_discriminator_loss,
         examples=_scores_examples(("real_logits", "fake_logits"), S.logits),
@@ -174,9 +175,8 @@ GENERATIVE: tuple[LossSpec, ...] = (
         perfect_is_limit=True,
         caveats=_NO_REDUCTION + "; zero at a perfect prediction is a limit (logits to +-infinity)",
     ),
-    LossSpec(
+    generative_entry(
         name="gan_generator_loss",
-        family="generative",
         definition=_GAN_DEFINITIONS["gan_generator_loss"],
         reference=R.gan_generator_loss,
         examples=_scores_examples(("fake_logits",), S.logits),
@@ -187,9 +187,8 @@ GENERATIVE: tuple[LossSpec, ...] = (
         perfect_is_limit=True,
         caveats=_NO_REDUCTION + "; zero at a perfect prediction is a limit (fake logits to +infinity)",
     ),
-    LossSpec(
+    generative_entry(
         name="wgan_critic_loss",
-        family="generative",
         definition="mean(fake) - mean(real); may be negative",
         reference=R.wgan_critic_loss,
         examples=_scores_examples(("real_scores", "fake_scores"), S.reals),
@@ -198,9 +197,8 @@ GENERATIVE: tuple[LossSpec, ...] = (
         error_cases=(_empty("real_scores"), _empty("fake_scores")),
         caveats=_WGAN_EXCEPTION,
     ),
-    LossSpec(
+    generative_entry(
         name="wgan_generator_loss",
-        family="generative",
         definition="-mean(fake)",
         reference=R.wgan_generator_loss,
         examples=_scores_examples(("fake_scores",), S.reals),
@@ -209,9 +207,8 @@ GENERATIVE: tuple[LossSpec, ...] = (
         error_cases=(_empty("fake_scores"),),
         caveats=_WGAN_EXCEPTION,
     ),
-    LossSpec(
+    generative_entry(
         name="vae_loss",
-        family="generative",
         definition="sum-reduced reconstruction (BCE on probabilities, each log clamped at -100 as torch's "
         "binary_cross_entropy, or 'mse') + beta * KL(N(mu, exp(logvar)) || N(0, I)) = "
         "-0.5 sum(1 + logvar - mu^2 - exp(logvar))",
@@ -239,9 +236,8 @@ GENERATIVE: tuple[LossSpec, ...] = (
         perfect=_perfect_vae,
         caveats=_NO_REDUCTION + "; zero at a perfect prediction needs hard x with BCE (its entropy otherwise)",
     ),
-    LossSpec(
+    generative_entry(
         name="perceptual_loss",
-        family="generative",
         definition="sum_l w_l mse_l / sum_l w_l over the chosen layers (equal weights by default), mse_l the "
         "mse_loss between the frozen extractor's features of input and target (Johnson et al. 2016); tests use "
         "a small seeded extractor built in the test (no downloaded weights); the reference receives the "
@@ -265,9 +261,8 @@ GENERATIVE: tuple[LossSpec, ...] = (
         perfect=lambda ex, s: ex.replace({"target": np.array(ex.args["input"], copy=True)}),
         caveats=_NO_REDUCTION,
     ),
-    LossSpec(
+    generative_entry(
         name="uncertainty_weighted_loss",
-        family="generative",
         definition="Kendall et al.: sum_i exp(-s_i) L_i + s_i, losses and log_vars `(T,)`",
         reference=R.uncertainty_weighted_loss,
         examples=_uncertainty_examples,

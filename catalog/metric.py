@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossguard.catalog.common import param_case, positive, tags, without
+from lossguard.catalog.common import family_entry, param_case, positive, tags, without
 from lossguard.harness.kernel import strategies as S
 from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
 from lossguard.reference import metric as R
@@ -295,10 +295,11 @@ _NEGATIVE_MARGIN = param_case("margin", -1.0, "margin must be non-negative")
 _ZERO_TEMPERATURE = param_case("temperature", 0.0, "temperature must be positive")
 _COUPLED = ("batch", "reduction")  # no reduction parameter, and the samples are coupled
 
+metric_entry = family_entry(family="metric")  # the family's defaults
+
 METRIC: tuple[LossSpec, ...] = (
-    LossSpec(
+    metric_entry(
         name="contrastive_loss",
-        family="metric",
         definition="d = euclidean distance per row; label 1 = similar: label d^2 + (1-label) max(0, margin - d)^2",
         reference=R.contrastive_loss,
         examples=_contrastive_examples,
@@ -317,9 +318,8 @@ METRIC: tuple[LossSpec, ...] = (
             {"x1": s[:, None], "x2": np.zeros((s.size, 1)), "label": np.zeros(s.size)}, {"reduction": "none"}
         ),
     ),
-    LossSpec(
+    metric_entry(
         name="triplet_margin_loss",
-        family="metric",
         definition="max(d(a, p) - d(a, n) + margin, 0), d(x, y) = ||x - y + eps||_p (non-squared, torch's "
         "pairwise_distance); swap: d(a, n) -> min(d(a, n), d(p, n)); margin > 0",
         reference=R.triplet_margin_loss,
@@ -344,9 +344,8 @@ METRIC: tuple[LossSpec, ...] = (
         caveats="rotation invariance only for p = 2 and eps = 0 (eps is added along fixed axes)",
         sweep=_triplet_sweep,
     ),
-    LossSpec(
+    metric_entry(
         name="batch_hard_triplet_loss",
-        family="metric",
         definition="for each anchor with at least one positive and one negative: max(0, max_pos d - min_neg d + "
         "margin), euclidean d; mean over those anchors; 0 when there are none",
         reference=R.batch_hard_triplet_loss,
@@ -365,9 +364,8 @@ METRIC: tuple[LossSpec, ...] = (
         caveats="no `batch` and `reduction` properties: no reduction parameter, and the hardest pairs are "
         "mined across the batch (samples are coupled)",
     ),
-    LossSpec(
+    metric_entry(
         name="info_nce_loss",
-        family="metric",
         definition="query (B, D), positive (B, D), negatives (B, M, D); sim = cosine (dot if normalize=False) / "
         "temperature; cross-entropy with the positive at index 0",
         reference=R.info_nce_loss,
@@ -388,9 +386,8 @@ METRIC: tuple[LossSpec, ...] = (
         caveats="not zero at a perfect prediction: with normalised embeddings the loss is at least "
         "log(1 + M exp(-2 / temperature)) > 0; scale invariance only when normalising",
     ),
-    LossSpec(
+    metric_entry(
         name="nt_xent_loss",
-        family="metric",
         definition="SimCLR: 2N views, cosine similarity / temperature, each view's positive is its pair, the "
         "denominator runs over the 2N - 1 other views (never itself); mean over all 2N anchors",
         reference=R.nt_xent_loss,
@@ -410,9 +407,8 @@ METRIC: tuple[LossSpec, ...] = (
         "`batch` and `reduction` properties: no reduction parameter, and every view is a negative of every "
         "other (samples are coupled)",
     ),
-    LossSpec(
+    metric_entry(
         name="cosine_embedding_loss",
-        family="metric",
         definition="1 - cos(x1, x2) where target = 1, max(0, cos(x1, x2) - margin) where target = -1; torch's cos "
         "= x1.x2 / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12))",
         reference=R.cosine_embedding_loss,
@@ -435,9 +431,8 @@ METRIC: tuple[LossSpec, ...] = (
             {"reduction": "none", "margin": 0.0},
         ),
     ),
-    LossSpec(
+    metric_entry(
         name="margin_ranking_loss",
-        family="metric",
         definition="max(0, -target (input1 - input2) + margin), target in {1, -1}",
         reference=R.margin_ranking_loss,
         examples=_ranking_examples,
@@ -456,9 +451,8 @@ METRIC: tuple[LossSpec, ...] = (
             {"input1": s, "input2": np.zeros_like(s), "target": np.ones_like(s)}, {"reduction": "none", "margin": 0.0}
         ),
     ),
-    LossSpec(
+    metric_entry(
         name="pairwise_logistic_loss",
-        family="metric",
         definition="BPR / Bradley-Terry reward loss: -log sigmoid(chosen - rejected), stable for any finite difference",
         reference=R.pairwise_logistic_loss,
         examples=_logistic_examples,

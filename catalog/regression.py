@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from lossguard.catalog.common import (
     SHAPE_MISMATCH,
     elementwise,
+    family_entry,
     param_case,
     perfect_regression,
     positive,
@@ -16,7 +17,7 @@ from lossguard.catalog.common import (
     tags,
 )
 from lossguard.harness.kernel import strategies as S
-from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.harness.kernel.model import ErrorCase, Example
 from lossguard.reference import regression as R
 
 _VALUE_DOMAIN = ("non_negative", "zero_at_perfect")
@@ -77,51 +78,44 @@ _negative_var = ErrorCase(
     lambda ex: ex.replace({"var": -np.abs(np.asarray(ex.args["var"])) - 1.0}),
 )
 
+# the family's defaults: an entry states only what differs (input and target of one shape, compared by residual)
+regression_entry = family_entry(
+    family="regression",
+    examples=elementwise(),
+    differentiable=("input", "target"),
+    error_cases=(SHAPE_MISMATCH,),
+    perfect=perfect_regression,
+    sweep=sweep_residual,
+)
+
 REGRESSION = (
-    LossSpec(
+    regression_entry(
         name="mse_loss",
-        family="regression",
         definition="e^2, e = input - target",
         reference=R.mse_loss,
-        examples=elementwise(),
         properties=tags(*_VALUE_DOMAIN, "proper_scoring"),
-        differentiable=("input", "target"),
-        error_cases=(SHAPE_MISMATCH,),
-        perfect=perfect_regression,
         scoring=_brier,
-        sweep=sweep_residual,
     ),
-    LossSpec(
+    regression_entry(
         name="l1_loss",
-        family="regression",
         definition="|e|",
         reference=R.l1_loss,
-        examples=elementwise(),
         properties=tags(*_VALUE_DOMAIN),
-        differentiable=("input", "target"),
-        error_cases=(SHAPE_MISMATCH,),
         kinks=residual_zero,
-        perfect=perfect_regression,
-        sweep=sweep_residual,
     ),
-    LossSpec(
+    regression_entry(
         name="huber_loss",
-        family="regression",
         definition="0.5 e^2 if |e| <= delta else delta (|e| - 0.5 delta); delta > 0",
         reference=R.huber_loss,
         examples=elementwise(
             params={"delta": positive(1e-2, 10.0, (1.0, 0.1, 5.0))}, thresholds=lambda p: [p["delta"]]
         ),
         properties=tags(*_VALUE_DOMAIN, "huber_limits", "huber_smooth_l1"),
-        differentiable=("input", "target"),
         error_cases=(SHAPE_MISMATCH, param_case("delta", -1.0, "delta must be positive")),
-        perfect=perfect_regression,
         caveats="C^1: the kinks of its second derivative at |e| = delta do not affect the gradient",
-        sweep=sweep_residual,
     ),
-    LossSpec(
+    regression_entry(
         name="smooth_l1_loss",
-        family="regression",
         definition="0.5 e^2 / beta if |e| < beta else |e| - 0.5 beta; beta = 0 is l1_loss",
         reference=R.smooth_l1_loss,
         examples=elementwise(
@@ -129,57 +123,40 @@ REGRESSION = (
             thresholds=lambda p: [p["beta"]],
         ),
         properties=tags(*_VALUE_DOMAIN, "huber_smooth_l1"),
-        differentiable=("input", "target"),
         error_cases=(SHAPE_MISMATCH, param_case("beta", -1.0, "beta must be non-negative")),
         kinks=lambda ex, eps: residual_zero(ex, eps) & (ex.params["beta"] == 0),
-        perfect=perfect_regression,
-        sweep=sweep_residual,
     ),
-    LossSpec(
+    regression_entry(
         name="log_cosh_loss",
-        family="regression",
         definition="log(cosh(e)), finite for every finite e",
         reference=R.log_cosh_loss,
-        examples=elementwise(),
         properties=tags(*_VALUE_DOMAIN),
-        differentiable=("input", "target"),
-        error_cases=(SHAPE_MISMATCH,),
-        perfect=perfect_regression,
-        sweep=sweep_residual,
     ),
-    LossSpec(
+    regression_entry(
         name="quantile_loss",
-        family="regression",
         definition="r = target - input: max(tau r, (tau - 1) r); 0 < tau < 1",
         reference=R.quantile_loss,
         examples=elementwise(params={"tau": st.one_of(st.floats(0.01, 0.99), st.sampled_from([0.5, 0.1, 0.9]))}),
         properties=tags(*_VALUE_DOMAIN, "quantile_median"),
-        differentiable=("input", "target"),
         error_cases=(
             SHAPE_MISMATCH,
             param_case("tau", 1.5, "tau must lie in (0, 1)"),
             param_case("tau", 0.0, "tau must lie in (0, 1)"),
         ),
         kinks=residual_zero,
-        perfect=perfect_regression,
-        sweep=sweep_residual,
     ),
-    LossSpec(
+    regression_entry(
         name="poisson_nll_loss",
-        family="regression",
         definition="log_input: exp(input) - target input; else input - target log(input + eps); "
         "full adds target log target - target + 0.5 log(2 pi target) where target > 1",
         reference=R.poisson_nll_loss,
         examples=_poisson_examples(),
         properties=tags(non_negative={"full": True}),
-        differentiable=("input", "target"),
-        error_cases=(SHAPE_MISMATCH,),
         caveats="negative without `full` (exp(x) - y x < 0 for some x); exp link overflows at eta = 1e4",
-        sweep=sweep_residual,
+        perfect=None,
     ),
-    LossSpec(
+    regression_entry(
         name="gaussian_nll_loss",
-        family="regression",
         definition="0.5 (log max(var, eps) + (input - target)^2 / max(var, eps)) [+ 0.5 log 2 pi if full]",
         reference=R.gaussian_nll_loss,
         examples=_gaussian_examples,
@@ -189,35 +166,29 @@ REGRESSION = (
         kinks=_gaussian_var_kinks,
         caveats="negative where var < 1; no perfect prediction (the minimum depends on var)",
         sweep=lambda s: sweep_residual(s).replace({"var": np.ones_like(s)}),
+        perfect=None,
     ),
-    LossSpec(
+    regression_entry(
         name="tweedie_loss",
-        family="regression",
         definition="input = log-mean eta: -target exp((1-p) eta) / (1-p) + exp((2-p) eta) / (2-p); 1 < p < 2",
         reference=R.tweedie_loss,
         examples=elementwise(
             _log_link, _non_negative_reals, {"power": st.one_of(st.floats(1.01, 1.99), st.sampled_from([1.5, 1.1]))}
         ),
         properties=tags(),
-        differentiable=("input", "target"),
         error_cases=(
             SHAPE_MISMATCH,
             param_case("power", 2.5, "power must lie in (1, 2)"),
             param_case("power", 1.0, "power must lie in (1, 2)"),
         ),
         caveats="may be negative (a deviance up to a target-only constant); exp link overflows at eta = 1e4",
-        sweep=sweep_residual,
+        perfect=None,
     ),
-    LossSpec(
+    regression_entry(
         name="asymmetric_mse_loss",
-        family="regression",
         definition="over_penalty e^2 if e > 0 else e^2",
         reference=R.asymmetric_mse_loss,
         examples=elementwise(params={"over_penalty": st.one_of(st.floats(0.0, 10.0), st.sampled_from([2.0, 1.0]))}),
         properties=tags(*_VALUE_DOMAIN),
-        differentiable=("input", "target"),
-        error_cases=(SHAPE_MISMATCH,),
-        perfect=perfect_regression,
-        sweep=sweep_residual,
     ),
 )

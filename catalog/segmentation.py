@@ -14,7 +14,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossguard.catalog.classification import OUT_OF_RANGE
-from lossguard.catalog.common import ANYWHERE, SHAPE_MISMATCH, param_case, positive, tags, without
+from lossguard.catalog.common import ANYWHERE, SHAPE_MISMATCH, family_entry, param_case, positive, tags, without
 from lossguard.harness.kernel import strategies as S
 from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
 from lossguard.reference import segmentation as R
@@ -172,10 +172,12 @@ _SUMS = "; sums over the spatial dims per (sample, channel), also over the batch
 _NO_REDUCTION = "no reduction parameter: one scalar, a mean over the whole batch (reduction and batch do not apply)"
 
 
+segmentation_entry = family_entry(family=FAMILY)  # the family's defaults
+
+
 def _overlap(name: str, definition: str, reference, examples, properties: dict) -> LossSpec:
-    return LossSpec(
+    return segmentation_entry(
         name=name,
-        family=FAMILY,
         definition=definition + _SUMS,
         reference=reference,
         examples=examples,
@@ -206,9 +208,8 @@ SEGMENTATION: tuple[LossSpec, ...] = (
             batch=_BATCH_ONLY_PER_SAMPLE,
         ),
     ),
-    LossSpec(
+    segmentation_entry(
         name="multiclass_dice_loss",
-        family=FAMILY,
         definition="softmax over C, one-hot target indices, dice_loss per class, mean over classes (and samples); "
         "pixels whose target is ignore_index take no part; 'none' is (N, C), or (C,) with batch=True",
         reference=R.multiclass_dice_loss,
@@ -250,9 +251,8 @@ SEGMENTATION: tuple[LossSpec, ...] = (
             batch=_BATCH_ONLY_PER_SAMPLE,
         ),
     ),
-    LossSpec(
+    segmentation_entry(
         name="bce_dice_loss",
-        family=FAMILY,
         definition="bce_weight * binary_cross_entropy_with_logits(mean) + dice_weight * dice_loss(mean)",
         reference=R.bce_dice_loss,
         examples=_bce_dice_examples,
@@ -266,9 +266,8 @@ SEGMENTATION: tuple[LossSpec, ...] = (
         perfect=_perfect_overlap,
         caveats=_NO_REDUCTION,
     ),
-    LossSpec(
+    segmentation_entry(
         name="ce_dice_loss",
-        family=FAMILY,
         definition="ce_weight * cross_entropy + dice_weight * multiclass_dice_loss",
         reference=R.ce_dice_loss,
         examples=_ce_dice_examples,
@@ -280,9 +279,8 @@ SEGMENTATION: tuple[LossSpec, ...] = (
         perfect=_perfect_multiclass,
         caveats=_NO_REDUCTION,
     ),
-    LossSpec(
+    segmentation_entry(
         name="boundary_loss",
-        family=FAMILY,
         definition="mean of p * distance_map (Kervadec et al. 2019), distance_map the signed euclidean distance "
         "to the target boundary (reference.segmentation.signed_distance_map: positive outside, negative inside, "
         "all zero for an empty or full mask)",

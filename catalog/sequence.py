@@ -14,7 +14,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossguard.catalog.classification import _perfect_ce
-from lossguard.catalog.common import optional_array, param_case, tags, without
+from lossguard.catalog.common import family_entry, optional_array, param_case, tags, without
 from lossguard.harness.kernel import strategies as S
 from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
 from lossguard.reference import sequence as R
@@ -130,10 +130,11 @@ def _bias_length(example: Example) -> Example:
     return example.replace(bias=np.zeros(v + 1))
 
 
+sequence_entry = family_entry(family="sequence")  # the family's defaults
+
 SEQUENCE: tuple[LossSpec, ...] = (
-    LossSpec(
+    sequence_entry(
         name="sequence_cross_entropy",
-        family="sequence",
         definition="token-level CE over (B, T, V) logits, mean over non-ignored tokens (NaN when all are ignored, "
         "torch's 0 / 0); perplexity = exp(loss)",
         reference=R.sequence_cross_entropy,
@@ -155,9 +156,8 @@ SEQUENCE: tuple[LossSpec, ...] = (
         "the reduction and batch properties do not apply; zero at a perfect prediction only as a limit, and only "
         "without label smoothing",
     ),
-    LossSpec(
+    sequence_entry(
         name="linear_cross_entropy",
-        family="sequence",
         definition="cross_entropy(hidden @ weight.T + bias, target) without ever holding the full (N, V) logits in "
         "memory (the value is the contract; the memory is benchmarked); 'mean' over non-ignored tokens",
         reference=R.linear_cross_entropy,
