@@ -19,7 +19,15 @@ from lossguard.catalog.common import (
     weights,
 )
 from lossguard.harness.kernel import strategies as S
-from lossguard.harness.kernel.model import ErrorCase, Example
+from lossguard.harness.kernel.model import (
+    BINARY,
+    MULTICLASS,
+    MULTILABEL,
+    PROBABILITIES,
+    ErrorCase,
+    Example,
+    Relations,
+)
 from lossguard.reference import classification as C
 
 
@@ -275,6 +283,7 @@ class_logit_entry = family_entry(family="classification", error_cases=(OUT_OF_RA
 CLASSIFICATION = (
     classification_entry(
         name="binary_cross_entropy",
+        outcome=BINARY,
         definition="-w [y log p + (1 - y) log(1 - p)] on probabilities p; torch clamps each log at -100",
         reference=C.binary_cross_entropy,
         examples=_bce_examples,
@@ -287,6 +296,7 @@ CLASSIFICATION = (
     ),
     binary_logit_entry(
         name="binary_cross_entropy_with_logits",
+        outcome=BINARY,
         definition="w [(1 - y) z + (1 + (pw - 1) y) softplus(-z)]; gradient w (sigmoid(z) - y) only when pw = 1",
         reference=C.binary_cross_entropy_with_logits,
         examples=_bce_logits_examples,
@@ -297,6 +307,7 @@ CLASSIFICATION = (
     ),
     class_logit_entry(
         name="cross_entropy",
+        outcome=MULTICLASS,
         definition="-sum_c w_c t_c log softmax(z)_c; class indices or probabilities; (N, C, *) inputs; "
         "label smoothing t = (1 - eps) y + eps / C",
         reference=C.cross_entropy,
@@ -311,6 +322,7 @@ CLASSIFICATION = (
     ),
     class_logit_entry(
         name="nll_loss",
+        outcome=MULTICLASS,
         definition="-w_y input[y] on log-probabilities; mean divides by the sum of w_y over non-ignored elements",
         reference=C.nll_loss,
         examples=_nll_examples,
@@ -321,6 +333,8 @@ CLASSIFICATION = (
     ),
     classification_entry(
         name="kl_div",
+        outcome=PROBABILITIES,
+        relations=Relations(cross_entropy="cross_entropy"),
         definition="t (log t - input) pointwise (0 where t = 0); log_target: exp(t) (t - input); "
         "'batchmean' divides by N, 'mean' by the element count",
         reference=C.kl_div,
@@ -332,6 +346,8 @@ CLASSIFICATION = (
     ),
     binary_logit_entry(
         name="sigmoid_focal_loss",
+        outcome=BINARY,
+        relations=Relations(cross_entropy="binary_cross_entropy_with_logits"),
         definition="alpha_t (1 - p_t)^gamma BCE-with-logits (Lin et al. 2017, torchvision's form); "
         "0 <= alpha <= 1, gamma >= 0; alpha=None: no alpha factor",
         reference=C.sigmoid_focal_loss,
@@ -348,6 +364,8 @@ CLASSIFICATION = (
     ),
     class_logit_entry(
         name="softmax_focal_loss",
+        outcome=MULTICLASS,
+        relations=Relations(cross_entropy="cross_entropy"),
         definition="-alpha_y (1 - p_y)^gamma log p_y over softmax(input); alpha None, a float or (C,); "
         "mean over non-ignored elements",
         reference=C.softmax_focal_loss,
@@ -359,6 +377,7 @@ CLASSIFICATION = (
     ),
     classification_entry(
         name="hinge_loss",
+        outcome=BINARY,
         definition="max(0, margin - target input), target in {-1, +1}; margin >= 0",
         reference=C.hinge_loss,
         examples=elementwise(S.logits, _signs, {"margin": positive(0.0, 3.0, (1.0, 0.0))}),
@@ -378,6 +397,7 @@ CLASSIFICATION = (
     ),
     class_logit_entry(
         name="multi_margin_loss",
+        outcome=MULTICLASS,
         definition="sum_{j != y} w_y max(0, margin - x_y + x_j)^p / C, p in {1, 2}",
         reference=C.multi_margin_loss,
         examples=_multi_margin_examples,
@@ -388,6 +408,8 @@ CLASSIFICATION = (
     ),
     binary_logit_entry(
         name="multilabel_soft_margin_loss",
+        outcome=MULTILABEL,
+        relations=Relations(cross_entropy="binary_cross_entropy_with_logits"),
         definition="mean over the C labels of w_c BCE-with-logits(x_c, y_c); 'none' has shape (N,)",
         reference=C.multilabel_soft_margin_loss,
         examples=_multilabel_examples,

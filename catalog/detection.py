@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from lossguard.catalog.common import param_case, tags
 from lossguard.harness.kernel import strategies as S
-from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.harness.kernel.model import NO_RELATIONS, ErrorCase, Example, LossSpec, Relations
 from lossguard.reference import detection as R
 
 FAMILY = "detection"
@@ -163,7 +163,15 @@ _EXCEPTIONS = (
 )
 
 
-def _entry(name: str, definition: str, reference, variants: dict[str, str] | None = None) -> LossSpec:
+def _entry(
+    name: str,
+    definition: str,
+    reference,
+    variants: dict[str, str] | None = None,
+    value_range: tuple[float, float] = (0.0, 2.0),
+    relations: Relations = NO_RELATIONS,
+) -> LossSpec:
+    """One box loss; ``value_range`` and ``relations`` (the IoU loss it is at least) are box_loss_range's facts."""
     return LossSpec(
         name=name,
         family=FAMILY,
@@ -177,22 +185,29 @@ def _entry(name: str, definition: str, reference, variants: dict[str, str] | Non
         sweep=_sweep,
         caveats=_EXCEPTIONS,
         variants=variants or {},
+        value_range=value_range,
+        relations=relations,
     )
 
 
+# the box losses with a penalty (GIoU, DIoU, CIoU) are 1 - IoU plus a term >= 0: at least iou_loss
+_AT_LEAST_IOU = Relations(at_least="iou_loss")
+
 DETECTION: tuple[LossSpec, ...] = (
-    _entry("iou_loss", "1 - inter / (union + eps)", R.iou_loss),
+    _entry("iou_loss", "1 - inter / (union + eps)", R.iou_loss, value_range=(0.0, 1.0)),
     _entry(
         "generalized_box_iou_loss",
         "1 - IoU + (area(C) - union) / (area(C) + eps), C the smallest enclosing box (Rezatofighi et al. 2019); "
         "an enclosing box of area 0 gives the penalty 0 / eps = 0",
         R.generalized_box_iou_loss,
+        relations=_AT_LEAST_IOU,
     ),
     _entry(
         "distance_box_iou_loss",
         "1 - IoU + rho^2 / c^2 (centre distance over enclosing diagonal), c^2 = cw^2 + ch^2 + eps: eps added to "
         "the squared diagonal as torchvision does (Zheng et al. 2020); a zero diagonal gives 0 / eps = 0",
         R.distance_box_iou_loss,
+        relations=_AT_LEAST_IOU,
     ),
     _entry(
         "complete_box_iou_loss",
@@ -201,5 +216,7 @@ DETECTION: tuple[LossSpec, ...] = (
         "torchvision detaches it, same values, other gradients); atan2 gives pi/2 for h = 0 < w and 0 for a point "
         "box (w = h = 0), whose gradient is taken as 0",
         R.complete_box_iou_loss,
+        value_range=(0.0, 3.0),
+        relations=_AT_LEAST_IOU,
     ),
 )

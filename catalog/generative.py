@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from lossguard.catalog.common import family_entry, optional_array, param_case, positive, tags, without
 from lossguard.harness.kernel import strategies as S
-from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec, Relations
 from lossguard.reference import generative as R
 
 _SCALAR = ("batch", "reduction")
@@ -165,6 +165,7 @@ generative_entry = family_entry(family="generative")  # the family's defaults
 GENERATIVE: tuple[LossSpec, ...] = (
     generative_entry(
         name="gan_discriminator_loss",
+        relations=Relations(cross_entropy="binary_cross_entropy_with_logits"),
         definition=_GAN_DEFINITIONS["gan_discriminator_loss"],
         reference=R.gan_discriminator_loss,
         examples=_scores_examples(("real_logits", "fake_logits"), S.logits),
@@ -177,6 +178,7 @@ GENERATIVE: tuple[LossSpec, ...] = (
     ),
     generative_entry(
         name="gan_generator_loss",
+        relations=Relations(cross_entropy="binary_cross_entropy_with_logits"),
         definition=_GAN_DEFINITIONS["gan_generator_loss"],
         reference=R.gan_generator_loss,
         examples=_scores_examples(("fake_logits",), S.logits),

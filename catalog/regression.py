@@ -17,7 +17,7 @@ from lossguard.catalog.common import (
     tags,
 )
 from lossguard.harness.kernel import strategies as S
-from lossguard.harness.kernel.model import ErrorCase, Example
+from lossguard.harness.kernel.model import REAL, ErrorCase, Example, Relations, Rescaled
 from lossguard.reference import regression as R
 
 _VALUE_DOMAIN = ("non_negative", "zero_at_perfect")
@@ -91,6 +91,7 @@ regression_entry = family_entry(
 REGRESSION = (
     regression_entry(
         name="mse_loss",
+        outcome=REAL,
         definition="e^2, e = input - target",
         reference=R.mse_loss,
         properties=tags(*_VALUE_DOMAIN, "proper_scoring"),
@@ -105,6 +106,7 @@ REGRESSION = (
     ),
     regression_entry(
         name="huber_loss",
+        relations=Relations(rescaled=Rescaled("smooth_l1_loss", "delta", "beta", 1)),
         definition="0.5 e^2 if |e| <= delta else delta (|e| - 0.5 delta); delta > 0",
         reference=R.huber_loss,
         examples=elementwise(
@@ -116,6 +118,7 @@ REGRESSION = (
     ),
     regression_entry(
         name="smooth_l1_loss",
+        relations=Relations(rescaled=Rescaled("huber_loss", "beta", "delta", -1)),
         definition="0.5 e^2 / beta if |e| < beta else |e| - 0.5 beta; beta = 0 is l1_loss",
         reference=R.smooth_l1_loss,
         examples=elementwise(

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from lossguard.catalog.classification import OUT_OF_RANGE
 from lossguard.catalog.common import ANYWHERE, SHAPE_MISMATCH, family_entry, param_case, positive, tags, without
 from lossguard.harness.kernel import strategies as S
-from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.harness.kernel.model import NO_RELATIONS, ErrorCase, Example, LossSpec, Part, Relations
 from lossguard.reference import segmentation as R
 
 FAMILY = "segmentation"
@@ -175,7 +175,14 @@ _NO_REDUCTION = "no reduction parameter: one scalar, a mean over the whole batch
 segmentation_entry = family_entry(family=FAMILY)  # the family's defaults
 
 
-def _overlap(name: str, definition: str, reference, examples, properties: dict) -> LossSpec:
+def _overlap(
+    name: str,
+    definition: str,
+    reference,
+    examples,
+    properties: dict,
+    relations: Relations = NO_RELATIONS,
+) -> LossSpec:
     return segmentation_entry(
         name=name,
         definition=definition + _SUMS,
@@ -187,6 +194,7 @@ def _overlap(name: str, definition: str, reference, examples, properties: dict) 
         perfect=_perfect_overlap,
         sweep=_sweep_overlap,
         caveats="batch (row independence) holds for batch=False only: batch=True sums over the batch",
+        relations=relations,
     )
 
 
@@ -250,9 +258,16 @@ SEGMENTATION: tuple[LossSpec, ...] = (
             *OVERLAP,
             batch=_BATCH_ONLY_PER_SAMPLE,
         ),
+        relations=Relations(dice="dice_loss", jaccard="jaccard_loss"),
     ),
     segmentation_entry(
         name="bce_dice_loss",
+        relations=Relations(
+            parts=(
+                Part("binary_cross_entropy_with_logits", "bce_weight"),
+                Part("dice_loss", "dice_weight", shared=("smooth",)),
+            )
+        ),
         definition="bce_weight * binary_cross_entropy_with_logits(mean) + dice_weight * dice_loss(mean)",
         reference=R.bce_dice_loss,
         examples=_bce_dice_examples,
@@ -268,6 +283,12 @@ SEGMENTATION: tuple[LossSpec, ...] = (
     ),
     segmentation_entry(
         name="ce_dice_loss",
+        relations=Relations(
+            parts=(
+                Part("cross_entropy", "ce_weight"),
+                Part("multiclass_dice_loss", "dice_weight", shared=("smooth",)),
+            )
+        ),
         definition="ce_weight * cross_entropy + dice_weight * multiclass_dice_loss",
         reference=R.ce_dice_loss,
         examples=_ce_dice_examples,

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from lossguard.catalog.classification import _perfect_ce
 from lossguard.catalog.common import family_entry, optional_array, param_case, tags, without
 from lossguard.harness.kernel import strategies as S
-from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec, Relations
 from lossguard.reference import sequence as R
 
 _TARGET_KINDS = ("mixed", "mixed", "mixed", "all ignored", "all the same")
@@ -158,6 +158,7 @@ SEQUENCE: tuple[LossSpec, ...] = (
     ),
     sequence_entry(
         name="linear_cross_entropy",
+        relations=Relations(cross_entropy="cross_entropy"),
         definition="cross_entropy(hidden @ weight.T + bias, target) without ever holding the full (N, V) logits in "
         "memory (the value is the contract; the memory is benchmarked); 'mean' over non-ignored tokens",
         reference=R.linear_cross_entropy,

@@ -16,41 +16,72 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lossguard.harness.kernel.model import DTYPES, FACTS
+
 if TYPE_CHECKING:
     from lossguard.harness.kernel.subject import Subject
 
-# which dtypes a property runs in
-ALL_DTYPES = "all"  # every dtype the implementation supports (float64, float32, float16, bfloat16)
-FLOAT64_AND_32 = "float"  # float64 and float32 (stability at extremes, per the contract)
-FLOAT64 = "float64"  # structural properties: one dtype is enough
+# which dtypes a property runs in: a set of names from lossguard.harness.kernel.model.DTYPES
+EVERY_DTYPE: frozenset[str] = frozenset(DTYPES)  # every dtype the implementation supports
+FLOAT64_AND_FLOAT32: frozenset[str] = frozenset({"float64", "float32"})  # stability at extremes, per the contract
+FLOAT64_ONLY: frozenset[str] = frozenset({"float64"})  # structural properties: one dtype is enough
 
 NONE = "none"  # reduction='none'; Subject.draw pins it only for implementations that take ``reduction``
 
 
 @dataclass(frozen=True)
 class Property:
-    """A named check; ``examples`` scales the profile's example budget (cheap structural checks use fewer)."""
+    """A named check; ``examples`` scales the profile's example budget (cheap structural checks use fewer).
+
+    dtypes: the dtypes it runs in (a subset of ``DTYPES``). needs: the facts of the catalog entry it reads
+    (names from ``lossguard.harness.kernel.model.FACTS``, e.g. 'outcome', 'relations.cross_entropy'); the
+    runner reports an entry that tags it without stating them as an error of the catalog.
+    """
 
     name: str
     summary: str
     check: Callable[[Subject, Any], None]
-    dtypes: str = ALL_DTYPES
+    dtypes: frozenset[str] = EVERY_DTYPE
     examples: float = 1.0
     cuda_only: bool = False
+    needs: tuple[str, ...] = ()
 
 
-REGISTRY: dict[str, Property] = {}
+# the properties by name (the catalog's tags); not the inventory of implementations (harness.app.inventory)
+PROPERTIES: dict[str, Property] = {}
+
+
+def _checked_dtypes(name: str, dtypes: Any) -> frozenset[str]:
+    if not isinstance(dtypes, frozenset) or not dtypes or not all(isinstance(d, str) for d in dtypes):
+        raise TypeError(
+            f"property {name!r}: dtypes = {dtypes!r}, but should be a non-empty frozenset of dtype names "
+            "(EVERY_DTYPE, FLOAT64_AND_FLOAT32, FLOAT64_ONLY)"
+        )
+    unknown = sorted(dtypes - set(DTYPES))
+    if unknown:
+        raise ValueError(f"property {name!r}: unknown dtype {unknown[0]!r} in dtypes; known: {', '.join(DTYPES)}")
+    return dtypes
 
 
 def register(
-    name: str, summary: str, dtypes: str = ALL_DTYPES, examples: float = 1.0, cuda_only: bool = False
+    name: str,
+    summary: str,
+    dtypes: frozenset[str] = EVERY_DTYPE,
+    examples: float = 1.0,
+    cuda_only: bool = False,
+    needs: tuple[str, ...] = (),
 ) -> Callable[[Callable[[Subject, Any], None]], Callable[[Subject, Any], None]]:
-    """Decorator adding a property to the registry under ``name`` (the catalog's tag)."""
+    """Decorator adding a property to ``PROPERTIES`` under ``name`` (the catalog's tag); a bad dtype set or
+    an unknown fact raises here, at import."""
+    dtypes = _checked_dtypes(name, dtypes)
+    unknown = [fact for fact in needs if fact not in FACTS]
+    if unknown:
+        raise ValueError(f"property {name!r}: needs unknown fact {unknown[0]!r}; known: {', '.join(FACTS)}")
 
     def add(check: Callable[[Subject, Any], None]) -> Callable[[Subject, Any], None]:
-        if name in REGISTRY:
+        if name in PROPERTIES:
             raise ValueError(f"property {name!r} registered twice")
-        REGISTRY[name] = Property(name, summary, check, dtypes, examples, cuda_only)
+        PROPERTIES[name] = Property(name, summary, check, dtypes, examples, cuda_only, tuple(needs))
         return check
 
     return add

@@ -12,16 +12,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossguard.harness.kernel import tolerance
-from lossguard.properties.base import FLOAT64_AND_32, NONE, register
-
-# (upper bound of the loss, whether it is >= iou_loss): see box_loss_range
-_RANGE = {
-    "iou_loss": (1.0, False),
-    "generalized_box_iou_loss": (2.0, True),
-    "distance_box_iou_loss": (2.0, True),
-    "complete_box_iou_loss": (3.0, True),
-}
-
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, register
 
 
 def _first(mask: np.ndarray) -> int:
@@ -31,7 +22,8 @@ def _first(mask: np.ndarray) -> int:
 @register(
     "box_loss_range",
     "0 <= IoU loss <= 1, 0 <= GIoU, DIoU loss < 2, 0 <= CIoU loss < 3; GIoU, DIoU, CIoU >= IoU loss",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
+    needs=("value_range",),
 )
 def box_loss_range(subject, data) -> None:
     """Exact forms, for eps > 0 and valid boxes:
@@ -44,30 +36,31 @@ def box_loss_range(subject, data) -> None:
     * CIoU: 0 <= v <= (4 / pi^2)(pi / 2)^2 = 1 and 0 <= alpha < 1 (the denominator exceeds v), so
       0 <= alpha v < 1 and 1 - IoU <= ciou loss < 3.
 
-    The implementation's values are checked against these bounds, and the lower bound 1 - IoU against the
-    float64 reference of iou_loss on the same boxes, each within the tolerance of the value.
+    The implementation's values are checked against these bounds (the entry's ``value_range``), and the lower
+    bound 1 - IoU against the float64 reference of the entry it is at least (``relations.at_least``: iou_loss)
+    on the same boxes, each within the tolerance of the value.
     """
-    high, above_iou = _RANGE[subject.spec.name]
+    low, high = subject.spec.value_range
     example = subject.draw(data, regime="any", reduction=NONE)
     value = subject.value(example)
     allowed = subject.compare(value, 0.0, subject.scale(example)).allowed
-    outside = (value < -allowed) | (value > high + allowed) | np.isnan(value)
+    outside = (value < low - allowed) | (value > high + allowed) | np.isnan(value)
     if np.any(outside):
         i = _first(outside)
-        subject.fail(f"loss at row {i} = {value[i]!r}, but should lie in [0, {high:g}]", example)
-    if above_iou:
-        iou = subject.catalog("iou_loss")
-        lower = subject.reference(example, iou)
-        below = value < lower - allowed - subject.compare(lower, lower, subject.scale(example, iou)).allowed
+        subject.fail(f"loss at row {i} = {value[i]!r}, but should lie in [{low:g}, {high:g}]", example)
+    if subject.spec.relations.at_least is not None:
+        bound = subject.catalog(subject.spec.relations.at_least)
+        lower = subject.reference(example, bound)
+        below = value < lower - allowed - subject.compare(lower, lower, subject.scale(example, bound)).allowed
         if np.any(below):
             i = _first(below)
-            subject.fail(f"loss at row {i} = {value[i]!r}, but should be >= the IoU loss {lower[i]!r}", example)
+            subject.fail(f"loss at row {i} = {value[i]!r}, but should be >= the {bound.name} {lower[i]!r}", example)
 
 
 @register(
     "identical_boxes",
     "identical boxes give exactly eps / (area + eps) (0 up to the eps term), zero-area boxes 1",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def identical_boxes(subject, data) -> None:
     """boxes2 = boxes1, area a = w h: I = U = a, so IoU = a / (a + eps) and 1 - IoU = eps / (a + eps); the
@@ -100,7 +93,7 @@ def _boxes(example, change) -> dict:
 @register(
     "box_translation_invariance",
     "translating both boxes by one vector leaves the loss unchanged",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def box_translation_invariance(subject, data) -> None:
     """L(b1 + t, b2 + t) = L(b1, b2) exactly, t = (tx, ty, tx, ty): widths, intersection and enclosing sides and
@@ -118,7 +111,7 @@ def box_translation_invariance(subject, data) -> None:
 @register(
     "box_scale_invariance",
     "scaling both boxes by s = 2^k: L(s b; eps) = L(b; eps / s^2) (and for CIoU up to an exact eps term)",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def box_scale_invariance(subject, data) -> None:
     """Scaling every coordinate by s multiplies areas by s^2 and lengths by s. Hence, exactly,
@@ -149,7 +142,7 @@ _FLAT = ("w1", "h1", "w2", "h2", "both points", "same point", "both flat")
 @register(
     "zero_area_boxes",
     "zero-area boxes (x1 = x2 or y1 = y2) give the finite values of the catalog's convention, finite gradients",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def zero_area_boxes(subject, data) -> None:
     """Every row gets a zero-area box (boxes1, boxes2, both, or one point box repeated): the value must be the

@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossguard.harness.kernel import tolerance
-from lossguard.properties.base import FLOAT64_AND_32, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, register
 
 
 def _representable(subject, values) -> np.ndarray:
@@ -21,15 +21,16 @@ def _representable(subject, values) -> np.ndarray:
 @register(
     "gan_bce_composition",
     "GAN losses equal their compositions of the binary_cross_entropy_with_logits reference",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
+    needs=("relations.cross_entropy",),
 )
 def gan_bce_composition(subject, data) -> None:
-    """Exact statement (Goodfellow et al. 2014, as minimisations): with B(z, y) the catalog's
-    ``binary_cross_entropy_with_logits`` reference with ``reduction='mean'`` and constant labels,
+    """Exact statement (Goodfellow et al. 2014, as minimisations): with B(z, y) the reference of the entry's
+    ``relations.cross_entropy`` (binary_cross_entropy_with_logits) with ``reduction='mean'`` and constant labels,
     gan_discriminator_loss(r, f) = B(r, 1) + B(f, 0) and gan_generator_loss(f) = B(f, 1) (non-saturating:
     not -B(f, 0)). The tolerance is the sum of the compositions' error scales."""
     example = subject.draw(data, regime="any")
-    bce = subject.catalog("binary_cross_entropy_with_logits").reference
+    bce = subject.catalog(subject.spec.relations.cross_entropy).reference
     discriminator = "real_logits" in subject.spec.args
     expected, scale = np.asarray(0.0), np.asarray(0.0)
     with np.errstate(all="ignore"):
@@ -46,7 +47,7 @@ def gan_bce_composition(subject, data) -> None:
 @register(
     "wgan_antisymmetry",
     "WGAN losses are odd: swapping real and fake (negating the fakes) negates the loss, so it takes negative values",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def wgan_antisymmetry(subject, data) -> None:
     """Exact statement (Arjovsky et al. 2017): the critic loss mean(f) - mean(r) satisfies L(real=f, fake=r) =
@@ -72,7 +73,7 @@ def wgan_antisymmetry(subject, data) -> None:
 @register(
     "vae_kl",
     "the VAE's KL term is >= 0, and exactly 0 at mu = 0, logvar = 0",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def vae_kl(subject, data) -> None:
     """Exact statement: KL(N(mu, exp(logvar)) || N(0, 1)) = 0.5 sum(mu^2 + exp(logvar) - 1 - logvar) >= 0 with
@@ -105,7 +106,7 @@ def vae_kl(subject, data) -> None:
 @register(
     "uncertainty_minimiser",
     "uncertainty weighting is minimised over s_i at log L_i: zero gradient, value sum(1 + log L_i), larger nearby",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def uncertainty_minimiser(subject, data) -> None:
     """Exact statement (Kendall et al. 2018): for L_i > 0, f(s) = sum_i exp(-s_i) L_i + s_i is strictly convex with

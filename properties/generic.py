@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from lossguard.harness.kernel import tolerance
 from lossguard.harness.kernel.failures import ImplementationRaised
-from lossguard.properties.base import FLOAT64, FLOAT64_AND_32, NONE, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, FLOAT64_ONLY, NONE, register
 
 
 @register("agreement", "value agrees with the float64 reference under the tolerance policy, every reduction")
@@ -93,7 +93,11 @@ def zero_at_perfect(subject, data) -> None:
     )
 
 
-@register("reduction", "'sum' = sum of 'none'; 'mean' = 'sum' / normaliser (PyTorch's weighted mean)", dtypes="float")
+@register(
+    "reduction",
+    "'sum' = sum of 'none'; 'mean' = 'sum' / normaliser (PyTorch's weighted mean)",
+    dtypes=FLOAT64_AND_FLOAT32,
+)
 def reduction(subject, data) -> None:
     subject.need(subject.accepts("reduction"))
     example = subject.draw(data, regime="typical", reduction=NONE)
@@ -122,7 +126,7 @@ def _take(example, first: str, rows, batch: int):
     )
 
 
-@register("batch", "reduction='none' is batch-independent and permutation-equivariant", dtypes="float")
+@register("batch", "reduction='none' is batch-independent and permutation-equivariant", dtypes=FLOAT64_AND_FLOAT32)
 def batch(subject, data) -> None:
     subject.need(subject.accepts("reduction"))
     example = subject.draw(data, regime="typical", reduction=NONE)
@@ -141,7 +145,7 @@ def batch(subject, data) -> None:
 
 
 @register(
-    "stability", "finite value and gradients at extreme inputs wherever the exact ones are", dtypes=FLOAT64_AND_32
+    "stability", "finite value and gradients at extreme inputs wherever the exact ones are", dtypes=FLOAT64_AND_FLOAT32
 )
 def stability(subject, data) -> None:
     example = subject.draw(data, regime="extreme", reduction=NONE)
@@ -181,14 +185,14 @@ def _expect_finite(subject, what: str, actual: np.ndarray, exact: np.ndarray, mu
         subject.fail(f"{what}{where} = {actual[index]!r}, but should be finite (exact value {exact[index]!r})", example)
 
 
-@register("immutability", "the call modifies none of its inputs, with and without requires_grad", dtypes=FLOAT64)
+@register("immutability", "the call modifies none of its inputs, with and without requires_grad", dtypes=FLOAT64_ONLY)
 def immutability(subject, data) -> None:
     example = subject.draw(data, regime="typical")
     for requires_grad in (False, True):
         subject.call(example, watch_inputs=True, requires_grad=requires_grad)
 
 
-@register("invalid_input", "invalid input raises an exception with a message", dtypes=FLOAT64, examples=0.25)
+@register("invalid_input", "invalid input raises an exception with a message", dtypes=FLOAT64_ONLY, examples=0.25)
 def invalid_input(subject, data) -> None:
     cases = [c for c in subject.spec.error_cases if all(subject.accepts(n) for n in c.needs)]
     subject.need(bool(cases))

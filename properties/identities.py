@@ -10,7 +10,8 @@ import numpy as np
 from hypothesis import strategies as st
 from scipy.special import expit, log_softmax, logsumexp, softmax, xlogy
 
-from lossguard.properties.base import FLOAT64_AND_32, NONE, register
+from lossguard.harness.kernel.model import BINARY
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, register
 
 
 def _requires(subject, *params: str) -> None:
@@ -48,24 +49,34 @@ def huber_limits(subject, data) -> None:
         )
 
 
-@register("huber_smooth_l1", "huber(delta = d) = d * smooth_l1(beta = d) for d > 0")
+@register(
+    "huber_smooth_l1",
+    "huber(delta = d) = d * smooth_l1(beta = d) for d > 0",
+    needs=("relations.rescaled",),
+)
 def huber_smooth_l1(subject, data) -> None:
-    own = subject.spec.name
-    param = "delta" if own == "huber_loss" else "beta"
-    _requires(subject, param, "reduction")
+    """The entry states the relation (``relations.rescaled``): L(param = d) = d^power * other(other_param = d);
+    huber_loss is smooth_l1_loss rescaled by delta (power 1), smooth_l1_loss huber_loss by 1 / beta (power -1).
+    The implementation times d^-power is compared with the other entry's float64 reference."""
+    rescaled = subject.spec.relations.rescaled
+    _requires(subject, rescaled.param, "reduction")
     example = subject.draw(data, regime="typical", reduction=NONE)
-    d = example.params[param]
+    d = example.params[rescaled.param]
     subject.need(d > 0)
-    other = subject.catalog("smooth_l1_loss" if own == "huber_loss" else "huber_loss")
-    other_param = "beta" if param == "delta" else "delta"
-    counterpart = example.replace(**{other_param: d}).params
+    other = subject.catalog(rescaled.entry)
+    counterpart = example.replace(**{rescaled.entry_param: d}).params
     counterpart = {k: v for k, v in counterpart.items() if k in other.params}
     other_example = example.__class__(example.args, counterpart)
     mine = subject.value(example)
     theirs = subject.reference(other_example, other)
-    factor = d if own == "smooth_l1_loss" else 1.0 / d
+    factor = d**-rescaled.power if rescaled.power < 0 else 1.0 / d**rescaled.power
     subject.expect_close(
-        f"{own} x {factor:g}", mine * factor, theirs, subject.scale(example) * abs(factor), example, slack=2.0
+        f"{subject.spec.name} x {factor:g}",
+        mine * factor,
+        theirs,
+        subject.scale(example) * abs(factor),
+        example,
+        slack=2.0,
     )
 
 
@@ -203,12 +214,16 @@ def _entropy(p: np.ndarray, axis: int) -> np.ndarray:
 
 @register("cross_entropy_kl", "CE(p, q) = H(p) + KL(p || q) for class probabilities p")
 def cross_entropy_kl(subject, data) -> None:
+    """An entry that names the cross-entropy it relates to (``relations.cross_entropy``) is the KL side:
+    sum_c KL(p || q) = CE(p, log q) - H(p) through that entry's reference; one that names none is the
+    cross-entropy, compared with H(p) + KL(p || softmax(z)) in closed form."""
     _requires(subject, "reduction")
-    if subject.spec.name == "kl_div":
+    related = subject.spec.relations.cross_entropy
+    if related is not None:
         example = subject.draw(data, regime="typical", reduction=NONE, log_target=False)
         log_q, p = example.args["input"], example.args["target"]
         kl = np.sum(subject.value(example), axis=1)
-        ce = subject.catalog("cross_entropy").reference(log_q, p, reduction=NONE)
+        ce = subject.catalog(related).reference(log_q, p, reduction=NONE)
         scale = np.sum(subject.scale(example), axis=1) + np.abs(ce) + np.abs(_entropy(p, 1))
         subject.expect_close("sum_c kl_div", kl, ce - _entropy(p, 1), scale, example)
         return
@@ -223,7 +238,9 @@ def cross_entropy_kl(subject, data) -> None:
     subject.expect_close("CE(p, q)", subject.value(example), _entropy(p, axis) + kl, scale, example)
 
 
-@register("kl_divergence", "sum_c KL >= 0.5 ||p - q||_1^2 (Pinsker) >= 0, and KL(p || p) = 0", dtypes=FLOAT64_AND_32)
+@register(
+    "kl_divergence", "sum_c KL >= 0.5 ||p - q||_1^2 (Pinsker) >= 0, and KL(p || p) = 0", dtypes=FLOAT64_AND_FLOAT32
+)
 def kl_divergence(subject, data) -> None:
     """Non-negativity with equality iff p = q, made quantitative by Pinsker's inequality."""
     _requires(subject, "reduction")
@@ -244,15 +261,21 @@ def kl_divergence(subject, data) -> None:
     subject.expect_close("KL(p || p)", value, 0.0, np.sum(subject.scale(same), axis=1), same)
 
 
-@register("focal_identities", "focal with gamma = 0 and no alpha is CE / BCE; focal <= CE for 0 <= alpha <= 1")
+@register(
+    "focal_identities",
+    "focal with gamma = 0 and no alpha is CE / BCE; focal <= CE for 0 <= alpha <= 1",
+    needs=("relations.cross_entropy",),
+)
 def focal_identities(subject, data) -> None:
+    """The cross-entropy is the entry's ``relations.cross_entropy`` (BCE-with-logits for the sigmoid focal
+    loss, cross_entropy for the softmax one), called with the parameters both share (ignore_index)."""
     _requires(subject, "reduction")
-    binary = subject.spec.name == "sigmoid_focal_loss"
-    ce = subject.catalog("binary_cross_entropy_with_logits" if binary else "cross_entropy")
+    ce = subject.catalog(subject.spec.relations.cross_entropy)
     example = subject.draw(data, regime="any", reduction=NONE)
     alpha = example.params.get("alpha")
     subject.need(alpha is None or bool(np.all((np.asarray(alpha) >= 0) & (np.asarray(alpha) <= 1))))
-    keep = {"reduction": NONE} if binary else {"reduction": NONE, "ignore_index": example.params["ignore_index"]}
+    shared = {k: v for k, v in example.params.items() if k in ce.params and k != "reduction"}
+    keep = {"reduction": NONE, **shared}
     plain = ce.reference(example.args["input"], example.args["target"], **keep)
     value = subject.value(example)
     allowed = subject.compare(value, plain, subject.scale(example)).allowed
@@ -265,11 +288,15 @@ def focal_identities(subject, data) -> None:
         )
 
 
-@register("multilabel_mean_bce", "multilabel_soft_margin = mean over labels of BCE-with-logits")
+@register(
+    "multilabel_mean_bce",
+    "multilabel_soft_margin = mean over labels of BCE-with-logits",
+    needs=("relations.cross_entropy",),
+)
 def multilabel_mean_bce(subject, data) -> None:
     _requires(subject, "reduction")
     example = subject.draw(data, regime="any", reduction=NONE)
-    bce = subject.catalog("binary_cross_entropy_with_logits").reference
+    bce = subject.catalog(subject.spec.relations.cross_entropy).reference
     weight = example.params.get("weight")
     expected = np.mean(bce(example.args["input"], example.args["target"], weight=weight, reduction=NONE), axis=-1)
     subject.expect_close("multilabel soft margin", subject.value(example), expected, subject.scale(example), example)
@@ -294,20 +321,17 @@ def _report(data, p: np.ndarray) -> np.ndarray:
 @register(
     "proper_scoring",
     "strictly proper: the expected loss under p is smallest when reporting q = p",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
+    needs=("scoring", "outcome"),
 )
 def proper_scoring(subject, data) -> None:
     """For a true distribution p and any report q != p, E_{y~p} L(q, y) > E_{y~p} L(p, y).
 
     Log loss: the gap is exactly KL(p || q); Brier: ||p - q||^2. Hinge and focal are not strictly
-    proper (the catalog records why), so this property fails on them by definition.
+    proper (the catalog records why), so this property fails on them by definition. A loss whose
+    ``outcome`` is binary reports over 2 outcomes (P(y = 1) = q[1]), any other over C = 2..4.
     """
-    binary = subject.spec.name in (
-        "binary_cross_entropy",
-        "binary_cross_entropy_with_logits",
-        "sigmoid_focal_loss",
-        "hinge_loss",
-    )
+    binary = subject.spec.outcome == BINARY
     n_classes = 2 if binary else data.draw(st.integers(2, 4), label="C")
     p = _simplex(data, n_classes, "p")
     q = _report(data, p)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from lossguard.properties.base import FLOAT64_AND_32, NONE, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, register
 
 LABELS = ("label", "labels", "target")
 
@@ -43,7 +43,7 @@ def _vector(data, dims: int, label: str) -> np.ndarray:
 @register(
     "translation_invariance",
     "adding one vector c to every embedding leaves a distance-based loss unchanged",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def translation_invariance(subject, data) -> None:
     """L(x_1 + c, ..., x_k + c) = L(x_1, ..., x_k): the loss depends on differences of embeddings only."""
@@ -66,7 +66,7 @@ def _orthogonal(data, dims: int) -> np.ndarray:
 @register(
     "rotation_invariance",
     "rotating every embedding by one orthogonal Q leaves the loss unchanged",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def rotation_invariance(subject, data) -> None:
     """L(Q x_1, ..., Q x_k) = L(x_1, ..., x_k) for orthogonal Q: euclidean distances and cosines are preserved."""
@@ -114,7 +114,7 @@ def _margin_met_example(subject, data, example):
     return example.replace({"embeddings": centres[labels] + spread * _unit(data, (len(labels), k))})
 
 
-@register("margin_met", "the loss is 0 wherever the margin is met", dtypes=FLOAT64_AND_32)
+@register("margin_met", "the loss is 0 wherever the margin is met", dtypes=FLOAT64_AND_FLOAT32)
 def margin_met(subject, data) -> None:
     """Constructed examples where every margin is met with a gap g > 0, on which the loss is exactly 0:
     contrastive: similar pairs identical (d = 0), dissimilar ones at d = margin + g; triplet: d(a, p) <= delta
@@ -126,7 +126,9 @@ def margin_met(subject, data) -> None:
     subject.expect_close("loss with every margin met", subject.value(met), 0.0, subject.scale(met), met)
 
 
-@register("uniform_similarity", "all similarities equal: the loss is log(number of candidates)", dtypes=FLOAT64_AND_32)
+@register(
+    "uniform_similarity", "all similarities equal: the loss is log(number of candidates)", dtypes=FLOAT64_AND_FLOAT32
+)
 def uniform_similarity(subject, data) -> None:
     """InfoNCE with every key equal to the query: log(M + 1) per row; NT-Xent with all 2N views equal:
     log(2N - 1) (every logit equal: the cross-entropy of a uniform softmax over the candidates)."""
@@ -152,7 +154,7 @@ def uniform_similarity(subject, data) -> None:
 @register(
     "scale_invariance",
     "rescaling each embedding by a positive factor leaves a normalised loss unchanged",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def scale_invariance(subject, data) -> None:
     """L(a_1 x_1, ..., a_k x_k) = L(x_1, ..., x_k) for a_i > 0 when the loss normalises (cosines); the factors
@@ -176,7 +178,7 @@ def scale_invariance(subject, data) -> None:
 @register(
     "excludes_self",
     "NT-Xent: each anchor's denominator runs over the 2N - 1 other views, never itself",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def excludes_self(subject, data) -> None:
     """mean_a [log sum_{k != a} exp(s_ak) - s_a,pair(a)], s = cosine / temperature, written out anchor by anchor."""
@@ -198,7 +200,7 @@ def excludes_self(subject, data) -> None:
 @register(
     "hardest_pair",
     "batch-hard mining picks the farthest positive and the nearest negative of each anchor",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def hardest_pair(subject, data) -> None:
     """Brute force, anchor by anchor: mean over anchors with a positive and a negative of
@@ -232,7 +234,7 @@ def _judge_batch_hard(subject, case) -> None:
 @register(
     "softplus_identity",
     "pairwise logistic = softplus(rejected - chosen), finite at differences of +-1e4",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def softplus_identity(subject, data) -> None:
     """-log sigmoid(c - r) = softplus(r - c) = max(r - c, 0) + log1p(exp(-|r - c|)), also at r - c = +-1e4

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossguard.properties.base import FLOAT64_AND_32, NONE, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, register
 
 
 @register("overlap_range", "Dice, Jaccard and Tversky values lie in [0, 1]")
@@ -50,7 +50,11 @@ def overlap_symmetry(subject, data) -> None:
     )
 
 
-@register("tversky_identities", "Tversky(1/2, 1/2, smooth = s) = Dice(smooth = 2 s); Tversky(1, 1, s) = Jaccard(s)")
+@register(
+    "tversky_identities",
+    "Tversky(1/2, 1/2, smooth = s) = Dice(smooth = 2 s); Tversky(1, 1, s) = Jaccard(s)",
+    needs=("relations.dice", "relations.jaccard"),
+)
 def tversky_identities(subject, data) -> None:
     """Exact forms, from v = 1 - (TP + s) / (TP + alpha FP + beta FN + s) and sum p + sum y = 2 TP + FP + FN:
 
@@ -58,13 +62,15 @@ def tversky_identities(subject, data) -> None:
       1 - (2 TP + 2 s) / (sum p + sum y + 2 s), which is Dice with smooth 2 s;
     * alpha = beta = 1: TP + FP + FN = sum p + sum y - TP, which is Jaccard with smooth s.
 
-    The implementation's Tversky is compared with the float64 references of dice_loss and jaccard_loss.
+    The implementation's Tversky is compared with the float64 references of the entries it names
+    (``relations.dice``, ``relations.jaccard``: dice_loss and jaccard_loss).
     """
     subject.need(all(subject.accepts(p) for p in ("alpha", "beta", "smooth")))
     example = subject.draw(data, regime="any", reduction=NONE)
     s = example.params["smooth"]
     shared = {k: v for k, v in example.params.items() if k not in ("alpha", "beta", "smooth")}
-    for weight, other, other_smooth in ((0.5, "dice_loss", 2 * s), (1.0, "jaccard_loss", s)):
+    relations = subject.spec.relations
+    for weight, other, other_smooth in ((0.5, relations.dice, 2 * s), (1.0, relations.jaccard, s)):
         mine = example.replace(alpha=weight, beta=weight)
         theirs = example.__class__(example.args, {**shared, "smooth": other_smooth})
         expected = subject.reference(theirs, subject.catalog(other))
@@ -104,7 +110,9 @@ def _near_zero(data, shape: tuple[int, ...], logits: bool) -> np.ndarray:
 
 
 @register(
-    "empty_masks_finite", "finite value and gradients on empty masks with predictions near 0", dtypes=FLOAT64_AND_32
+    "empty_masks_finite",
+    "finite value and gradients on empty masks with predictions near 0",
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def empty_masks_finite(subject, data) -> None:
     """All targets 0 and p ~ 0 (p = 0 exactly at logits -1e4 or probability 0): TP = FN = 0 and FP ~ 0,
@@ -134,34 +142,32 @@ def empty_masks_finite(subject, data) -> None:
         )
 
 
-_PARTS = {
-    "bce_dice_loss": ("bce_weight", "binary_cross_entropy_with_logits", "dice_loss"),
-    "ce_dice_loss": ("ce_weight", "cross_entropy", "multiclass_dice_loss"),
-}
-
-
-@register("composite_sum", "bce_dice / ce_dice = w_1 * (its cross-entropy) + w_2 * (its Dice), each a mean")
+@register(
+    "composite_sum",
+    "bce_dice / ce_dice = w_1 * (its cross-entropy) + w_2 * (its Dice), each a mean",
+    needs=("relations.parts",),
+)
 def composite_sum(subject, data) -> None:
-    """L(w_1, w_2) = w_1 CE + w_2 Dice exactly (each part with its 'mean'): the implementation with one
-    weight 0 must give the other part times its weight (against that part's float64 reference), and the
-    weighted loss must be the sum of the two."""
-    first, ce_name, dice_name = _PARTS[subject.spec.name]
-    subject.need(subject.accepts(first) and subject.accepts("dice_weight"))
+    """L(w_1, w_2, ...) = w_1 L_1 + w_2 L_2 + ... exactly (each part with its 'mean'), the parts and their
+    weight parameters as the entry states them (``relations.parts``: bce_dice_loss is bce_weight x
+    binary_cross_entropy_with_logits + dice_weight x dice_loss): the implementation with every other weight
+    0 must give each part times its weight (against that part's float64 reference), and the weighted loss
+    must be the sum of the parts."""
+    terms = subject.spec.relations.parts
+    subject.need(all(subject.accepts(term.weight) for term in terms))
     example = subject.draw(data, regime="any")
-    w1, w2 = example.params[first], example.params["dice_weight"]
-    smooth = example.params["smooth"]
-    parts = [
-        (example.replace(**{first: w1, "dice_weight": 0.0}), w1, subject.catalog(ce_name), {}),
-        (example.replace(**{first: 0.0, "dice_weight": w2}), w2, subject.catalog(dice_name), {"smooth": smooth}),
-    ]
     values = []
-    for alone, weight, spec, params in parts:
-        part = example.__class__(example.args, params)
+    for term in terms:
+        weight = example.params[term.weight]
+        alone = example.replace(**{t.weight: (weight if t is term else 0.0) for t in terms})
+        spec = subject.catalog(term.entry)
+        part = example.__class__(example.args, {k: example.params[k] for k in term.shared})
         value = subject.value(alone)
         expected = weight * subject.reference(part, spec)
         scale = abs(weight) * subject.scale(part, spec)
         subject.expect_close(f"{spec.name} part (weight {weight:g})", value, expected, scale, alone)
         values.append(value)
-    subject.expect_close(
-        "weighted loss", subject.value(example), values[0] + values[1], subject.scale(example), example
-    )
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    subject.expect_close("weighted loss", subject.value(example), total, subject.scale(example), example)

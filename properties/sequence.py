@@ -18,7 +18,7 @@ from lossguard.harness.kernel import strategies as S
 from lossguard.harness.kernel import tolerance
 from lossguard.harness.kernel.frameworks.base import Outcome
 from lossguard.harness.kernel.model import Example
-from lossguard.properties.base import FLOAT64_AND_32, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, register
 
 CHUNK_KEYWORDS = ("chunk_size", "token_chunk_size")  # the blocking knobs of a chunked linear_cross_entropy
 
@@ -40,7 +40,7 @@ def _representable(subject, expected) -> np.ndarray:
     "ignored_tokens",
     "changing ignored tokens (their logits / hidden rows, and the ignore value) changes neither the loss nor the "
     "gradient of the other tokens; the gradient at ignored tokens is exactly 0",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def ignored_tokens(subject, data) -> None:
     """Exact statement. Let I be the tokens whose target equals ``ignore_index`` (made non-empty by
@@ -100,7 +100,7 @@ def ignored_tokens(subject, data) -> None:
 @register(
     "perplexity",
     "the implementation's perplexity(logits, target, ...) = exp(mean per-token CE), not a mean of per-token exps",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
 )
 def perplexity(subject, data) -> None:
     """Exact statement: perplexity = exp(L) with L the loss itself, the mean over the non-ignored tokens
@@ -133,13 +133,14 @@ def _chunk_keywords(fn: Callable) -> tuple[str, ...]:
     "linear_materialised",
     "linear_cross_entropy = cross_entropy(hidden @ weight.T + bias) on the float64 logits, value and gradients, "
     "for every chunk size",
-    dtypes=FLOAT64_AND_32,
+    dtypes=FLOAT64_AND_FLOAT32,
+    needs=("relations.cross_entropy",),
 )
 def linear_materialised(subject, data) -> None:
     """Exact statement: for every blocking of the computation (``chunk_size`` vocabulary entries in
     1..V+2, ``token_chunk_size`` tokens in 1..N+2, whichever of these keywords the implementation
     takes), loss(hidden, weight, target, bias) = CE(z, target) with z = hidden weight^T + bias formed
-    in float64 from the inputs (the reference of the catalog's ``cross_entropy``), and, with
+    in float64 from the inputs (the reference of the entry's ``relations.cross_entropy``), and, with
     G = dCE/dz: d/dhidden = G weight, d/dweight = G^T hidden, d/dbias = sum_n G_n. Chunking (an online
     logsumexp over vocabulary blocks, the rescaling of its running sum when the maximum grows) must
     not change the result beyond rounding: tolerances are the linear reference's error scales.
@@ -156,7 +157,7 @@ def linear_materialised(subject, data) -> None:
     outcome = _call_with(subject, functools.partial(subject.impl.fn, **sizes), example, grad=names)
     bias = example.params.get("bias")
     logits = hidden @ weight.T + (0.0 if bias is None else bias)
-    cross_entropy = subject.catalog("cross_entropy").reference
+    cross_entropy = subject.catalog(subject.spec.relations.cross_entropy).reference
     params = {"ignore_index": example.params.get("ignore_index", -100), "reduction": example.params["reduction"]}
     with np.errstate(all="ignore"):
         expected = cross_entropy(logits, example.args["target"], **params)

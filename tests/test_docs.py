@@ -8,7 +8,7 @@ import pytest
 
 from lossguard.catalog import CATALOG
 from lossguard.harness.app import docs
-from lossguard.properties.base import REGISTRY
+from lossguard.properties.base import PROPERTIES
 
 LOSSES_MD = Path(__file__).resolve().parents[1] / "docs" / "LOSSES.md"
 REGENERATE = "regenerate with python -m lossguard.harness.app.docs > docs/LOSSES.md"
@@ -33,11 +33,11 @@ def test_every_catalog_entry_is_documented(rendered: str, name: str) -> None:
         assert f"`{tag}`" in row, f"property {tag} of {name} is missing from its row"
 
 
-@pytest.mark.parametrize("name", list(REGISTRY))
+@pytest.mark.parametrize("name", list(PROPERTIES))
 def test_every_property_is_documented(rendered: str, name: str) -> None:
     assert f"| `{name}` |" in rendered, f"property {name} has no row; {REGENERATE}"
 
 
 def test_catalog_tags_are_registered_properties() -> None:
-    unknown = {(s.name, t) for s in CATALOG.values() for t in s.properties if t not in REGISTRY}
+    unknown = {(s.name, t) for s in CATALOG.values() for t in s.properties if t not in PROPERTIES}
     assert not unknown, f"catalog tags without a registered property: {sorted(unknown)}"

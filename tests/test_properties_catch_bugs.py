@@ -79,12 +79,12 @@ FAMILY_TESTS = ("test_metric", "test_segmentation", "test_detection", "test_gene
 def test_every_property_has_a_planted_bug():
     """Every registered property is proven here (generic properties, core identities) or by the CASES of its
     family's test module; device needs CUDA (test_device_property_catches_a_device_dependent_loss)."""
-    from lossguard.properties.base import REGISTRY
+    from lossguard.properties.base import PROPERTIES
 
     proven = {case[0] for case in CASES} | {"device"}
     for name in FAMILY_TESTS:
         proven |= {case[0] for case in importlib.import_module(name).CASES}
-    assert set(REGISTRY) - proven == set(), "properties without a planted bug"
+    assert set(PROPERTIES) - proven == set(), "properties without a planted bug"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")

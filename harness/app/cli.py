@@ -142,11 +142,11 @@ def _list(as_json: bool) -> int:
 
 def _job(args: argparse.Namespace, base: Sequence[str], profile: str) -> dict[str, Any]:
     from lossguard.harness.app.runner import EVERY_PROPERTY  # noqa: F401  (import check: the runner loads the registry)
-    from lossguard.properties.base import REGISTRY
+    from lossguard.properties.base import PROPERTIES
 
-    unknown = [p for p in args.property or () if p not in REGISTRY]
+    unknown = [p for p in args.property or () if p not in PROPERTIES]
     if unknown:
-        raise UsageError(f"unknown property {unknown[0]!r}; known: {', '.join(REGISTRY)}")
+        raise UsageError(f"unknown property {unknown[0]!r}; known: {', '.join(PROPERTIES)}")
     return {
         "dtypes": list(args.dtype or DTYPES),
         "devices": ["cpu", "cuda"] if args.device == "all" else [args.device],

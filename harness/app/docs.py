@@ -4,7 +4,7 @@
 
 ``render()`` returns the Markdown; ``tests/test_docs.py`` fails when docs/LOSSES.md differs from it.
 Everything in the document comes from the catalog entries (``lossguard.catalog.CATALOG``) and the
-property registry (``lossguard.properties.base.REGISTRY``); nothing here describes a particular loss.
+property registry (``lossguard.properties.base.PROPERTIES``); nothing here describes a particular loss.
 """
 
 from __future__ import annotations
@@ -14,16 +14,12 @@ from typing import Any
 
 import lossguard.properties.all  # noqa: F401  (registers every property)
 from lossguard.catalog import CATALOG
-from lossguard.harness.kernel.model import LossSpec
-from lossguard.properties.base import ALL_DTYPES, FLOAT64, FLOAT64_AND_32, REGISTRY, Property
+from lossguard.harness.kernel.model import DTYPES, LossSpec
+from lossguard.properties.base import EVERY_DTYPE, PROPERTIES, Property
 
 COMMAND = "python -m lossguard.harness.app.docs > docs/LOSSES.md"
 
-_DTYPES = {
-    ALL_DTYPES: "every dtype the implementation supports",
-    FLOAT64_AND_32: "float64, float32",
-    FLOAT64: "float64",
-}
+_EVERY_DTYPE = "every dtype the implementation supports"
 
 _INTRO = f"""\
 # The loss catalog: the canonical contract
@@ -144,7 +140,7 @@ def _property_section() -> list[str]:
         "| property | summary | dtypes | applies to |",
         "|---|---|---|---|",
     ]
-    for name, prop in REGISTRY.items():
+    for name, prop in PROPERTIES.items():
         losses = [spec.name for spec in CATALOG.values() if name in spec.properties]
         lines.append(
             "| "
@@ -162,7 +158,7 @@ def _property_section() -> list[str]:
 
 
 def _dtypes(prop: Property) -> str:
-    text = _DTYPES.get(prop.dtypes, prop.dtypes)
+    text = _EVERY_DTYPE if prop.dtypes == EVERY_DTYPE else ", ".join(d for d in DTYPES if d in prop.dtypes)
     return f"{text}; CUDA only" if prop.cuda_only else text
 
 

@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import as_completed as _as_completed
 from dataclasses import dataclass
@@ -23,13 +23,12 @@ from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Uns
 
 import lossguard.properties.all  # noqa: F401  (registers every property)
 from lossguard.catalog import CATALOG
-from lossguard.catalog import spec as catalog_spec
 from lossguard.harness.kernel.failures import Failure, ImplementationRaised
 from lossguard.harness.kernel.frameworks import binding as framework_binding
-from lossguard.harness.kernel.model import DTYPES, Implementation, PropertyResult
+from lossguard.harness.kernel.model import Implementation, LossSpec, PropertyResult
 from lossguard.harness.kernel.profiles import settings_for
 from lossguard.harness.kernel.subject import Subject
-from lossguard.properties.base import FLOAT64, FLOAT64_AND_32, REGISTRY, Property
+from lossguard.properties.base import PROPERTIES, Property
 
 EVERY_PROPERTY = "(every property)"
 _UNSUPPORTED_DTYPE = re.compile(r"not implemented for '(Half|BFloat16)'|unsupported (dtype|scalar type)", re.I)
@@ -57,8 +56,19 @@ class Selection:
 
 
 def _dtypes_of(prop: Property, selected: Sequence[str]) -> list[str]:
-    wanted = {FLOAT64: ("float64",), FLOAT64_AND_32: ("float64", "float32")}.get(prop.dtypes, DTYPES)
-    return [d for d in selected if d in wanted]
+    return [d for d in selected if d in prop.dtypes]
+
+
+def _lookup(catalog: Mapping[str, LossSpec]) -> Callable[[str], LossSpec]:
+    """The entry named ``name`` in ``catalog`` (what a Subject resolves related entries with)."""
+
+    def spec(name: str) -> LossSpec:
+        try:
+            return catalog[name]
+        except KeyError:
+            raise KeyError(f"unknown loss {name!r}; known: {', '.join(catalog)}") from None
+
+    return spec
 
 
 def _restriction_problem(spec, impl: Implementation, restriction) -> str | None:
@@ -68,18 +78,22 @@ def _restriction_problem(spec, impl: Implementation, restriction) -> str | None:
     return None
 
 
-def plan(impls: Iterable[Implementation], selection: Selection) -> list[tuple[Implementation, str, str, str]]:
-    """The (implementation, property, device, dtype) runs, in report order."""
+def plan(
+    impls: Iterable[Implementation], selection: Selection, catalog: Mapping[str, LossSpec] | None = None
+) -> list[tuple[Implementation, str, str, str]]:
+    """The (implementation, property, device, dtype) runs, in report order. ``catalog``: the entries by name
+    (default: lossguard's CATALOG; a caller may pass it extended with entries of its own)."""
+    catalog = CATALOG if catalog is None else catalog
     runs = []
     for impl in impls:
-        spec = CATALOG[impl.loss]
+        spec = catalog[impl.loss]
         names = [n for n in spec.properties if selection.properties is None or n in selection.properties]
         for device in selection.devices:
             if framework_binding(impl.framework).devices().get(device):
                 runs.append((impl, EVERY_PROPERTY, device, "all"))  # one skip, with the reason
                 continue
             for name in names:
-                prop = REGISTRY[name]
+                prop = PROPERTIES[name]
                 if prop.cuda_only and device != "cuda":
                     continue
                 runs.extend((impl, name, device, dtype) for dtype in _dtypes_of(prop, selection.dtypes))
@@ -96,9 +110,19 @@ def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str) ->
     given(st.data())(settings_for(profile, prop.examples)(check))()
 
 
-def run_one(impl: Implementation, name: str, device: str, dtype: str, selection: Selection) -> PropertyResult:
-    """Run one property on one implementation, device and dtype; never raises for the judged code's sake."""
-    spec = CATALOG[impl.loss]
+def run_one(
+    impl: Implementation,
+    name: str,
+    device: str,
+    dtype: str,
+    selection: Selection,
+    catalog: Mapping[str, LossSpec] | None = None,
+) -> PropertyResult:
+    """Run one property on one implementation, device and dtype; never raises for the judged code's sake.
+    ``catalog``: the entries by name, the implementation's and those its identities relate it to (default:
+    lossguard's CATALOG)."""
+    catalog = CATALOG if catalog is None else catalog
+    spec = catalog[impl.loss]
     result = PropertyResult(
         loss=impl.loss,
         implementation=impl.name,
@@ -114,7 +138,15 @@ def run_one(impl: Implementation, name: str, device: str, dtype: str, selection:
     if problem:
         result.status, result.message = "skip", problem
         return result
-    prop = REGISTRY[name]
+    prop = PROPERTIES[name]
+    missing = [fact for fact in prop.needs if not spec.states(fact)]
+    if missing:
+        result.status = "error"
+        result.message = (
+            f"catalog entry {spec.name!r} tags {name!r} but states no {missing[0]}, which the property reads "
+            "(a problem of the catalog, not a verdict on the implementation)"
+        )
+        return result
     finding = impl.finding_for(name, dtype, device)
     witness = finding.witness if finding else None
     subject = Subject(
@@ -125,7 +157,7 @@ def run_one(impl: Implementation, name: str, device: str, dtype: str, selection:
         restriction=dict(spec.properties[name]),
         witness=witness,
         domain=spec.domains.get(name),
-        related=catalog_spec,
+        related=_lookup(catalog),
     )
     started = time.perf_counter()
     try:
@@ -171,19 +203,22 @@ def run(
     selection: Selection,
     progress: Callable[[int, int, PropertyResult], None] | None = None,
     workers: int = 1,
+    catalog: Mapping[str, LossSpec] | None = None,
 ) -> list[PropertyResult]:
     """Run everything ``selection`` asks for; ``progress(done, total, result)`` after each run.
 
     With ``workers > 1`` built-in implementations (found again by name in each worker process)
-    are spread over that many processes; results come back in plan order either way.
+    are spread over that many processes; results come back in plan order either way. ``catalog``: the
+    entries by name (default: lossguard's CATALOG); a caller's own mapping runs in this process.
     """
     impls = list(impls)
-    runs = plan(impls, selection)
-    if workers > 1 and len(impls) > 1 and all(i.kind in ("torch", "own") for i in impls):
+    runs = plan(impls, selection, catalog)
+    builtin = all(i.kind in ("torch", "own") for i in impls)
+    if workers > 1 and len(impls) > 1 and builtin and catalog is None:
         return _run_parallel(impls, selection, progress, workers, len(runs))
     results = []
     for index, (impl, name, device, dtype) in enumerate(runs, start=1):
-        results.append(run_one(impl, name, device, dtype, selection))
+        results.append(run_one(impl, name, device, dtype, selection, catalog))
         if progress:
             progress(index, len(runs), results[-1])
     return results

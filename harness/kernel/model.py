@@ -78,6 +78,69 @@ class Finding:
         )
 
 
+# What a loss's target is: the outcome its prediction is scored against (``LossSpec.outcome``)
+BINARY = "binary"  # one event per element (labels in {0, 1} or {-1, +1}): a report is P(y = 1)
+MULTICLASS = "multiclass"  # one of C classes per sample (class indices, or their probabilities)
+PROBABILITIES = "probabilities"  # a target distribution over C classes (KL divergence)
+MULTILABEL = "multilabel"  # C independent binary labels per sample
+REAL = "real"  # a real-valued target (regression)
+OUTCOMES = (BINARY, MULTICLASS, PROBABILITIES, MULTILABEL, REAL)
+
+
+@dataclass(frozen=True)
+class Rescaled:
+    """This loss is another entry's times a power of one shared parameter value d > 0:
+    ``L(param = d) = d ** power * entry(entry_param = d)`` (huber_loss(delta = d) = d smooth_l1_loss(beta = d))."""
+
+    entry: str
+    param: str
+    entry_param: str
+    power: int
+
+
+@dataclass(frozen=True)
+class Part:
+    """One term of a weighted sum of losses: the parameter ``weight`` times ``entry``'s value with
+    reduction 'mean', the parameters ``shared`` passed on to it (bce_dice_loss: bce_weight x BCE + ...)."""
+
+    entry: str
+    weight: str
+    shared: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Relations:
+    """The other catalog entries a family identity compares this loss with, by name (a property resolves a
+    name with ``Subject.catalog``, which the application injects; properties never name a loss themselves).
+
+    cross_entropy: the cross-entropy this loss reduces to or is built from: the focal losses at gamma = 0
+        (focal_identities), the per-label BCE that multilabel_soft_margin_loss averages (multilabel_mean_bce),
+        the BCE compositions of the GAN losses (gan_bce_composition), the materialised logits' CE of
+        linear_cross_entropy (linear_materialised); an entry tagged cross_entropy_kl that names one is the
+        KL side of CE = H + KL (kl_div), one that names none is the cross-entropy itself.
+    rescaled: this loss as another entry rescaled by a parameter (huber_smooth_l1).
+    at_least: an entry whose loss this one is >= on the same inputs (box_loss_range: GIoU, DIoU, CIoU >= IoU).
+    dice, jaccard: the entries a Tversky loss equals at alpha = beta = 1/2 and 1 (tversky_identities).
+    parts: the terms of a weighted sum of losses (composite_sum), in order.
+    """
+
+    cross_entropy: str | None = None
+    rescaled: Rescaled | None = None
+    at_least: str | None = None
+    dice: str | None = None
+    jaccard: str | None = None
+    parts: tuple[Part, ...] = ()
+
+    def names(self) -> tuple[str, ...]:
+        """Every entry named here (each must be in the catalog)."""
+        single = (self.cross_entropy, self.at_least, self.dice, self.jaccard)
+        rescaled = (self.rescaled.entry,) if self.rescaled else ()
+        return tuple(n for n in (*single, *rescaled, *(p.entry for p in self.parts)) if n is not None)
+
+
+NO_RELATIONS = Relations()
+
+
 @dataclass(frozen=True)
 class LossSpec:
     """One catalog entry: one row of the loss catalog (docs/LOSSES.md is generated from these).
@@ -89,6 +152,9 @@ class LossSpec:
         not array arguments (perceptual_loss's feature extractor and layers): they count as parameters.
     variants: reference keywords outside the canonical contract (name -> description): not in
         ``params`` nor in ``signature``; an implementation that accepts one is checked on it too.
+    benchmark: (example, seeded generator) -> the call to time, for a loss whose realistic call is not
+        its seeded example with the rows repeated (``lossguard.harness.kernel.seeded.benchmark_example``);
+        None: that call.
     examples: ``(draw, dtype, regime, accepted) -> Example`` — a Hypothesis composite body that
         builds valid inputs ("typical" or "extreme" regime) varying only accepted parameters.
     properties: tag -> parameter restriction under which the property holds ({} for none).
@@ -107,6 +173,14 @@ class LossSpec:
     domains: tag -> predicate on an example: the exact domain of a property beyond its parameter
         restriction (scale invariance of F.normalize holds only for norms 0 or >= eps); examples
         outside it are discarded, never judged.
+    outcome: what the target is, one of ``OUTCOMES`` ("" when no property needs it): 'binary' (one event
+        per element), 'multiclass' (one of C classes), 'probabilities' (a target distribution),
+        'multilabel', 'real'. proper_scoring reports over 2 outcomes for a binary loss, over C otherwise.
+    value_range: (low, high): every value of the loss lies in [low, high] (box_loss_range); None: not stated.
+    relations: the other entries the family identities compare this loss with (``Relations``).
+
+    Properties read these facts, never the entry's name: a new entry stating them gets the properties it
+    tags without a change to any property (tests/test_catalog_facts.py).
     """
 
     name: str
@@ -126,11 +200,19 @@ class LossSpec:
     by_definition: Mapping[str, str] = field(default_factory=dict)
     variants: Mapping[str, str] = field(default_factory=dict)
     supplied: Mapping[str, Any] = field(default_factory=dict)
+    benchmark: Callable[[Example, np.random.Generator], Example] | None = None
     caveats: str = ""
     ulps: float = 8.0
+    outcome: str = ""
+    value_range: tuple[float, float] | None = None
+    relations: Relations = NO_RELATIONS
 
     def __post_init__(self) -> None:
         self._check_signature()
+        if self.outcome and self.outcome not in OUTCOMES:
+            raise ValueError(f"entry {self.name!r}: outcome {self.outcome!r} is not one of {OUTCOMES}")
+        if self.value_range is not None and not self.value_range[0] <= self.value_range[1]:
+            raise ValueError(f"entry {self.name!r}: value_range {self.value_range!r} is not (low, high), low <= high")
 
     # --- the contract, derived from the reference's signature ---------------------------------
 
@@ -185,10 +267,24 @@ class LossSpec:
         ]
         return f"{self.name}({', '.join(parts)})"
 
+    def states(self, fact: str) -> bool:
+        """Whether the entry states ``fact``: a field name or ``relations.<field>`` (see ``FACTS``)."""
+        value: Any = self
+        for part in fact.split("."):
+            value = getattr(value, part)
+        return value is not None and value != "" and value != ()
+
 
 def literal(value: Any) -> str:
     """A default as the signature text writes it: its repr, exponents without padding (1e-7, not 1e-07)."""
     return re.sub(r"e([+-])0*(\d)", r"e\1\2", repr(value)) if isinstance(value, float) else repr(value)
+
+
+# the facts of an entry a property may declare it reads (``register(..., needs=...)``)
+FACTS = (
+    *(f.name for f in dataclasses.fields(LossSpec) if f.name != "relations"),
+    *(f"relations.{f.name}" for f in dataclasses.fields(Relations)),
+)
 
 
 @dataclass(frozen=True)
