@@ -117,12 +117,12 @@ def _lossguard() -> list[str]:
     return [found] if found else [sys.executable, "-m", "lossguard"]
 
 
-def _environment(command: Sequence[str]) -> dict[str, str]:
-    """This environment without CI (so the audit runs at the default, dev, profile). The installed lossguard
-    is measured; only when there is none (``python -m lossguard``) is the source tree put on the path."""
+def _environment(pythonpath: Path | None = None) -> dict[str, str]:
+    """This environment without CI (so the audit runs at the default, dev, profile); ``pythonpath`` first on
+    the path when given (benchmarks/against.py measures two installed copies side by side)."""
     env = {k: v for k, v in os.environ.items() if k != "CI"}
-    if list(command[1:3]) == ["-m", "lossguard"]:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), env.get("PYTHONPATH", "")) if p)
     return env
 
 
@@ -130,7 +130,7 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _run(command: Sequence[str], cwd: Path, quiet: bool) -> Run:
+def _run(command: Sequence[str], cwd: Path, quiet: bool, pythonpath: Path | None = None) -> Run:
     """Run ``command``, forwarding its progress (stderr) live; the summary is stdout's last lossguard line."""
     load_before = _load()
     with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
@@ -138,7 +138,7 @@ def _run(command: Sequence[str], cwd: Path, quiet: bool) -> Run:
         process = subprocess.Popen(
             list(command),
             cwd=cwd,
-            env=_environment(command),
+            env=_environment(pythonpath),
             stdout=out,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
