@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 
 from lossguard.catalog import CATALOG
-from lossguard.harness.kernel.model import Finding, Implementation
+from lossguard.harness.kernel.model import Finding, Implementation, LossSpec
 
 KINDS = ("torch", "own", "third-party", "all")
 
@@ -24,10 +24,12 @@ def _register_parameter_objects() -> None:
 _register_parameter_objects()
 
 
-def accepted_parameters(fn: Callable, loss: str) -> frozenset[str]:
+def accepted_parameters(fn: Callable, loss: str, catalog: Mapping[str, LossSpec] | None = None) -> frozenset[str]:
     """The parameters of ``loss`` that ``fn`` accepts (by name, or all with **kwargs): canonical ones and the
-    reference's variants (an implementation offering a variant is checked on it)."""
-    canonical = set(CATALOG[loss].params) | set(CATALOG[loss].variants)
+    reference's variants (an implementation offering a variant is checked on it). ``catalog``: where the
+    entry is (default: lossguard's catalog; a contributor's new entry may live elsewhere until it lands)."""
+    spec = (CATALOG if catalog is None else catalog)[loss]
+    canonical = set(spec.params) | set(spec.variants)
     try:
         parameters = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -44,14 +46,15 @@ def bind(
     kind: str,
     findings: Iterable[Finding] = (),
     source: str = "",
+    catalog: Mapping[str, LossSpec] | None = None,
 ) -> Implementation:
-    """An Implementation of catalog entry ``loss`` by the callable ``fn``."""
+    """An Implementation of catalog entry ``loss`` (in ``catalog``, default lossguard's) by the callable ``fn``."""
     return Implementation(
         name=name,
         loss=loss,
         kind=kind,
         fn=fn,
-        accepted=accepted_parameters(fn, loss),
+        accepted=accepted_parameters(fn, loss, catalog),
         findings=tuple(findings),
         source=source or getattr(fn, "__module__", ""),
     )
