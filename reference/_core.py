@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
+from scipy.special import expit
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -184,6 +185,15 @@ def sum_to_shape(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         if size == 1 and gradient.shape[axis] != 1:
             gradient = gradient.sum(axis=axis, keepdims=True)
     return gradient.reshape(shape)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) to an ulp (4u) for every x, subnormal results included: scipy's ``expit`` flushes
+    to 0 below x = -709.8 (exp(x) still a subnormal down to -745); there 1 + exp(x) rounds to 1 and the
+    sigmoid is exp(x) (relative difference exp(x) < 2^-1000), used from x < -40 (exp(x) < 2^-57)."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(under="ignore"):
+        return np.where(x < -40.0, np.exp(np.minimum(x, 0.0)), expit(x))
 
 
 def softplus(x: np.ndarray) -> np.ndarray:

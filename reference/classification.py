@@ -13,9 +13,17 @@ the usual float evaluation an implementation performs (see ``lossguard.reference
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, log_expit, xlogy
+from scipy.special import log_expit, xlogy
 
-from lossguard.reference._core import Gradient, Terms, log_softmax, loss_reference, softplus, sum_to_shape
+from lossguard.reference._core import (
+    Gradient,
+    Terms,
+    log_softmax,
+    loss_reference,
+    sigmoid,
+    softplus,
+    sum_to_shape,
+)
 
 ROUNDOFF = 2.0**-53  # float64's unit roundoff
 
@@ -94,13 +102,13 @@ def _bce_logits_grad(input, target, weight=None, reduction="mean", pos_weight=No
     value, _, lw = bce_with_logits_terms(z, y, pos_weight)
     w = _weights(weight, value.shape)
     pw = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=np.float64)
-    s_neg = expit(-z)
+    s_neg = sigmoid(-z)
     d_z = w * ((1.0 - y) - lw * s_neg)
     d_y = w * (-z + (pw - 1.0) * softplus(-z))
     # scales: the terms of the canonical forms sigmoid(z) - y (magnitude up to 1 + |y|) and of
     # softplus(-z) pw - softplus(z) for d/dy (terms of magnitude softplus(+-z))
     grads = {
-        "input": Gradient(d_z, np.abs(w) * (np.abs(1.0 - y) + np.abs(lw) * s_neg + expit(z) + np.abs(y))),
+        "input": Gradient(d_z, np.abs(w) * (np.abs(1.0 - y) + np.abs(lw) * s_neg + sigmoid(z) + np.abs(y))),
         "target": Gradient(d_y, np.abs(w) * (np.abs(z) + (np.abs(pw - 1.0) + np.abs(pw)) * softplus(-z) + softplus(z))),
     }
     if weight is not None:
@@ -292,8 +300,8 @@ def _sigmoid_focal_parts(input, target, alpha, gamma, alpha_mode):
     z = np.asarray(input, dtype=np.float64)
     y = np.asarray(target, dtype=np.float64)
     bce, bce_scale, _ = bce_with_logits_terms(z, y)
-    p = expit(z)
-    q = (1.0 - y) * p + y * expit(-z)  # 1 - p_t, as a sum of non-negative terms
+    p = sigmoid(z)
+    q = (1.0 - y) * p + y * sigmoid(-z)  # 1 - p_t, as a sum of non-negative terms
     return z, y, p, q, bce, bce_scale, _alpha_t(alpha, y, alpha_mode)
 
 
@@ -315,7 +323,7 @@ def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, reduction="mean", a
     _, _, _, q, bce, bce_scale, a = _sigmoid_focal_parts(input, target, alpha, gamma, alpha_mode)
     modulating = q**gamma
     values = a * modulating * bce
-    scale = np.abs(a) * (modulating * bce_scale + gamma * _ratio(modulating * bce, q))
+    scale = np.abs(a) * (modulating * bce_scale + gamma * modulating * _ratio(np.abs(bce), q))
     return Terms(values, scale)
 
 
@@ -330,18 +338,22 @@ def _sigmoid_focal_grad(input, target, alpha=0.25, gamma=2.0, reduction="mean", 
     """
     _, y, p, q, bce, bce_scale, a = _sigmoid_focal_parts(input, target, alpha, gamma, alpha_mode)
     modulating = q**gamma
-    p_neg = expit(-np.asarray(input, dtype=np.float64))  # 1 - p, not formed by subtraction
+    p_neg = sigmoid(-np.asarray(input, dtype=np.float64))  # 1 - p, not formed by subtraction
     r = _ratio(p * p_neg, q)
     first = gamma * modulating * (1.0 - 2.0 * y) * r * bce
     # p - y = (1 - y) p - y (1 - p): exact for hard labels; for soft ones the cancellation is in the scale
     below, above = (1.0 - y) * p, y * p_neg
     second = modulating * (below - above)
     d_z = a * (first + second)
+    # ratios to q of quantities no larger than q (|bce|, below, above: <= ~q where q is small), each formed
+    # before it multiplies: q is a subnormal for 709.8 < |z| < 745, where 1 / q overflows and q^(gamma + 1) underflows
+    bce_over_q = _ratio(np.abs(bce), q)
+    terms = np.abs(first) + modulating * (np.abs(below) + np.abs(above))
+    terms_over_q = gamma * modulating * np.abs(1.0 - 2.0 * y) * r * bce_over_q + modulating * _ratio(
+        np.abs(below) + np.abs(above), q
+    )
     scale = np.abs(a) * (
-        (np.abs(first) + modulating * (np.abs(below) + np.abs(above)))
-        * (1.0 + (gamma + 1.0) * _ratio(np.ones_like(q), q))
-        + gamma * modulating * r * bce_scale
-        + gamma * _ratio(modulating, q) * np.abs(bce)
+        terms + (gamma + 1.0) * terms_over_q + gamma * modulating * r * bce_scale + gamma * modulating * bce_over_q
     )
     return {"input": Gradient(d_z, scale)}
 
@@ -361,7 +373,7 @@ def _softmax_focal_parts(input, target, alpha, gamma, ignore_index):
     _, lse_others = log_softmax(np.where(onehot > 0, -np.inf, z))
     d = lse_others[..., 0] - z_y
     lp = log_expit(-d)
-    u = expit(d)
+    u = sigmoid(d)
     if alpha is None:
         a = np.ones(index.shape)
     elif np.ndim(alpha) == 0:
@@ -478,7 +490,7 @@ def _multilabel_grad(input, target, weight=None, reduction="mean"):
     y = np.asarray(target, dtype=np.float64)
     w = _weights(weight, z.shape)
     n_labels = z.shape[-1]
-    s = expit(z)
+    s = sigmoid(z)
     d_z = w * (s - y) / n_labels
     d_y = -w * z / n_labels
     return {

@@ -39,6 +39,14 @@ carrying, besides its value and its gradient with respect to the 8 coordinates o
 
 ``Terms.scale`` is ``vm`` and a gradient's scale is ``gm``. The tolerance allows K = 8 times the unit
 roundoff times these, so the library's atan/atan2 (<= 2 ulps) and second-order terms stay covered.
+
+Underflow. A product, quotient or atan2 whose result is subnormal rounds to the subnormal grid: its error
+is at most u |result| + 2^-1075 (gradual underflow; Higham sec. 2.1), that is ``|result| + UNDERFLOW`` in
+units of u with UNDERFLOW = 2^-1022 (float64's; sums and differences of floats are exact there). Every
+such rounding term, in the forward values and in each product of the reverse pass, carries UNDERFLOW: boxes
+1e-311 wide (subnormal widths, which the catalog's example builder draws) have intersections I = iw ih off
+by 2e-13 of themselves, and a gradient of 1e-297 built on them off by 38 of its former, underflow-blind,
+scale; above the subnormal range the term is negligible (2^-1022 against |result|).
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ import numpy as np
 from lossguard.reference._core import Gradient, Terms, loss_reference
 
 FOUR_OVER_PI_SQUARED = 4.0 / np.pi**2
+UNDERFLOW = 2.0**-1022  # a subnormal result's absolute rounding error 2^-1075, in units of u = 2^-53
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,9 @@ class _Dual:
         c = lambda x: x[:, None]  # noqa: E731 (a column of per-row values)
         g = a.g * c(b.v) + c(a.v) * b.g
         ga = a.ga * c(np.abs(b.v)) + c(np.abs(a.v)) * b.ga
-        gm = a.gm * c(np.abs(b.v)) + a.ga * c(b.vm) + b.gm * c(np.abs(a.v)) + b.ga * c(a.vm) + ga
-        return _Dual(v, a.vm * np.abs(b.v) + np.abs(a.v) * b.vm + np.abs(v), g, ga, gm)
+        # the reverse pass's two products (adjoint times b, times a) may each underflow
+        gm = a.gm * c(np.abs(b.v)) + a.ga * c(b.vm) + b.gm * c(np.abs(a.v)) + b.ga * c(a.vm) + ga + 2 * UNDERFLOW
+        return _Dual(v, a.vm * np.abs(b.v) + np.abs(a.v) * b.vm + np.abs(v) + UNDERFLOW, g, ga, gm)
 
     def __truediv__(self, other: _Dual) -> _Dual:
         """d(a / b) = da / b - a db / b^2; errors to first order in those of a, b and of each path's pieces."""
@@ -112,8 +122,9 @@ class _Dual:
                 + b.gm * c(np.abs(a.v) * ib**2)
                 + b.ga * c(2 * np.abs(a.v) * b.vm * ib**3)
                 + ga
+                + 4 * UNDERFLOW  # adjoint / b, and adjoint * a / b / b: up to 4 roundings that may underflow
             )
-            vm = a.vm * ib + np.abs(a.v) * b.vm * ib**2 + np.abs(v)
+            vm = a.vm * ib + np.abs(a.v) * b.vm * ib**2 + np.abs(v) + UNDERFLOW
         return _Dual(v, vm, g, ga, gm)
 
     def where(self, condition: np.ndarray, other: _Dual) -> _Dual:
@@ -157,8 +168,8 @@ def _angle(w: _Dual, h: _Dual) -> _Dual:
     g = (c(h.v) * w.g - c(w.v) * h.g) * c(inv)
     ga = (c(ah) * w.ga + c(aw) * h.ga) * c(inv)
     gm = (c(h.vm) * w.ga + c(ah) * w.gm + c(w.vm) * h.ga + c(aw) * h.gm) * c(inv)
-    gm = gm + ga * c(2 * (aw * w.vm + ah * h.vm) * inv) + ga
-    vm = np.abs(theta) + (ah * w.vm + aw * h.vm) * inv
+    gm = gm + ga * c(2 * (aw * w.vm + ah * h.vm) * inv) + ga + 4 * UNDERFLOW
+    vm = np.abs(theta) + UNDERFLOW + (ah * w.vm + aw * h.vm) * inv
     return _Dual(theta, vm, g, ga, gm)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from lossguard.reference._core import Gradient, Terms, log_softmax, loss_reference, softplus
+from lossguard.reference._core import Gradient, Terms, log_softmax, loss_reference, sigmoid, softplus
 
 NORMALIZE_EPS = 1e-12  # F.normalize divides by max(||x||, eps): a zero embedding stays zero
 # torch's cosine_embedding_loss adds EPSILON to each squared norm: ATen (Loss.cpp) declares it a float 1e-12
@@ -433,10 +433,18 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, reduction="mean") 
 @cosine_embedding_loss.gradient("input1", "input2")
 def _cosine_embedding_grad(input1, input2, target, margin=0.0, reduction="mean"):
     """dcos/dx1 = x2 / (r1 r2) - cos x1 / r1^2 (r = sqrt(||x||^2 + 1e-12)); the loss's is -dcos where
-    target = 1, +dcos where target = -1 and cos > margin, else 0. Kink: cos = margin with target -1."""
+    target = 1, +dcos where target = -1 and cos > margin, else 0. Kink: cos = margin with target -1.
+
+    Scale: the two terms before their cancellation, (D + 4) / 2 roundings of each. A target -1 row whose
+    cos - margin is within KINK_BAND of the value's scale (|margin| + err_cos) keeps the active branch's
+    scale although its gradient is 0: the hinge's side there is decided by the rounding of cos, and the
+    exact gradient may be the active one, a difference of terms that cancel below their own rounding
+    (x1 = 1e4, x2 = -1e4, margin -1: cos - margin = 1e-20 > 0 exactly, cos rounds to -1, and the exact
+    gradient is -1e-24 from terms of 1e-4)."""
     x1, x2, r1, r2, cos, err_cos = cosine_parts(input1, input2)
     y = _f(target)
     sign = np.where(y == 1, -1.0, np.where((y == -1) & (cos > margin), 1.0, 0.0))[..., None]
+    near = ((y == -1) & (np.abs(cos - margin) <= KINK_BAND * (abs(margin) + err_cos)))[..., None]
     a = x2 / r2[..., None] / r1[..., None]
     b = x1 / r1[..., None] / r1[..., None]
     c = cos[..., None]
@@ -444,7 +452,7 @@ def _cosine_embedding_grad(input1, input2, target, margin=0.0, reduction="mean")
     a2 = x1 / r1[..., None] / r2[..., None]
     b2 = x2 / r2[..., None] / r2[..., None]
     d_2 = sign * (a2 - c * b2)
-    factor = (x1.shape[-1] + 4.0) / 2.0 * np.abs(sign)
+    factor = (x1.shape[-1] + 4.0) / 2.0 * np.maximum(np.abs(sign), near)
     s_1 = factor * (np.abs(a) + (np.abs(c) + err_cos[..., None] * 2.0**-6) * np.abs(b))
     s_2 = factor * (np.abs(a2) + (np.abs(c) + err_cos[..., None] * 2.0**-6) * np.abs(b2))
     return {"input1": Gradient(d_1, s_1), "input2": Gradient(d_2, s_2)}
@@ -485,8 +493,10 @@ def pairwise_logistic_loss(chosen, rejected, reduction="mean") -> Terms:
 
 @pairwise_logistic_loss.gradient("chosen", "rejected")
 def _pairwise_logistic_grad(chosen, rejected, reduction="mean"):
-    """d/drejected = sigmoid(rejected - chosen) = -d/dchosen; scale: sigmoid's own error plus the difference's."""
+    """d/drejected = sigmoid(rejected - chosen) = -d/dchosen; scale: sigmoid's own error plus the difference's.
+    The sigmoid is ``_core.sigmoid``: scipy's expit gave 0 for differences below -709.8, where the exact
+    derivative (4.2e-322 at -740) is a subnormal that float64 holds to half its spacing."""
     diff = _f(rejected) - _f(chosen)
-    s = expit(diff)
+    s = sigmoid(diff)
     scale = s * (1.0 + np.abs(diff) * expit(-diff))
     return {"chosen": Gradient(-s, scale), "rejected": Gradient(s, scale)}

@@ -35,10 +35,9 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
-from scipy.special import expit
 
 from lossguard.reference import classification as C
-from lossguard.reference._core import Gradient, Terms, loss_reference
+from lossguard.reference._core import Gradient, Terms, loss_reference, sigmoid
 
 # --- shared pieces ------------------------------------------------------------------------------
 
@@ -60,7 +59,7 @@ def _axes(ndim: int, batch: bool) -> tuple[int, ...]:
 def probabilities(input, from_logits: bool) -> tuple[np.ndarray, np.ndarray]:
     """(p, 1 - p): sigmoid(z) and sigmoid(-z) for logits (both relatively accurate), else (x, 1 - x)."""
     x = np.asarray(input, dtype=np.float64)
-    return (expit(x), expit(-x)) if from_logits else (x, 1.0 - x)
+    return (sigmoid(x), sigmoid(-x)) if from_logits else (x, 1.0 - x)
 
 
 def confusion(p: np.ndarray, q: np.ndarray, y: np.ndarray, batch: bool) -> Confusion:

@@ -259,33 +259,88 @@ def multilabel_soft_margin(x: Sequence, y: Sequence, weight=None) -> mpf:
 
 # --- derivatives --------------------------------------------------------------------------
 
-STEP_BITS = 64  # h = 2^-64 * (the distance over which the function is smooth)
+STEP_BITS = 64  # h = 2^-64 * min(the coordinate's reach, the distance over which fn is smooth)
+FLOOR_BITS = 52  # a coordinate's reach is at least 2^-52 times the scale of the whole input
 RESOLVE_BITS = 80  # f(x + h) - f(x - h) is resolved to 2^-80 of itself (or to 2^-1100 h absolutely)
+GUARD_BITS = 64  # the quotients are recomputed with 64 more bits: agreement shows the precision suffices
+
+
+def step(x, scale, smooth_over=None, bits: int = STEP_BITS) -> mpf:
+    """The difference step at coordinate x of an input of scale ``scale`` (``slopes``): the power of two at
+    or below 2^-bits min(max(|x|, 2^-FLOOR_BITS scale), smooth_over); a unit reach where the whole input is 0."""
+    reach = max(abs(_f(x)), mp.ldexp(_f(scale), -FLOOR_BITS))
+    if reach == 0:
+        reach = mp.one
+    if smooth_over is not None:
+        reach = min(reach, abs(_f(smooth_over)))
+    reach = max(reach, mp.ldexp(1, -1100))
+    return mp.ldexp(1, int(mp.floor(mp.log(reach, 2))) - bits)
 
 
 def slopes(
-    fn: Callable[..., mpf], args: Sequence, index: int, smooth_over: float = 1.0, extent: float | None = None
+    fn: Callable[..., mpf],
+    args: Sequence,
+    index: int,
+    smooth_over: float | None = None,
+    extent: float | None = None,
+    bits: int = STEP_BITS,
 ) -> tuple[mpf, mpf, mpf]:
     """(left, central, right) difference quotients of fn along ``args[index]`` at the float64 point ``args``.
 
-    The step h is a power of two, 2^-STEP_BITS * ``smooth_over`` (a distance over which fn is smooth
-    around the point: 1 for logits, |e| for a residual near 0...). The working precision is chosen so
-    that args[index] +- h is exact, that the rounding of sums of h with the largest input (``extent``,
-    by default the largest |arg|) stays 2^-RESOLVE_BITS below h, and that f(x + h) - f(x - h) keeps
-    RESOLVE_BITS significant bits; it is raised and the quotients recomputed when the function turns
-    out much larger than its variation. For a smooth fn the three quotients agree to O(h f'') (about
-    2^-64 relative) and ``central`` (error O(h^2)) is the derivative; where they disagree, fn has a
-    kink within h of the point and [min(left, right), max(left, right)] is its subdifferential there.
+    Mathematics. With f(t) = fn(..., x + t, ...) and a step h, Taylor's theorem with remainder gives
+
+        central = (f(h) - f(-h)) / (2h) = f'(0) + h^2 f'''(xi) / 6,     |xi| <= h,
+        right   = (f(h) - f(0)) / h     = f'(0) + h f''(xi') / 2,
+        left    = (f(0) - f(-h)) / h    = f'(0) - h f''(xi'') / 2,
+
+    provided f is three times differentiable on [x - h, x + h]. If f is analytic on the disc of radius L
+    around x (L: the distance to the nearest kink or singularity), Cauchy's estimates |f^(n)| <= n! M / L^n
+    (M: max |f| on the disc) bound the central difference's error by M (h / L)^2 / L and the one-sided
+    ones' by M (h / L) / L: with h = 2^-64 L the central quotient is the derivative to 2^-128 of M / L (far
+    below the checks' 2^-52 of their scales) and left, right agree to 2^-64 of it. Where a kink lies
+    within h, f' jumps across it and left / right approximate the two one-sided derivatives: their
+    disagreement detects the kink (``check_derivative``).
+
+    Choice of h. The step must be small against L, which the function and its point decide; it is
+    ``step(x, scale, smooth_over)``: 2^-STEP_BITS times min(reach, smooth_over), rounded down to a power
+    of two, where
+
+    * reach = max(|x|, 2^-FLOOR_BITS scale) is the coordinate's own size with a floor at 2^-52 of the
+      scale of the whole input (``extent``: by default the largest |arg|, which callers raise to the
+      size of the loss's own constants, e.g. 1 for logits). A step relative to |x| cannot cross 0 (a
+      sign's, an |x|'s, a norm's kink) nor leave the scale of the configuration: an absolute step (the
+      former 2^-64, 5e-20) was larger than embeddings of 1e-45 and moved every point of the batch across
+      its neighbours. The floor keeps a coordinate that is 0, or negligible against the rest of the
+      input (what float64 cannot resolve next to it), from needing an arbitrarily small step, and so
+      bounds the precision;
+    * ``smooth_over`` (the caller's) is the distance to the nearest kink along this coordinate, a lower
+      bound of it from the reference's own kink quantities (|t| / Lipschitz constant for a hinge at t = 0,
+      a distance for a norm's kink at 0, half a gap between two distances that a max or min ties), or the
+      length over which a smooth function varies (1 for a logit, the temperature for logits / T, a
+      probability for log p), whichever is smallest; None where the function has neither.
+
+    Precision (the cancellation). f(x + h) - f(x - h) ~ 2 h f' loses mag(f) - mag(f(x+h) - f(x-h)) bits
+    to cancellation, and x + h must be exact: the working precision starts at the span from the largest
+    input (``extent``, or 1) down to h, plus RESOLVE_BITS + 16, and is raised to mag(f) - mag(change) +
+    RESOLVE_BITS + 16 when the function turns out larger than its variation. That accounts for |f| but
+    not for the intermediate quantities of fn, which may be far larger than f (cos - margin = 1e-17 formed
+    from cos = -1 + 1e-17): so the three quotients are also computed again at GUARD_BITS more precision,
+    and the precision raised until the two agree to 2^-RESOLVE_BITS of the largest. Rounding errors of a
+    fixed evaluation shrink by 2^-GUARD_BITS with that much more precision, so agreement means the lower
+    precision's quotients already erred by at most ~2^-RESOLVE_BITS, and the higher's by 2^-GUARD_BITS of
+    that: the returned quotients (the higher precision's) are exact to 2^-RESOLVE_BITS relative, whatever h.
     """
     point = [_f(v) if isinstance(v, float) else v for v in args]
     x = point[index]
-    h = mp.ldexp(1, int(mp.floor(mp.log(max(_f(smooth_over), mp.ldexp(1, -1060)), 2))) - STEP_BITS)
     if extent is None:
-        extent = max([abs(v) for v in point if isinstance(v, mpf)] + [mp.one])
-    span = max(int(mp.mag(_f(extent))), 0) - int(mp.mag(h))
+        extent = max([abs(v) for v in point if isinstance(v, mpf)] + [mp.zero])
+    h = step(x, extent, smooth_over, bits)
+    span = max(int(mp.mag(max(_f(extent), abs(x), h))), 0) - int(mp.mag(h))
     prec = span + RESOLVE_BITS + 16
-    for _attempt in range(4):
-        with mp.workprec(prec):
+
+    def quotients(precision: int) -> tuple[tuple[mpf, mpf, mpf], int]:
+        """The three quotients at ``precision`` bits, and the precision |f| / |change| asks for."""
+        with mp.workprec(precision):
             values = []
             for k in (-1, 0, 1):
                 shifted = list(point)
@@ -295,8 +350,18 @@ def slopes(
             big = max(abs(lo), abs(mid), abs(hi), mp.ldexp(1, -1100))
             change = max(abs(hi - mid), abs(mid - lo), h * mp.ldexp(1, -1090))
             needed = max(span, int(mp.mag(big)) - int(mp.mag(change))) + RESOLVE_BITS + 16
-        if prec >= needed:
-            break
-        prec = needed
+            return ((mid - lo) / h, (hi - lo) / (2 * h), (hi - mid) / h), needed
+
+    for _attempt in range(8):
+        low, needed = quotients(prec)
+        if prec < needed:
+            prec = needed
+            continue
+        high, _ = quotients(prec + GUARD_BITS)
+        with mp.workprec(prec + GUARD_BITS):
+            top = max(abs(q) for q in high)
+            if all(abs(a - b) <= mp.ldexp(top, -RESOLVE_BITS) for a, b in zip(low, high, strict=True)):
+                break
+        prec += GUARD_BITS
     with mp.workdps(DPS):
-        return (mid - lo) / h, (hi - lo) / (2 * h), (hi - mid) / h
+        return tuple(+q for q in high)

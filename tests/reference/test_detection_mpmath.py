@@ -4,7 +4,7 @@ Units as in ``test_references_mpmath``: ``EPS = 2^-52``; ``u = EPS / 2``. The mp
 definitions of LOSSES.md (and of ``lossguard.reference.detection``: eps added to the squared diagonal, aspect angle
 ``atan2(w, h)``) at 50 digits from the exact float inputs; the boxes are drawn by the catalog's own example
 builder (identical, disjoint, shared-edge, corner, nested, zero-area and tiny pairs; coordinates up to 1e4,
-boxes down to 1e-6) with every eps it draws.
+boxes down to 1e-6, and subnormal sizes, which its float strategies allow) with every eps it draws.
 
 Error bound met (in units of EPS times the reference's error scale)
 ------------------------------------------------------------------
@@ -16,9 +16,11 @@ iou, giou, diou, ciou ('none')         scale   1             the scale is a firs
                                                              the error is <= 0.5 EPS scale to first order; the
                                                              rest covers numpy's atan2 (< 1 ulp of theta)
 gradients (boxes1, boxes2), all four   scale   1             central differences of the literal loss (step
-                                                             below the row's smallest coordinate gap, digits
-                                                             enough for the tolerance: _digits) on rows away
-                                                             from the kinks (lossguard.reference.detection.box_kinks)
+                                                             2^-60 of the coordinate's reach and of the row's
+                                                             smallest coordinate gap: _step; digits enough for
+                                                             the tolerance: _digits) on rows away from the
+                                                             kinks (lossguard.reference.detection.box_kinks);
+                                                             subnormal intermediates in the scale (UNDERFLOW)
 =====================================  ======  ============  ===================================================
 """
 
@@ -88,9 +90,14 @@ def test_values(name, case):
         assert err <= 1, f"{name} row {i}: {float(err):.3g} > 1: {value[i]!r} vs {mp.nstr(exact, 20)}; {case}"
 
 
-def _step(row1: np.ndarray, row2: np.ndarray) -> mpf:
-    """The step of a central difference that stays on one side of every max/min of the row: 2^-120 or 2^-60
-    times the smallest gap between two of its x (or two of its y) coordinates."""
+def _step(row1: np.ndarray, row2: np.ndarray, k: int) -> mpf:
+    """The central difference's step for coordinate k (0..7) of a smooth row: the power of two at or below
+    2^-60 min(reach, gap). The reach max(|coordinate|, 2^-52 max |row|) is the coordinate's own size with a
+    floor at the scale of the row (a coordinate 0 next to others of 1e4); the gap, the smallest distance
+    between two distinct x (or two distinct y) coordinates of the row, bounds the distance to every kink of
+    the row's max/min and the lengths (widths, heights and their ratios) over which the loss is smooth. The
+    central quotient's truncation error, h^2 f'''(xi) / 6, is then ~2^-120 of the gradient's size over that
+    length (mp_losses.slopes). The former absolute cap of 2^-120 is replaced by the relative reach."""
     gaps = [
         abs(a - b)
         for axis in (0, 1)
@@ -98,7 +105,11 @@ def _step(row1: np.ndarray, row2: np.ndarray) -> mpf:
         for b in (row1[axis], row1[axis + 2], row2[axis], row2[axis + 2])
         if a != b
     ]
-    return min([mpf(2) ** -120] + [mpf(float(g)) * mpf(2) ** -60 for g in gaps])
+    coordinate = float((row1 if k < 4 else row2)[k % 4])
+    top = max(abs(float(v)) for v in (*row1, *row2))
+    reach = max(abs(coordinate), top * 2.0**-52)
+    length = mpf(min([reach, *[float(g) for g in gaps]]))
+    return mp.ldexp(1, int(mp.floor(mp.log(length, 2))) - 60)
 
 
 def _digits(h: mpf, tolerance: mpf) -> int:
@@ -129,17 +140,28 @@ TINY_WIDTHS = (
 )
 
 
+# subnormal widths (1.4e-311, drawn by the catalog's builder): I = iw ih rounds to the subnormal grid, 2e-13 of
+# itself, and the gradient in X1 (-1.04e-297) was 35-41 times its underflow-blind scale off in iou, diou and ciou
+# (the reference's error scale at fault: reference.detection's UNDERFLOW term; the oracle was right)
+SUBNORMAL_WIDTHS = (
+    np.array([[2.7813423231325e-312, 0.125, 1.6688053938805e-311, 0.875]]),
+    np.array([[0.0, 0.0, 2.225073858507e-311, 1.0]]),
+    1e-7,
+)
+
+
 @SETTINGS
 @given(cases())
 @example(case=TINY_WIDTHS)
+@example(case=SUBNORMAL_WIDTHS)
 @pytest.mark.parametrize("name", LOSSES)
 def test_gradients(name, case):
     b1, b2, eps = case
     grads = getattr(R, name).grad(b1, b2, eps=eps, reduction="sum")
     smooth = ~R.box_kinks(b1, b2)
     for i in np.flatnonzero(smooth):
-        h = _step(b1[i], b2[i])
         for k in range(8):
+            h = _step(b1[i], b2[i], k)
             g = grads["boxes1" if k < 4 else "boxes2"]
             value, scale = g.value[i, k % 4], g.scale[i, k % 4]
             tolerance = EPS * max(mpf(float(scale)), mpf(2.0**-1022))  # exact: 53-bit products

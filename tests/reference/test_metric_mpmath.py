@@ -46,8 +46,10 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mpmath import mp, mpf
-from test_references_mpmath import REALS, _mixed, check, check_derivative, check_reductions
+from test_references_mpmath import REALS, U, _mixed, check, check_derivative, check_reductions
 
+from lossguard.catalog import spec as catalog_spec
+from lossguard.harness.kernel.model import Example
 from lossguard.reference import metric as R
 
 FEW = settings(max_examples=15, deadline=None)
@@ -159,8 +161,14 @@ def _exact(fn, *args) -> mpf:
     return mpl.value(fn, *args)
 
 
-def _check_gradient(grad, fn, arrays: list[np.ndarray], names: list[str], what) -> None:
-    """Every component of every named array's reference gradient against mpmath's derivative of ``fn(*flat)``."""
+def _check_gradient(
+    grad, fn, arrays: list[np.ndarray], names: list[str], what, smooth_over=None, near_kink=False
+) -> None:
+    """Every component of every named array's reference gradient against mpmath's derivative of ``fn(*flat)``.
+
+    smooth_over: a lower bound of the distance (in coordinate units) to the nearest kink of ``fn`` and of the
+    length over which its smooth pieces vary (the ``_*_smooth`` helpers), None if there is none; near_kink:
+    the catalog's kink function flags the example (within float64 rounding of a kink: ``check_derivative``)."""
     sizes = [a.size for a in arrays]
     flat = [float(v) for a in arrays for v in a.ravel()]
 
@@ -176,9 +184,59 @@ def _check_gradient(grad, fn, arrays: list[np.ndarray], names: list[str], what) 
         for i in range(a.size):
             g = grad[name]
             check_derivative(
-                float(g.value.ravel()[i]), call, flat, start + i, GRAD_ULPS, scale=float(g.scale.ravel()[i]), what=what
+                float(g.value.ravel()[i]),
+                call,
+                flat,
+                start + i,
+                GRAD_ULPS,
+                scale=float(g.scale.ravel()[i]),
+                smooth_over=smooth_over,
+                near_kink=near_kink,
+                what=what,
             )
         start += a.size
+
+
+def _nearest(*distances) -> float | None:
+    """The smallest positive finite distance (a zero one is a kink at the point itself: the difference
+    quotients straddle it and ``check_derivative`` judges the subdifferential), None if there is none."""
+    values = [float(v) for d in distances for v in np.ravel(d)]
+    positive = [v for v in values if 0 < v < math.inf]
+    return min(positive) if positive else None
+
+
+def _at_kink(name: str, args: dict, params: dict) -> bool:
+    """The catalog's kink function of the loss: within float64 rounding of a kink (any element)."""
+    return bool(np.any(catalog_spec(name).kinks(Example(args, params), U)))
+
+
+def _batch_hard_smooth(x, labels, margin) -> float | None:
+    """Kinks of the batch-hard loss (reference's batch_hard_parts): the hinge t = 0 of each anchor (t moves
+    at most 2 per unit of a coordinate: |t| / 2), a chosen distance 0 (a norm's kink: d), and a tie of a
+    chosen distance with another candidate of its kind (max or min: half the gap)."""
+    x, _, d, valid, pos, neg, t, _ = R.batch_hard_parts(x, labels, margin)
+    labels = np.asarray(labels)
+    distances = []
+    for a in np.flatnonzero(valid):
+        distances += [abs(t[a]) / 2, d[a, pos[a]], d[a, neg[a]]]
+        for j in range(len(x)):
+            if j != a:
+                chosen = pos[a] if labels[j] == labels[a] else neg[a]
+                distances.append(abs(d[a, j] - d[a, chosen]) / 2)
+    return _nearest(distances)
+
+
+def _norms_smooth(temperature, arrays, normalize: bool) -> float | None:
+    """Lengths of InfoNCE / NT-Xent in coordinate units: logits l / T vary by 1 over T ||x|| of a normalised
+    row x (its unit vector also curves over ||x||), over T / max |coordinate| of raw ones; F.normalize's
+    max(||x||, 1e-12) kinks at ||x|| = 1e-12."""
+    t = float(temperature)
+    rows = np.concatenate([np.reshape(a, (-1, np.shape(a)[-1])) for a in arrays])
+    norms = R.p_norm(rows)
+    if normalize:
+        return _nearest(min(t, 1.0) * norms, np.abs(norms - R.NORMALIZE_EPS))
+    top = float(np.max(np.abs(rows)))
+    return t / top if top > 0 else None
 
 
 def _check_temperature_gradient(grad, fn, temperature, what) -> None:
@@ -215,12 +273,14 @@ def test_contrastive(arrays, margin, data):
     check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(x1, x2, label, margin))
     check_reductions(R.contrastive_loss, (x1, x2, label), {"margin": margin}, exact, VALUE_ULPS, scale=terms.scale)
     grad = R.contrastive_loss.grad(x1, x2, label, margin=margin, reduction="sum")
+    _, d, _, h, _ = R._contrastive_parts(x1, x2, label, margin)
     _check_gradient(
         grad,
         lambda a, b, y: mp.fsum(contrastive(a[i], b[i], y[i], margin) for i in range(len(a))),
         [x1, x2, label],
         ["x1", "x2", "label"],
         (x1, x2, label, margin),
+        smooth_over=_nearest(d, np.abs(h)),  # d's kink at 0 (curvature 1 / d), the hinge (C^1) at d = margin
     )
 
 
@@ -232,6 +292,11 @@ def test_contrastive(arrays, margin, data):
     st.sampled_from([1e-6, 0.0]),
     st.booleans(),
 )
+# p = 1 with a zero difference (every |v_k| at its kink) next to a component of 2.2e-308: the former absolute
+# step 2^-64 crossed the 2.2e-308 component's kink too (oracle at fault; the reference's subgradient was right)
+@example(
+    [np.zeros((2, 2)), np.zeros((2, 2)), np.array([[0.0, 0.0], [0.0, 2.2250738585072014e-308]])], 1.0, 1.0, 0.0, False
+)
 def test_triplet_margin(arrays, margin, p, eps, swap):
     a, pos, neg = arrays
     kwargs = {"margin": margin, "p": p, "eps": eps, "swap": swap}
@@ -239,12 +304,18 @@ def test_triplet_margin(arrays, margin, p, eps, swap):
     exact = [_exact(triplet, list(a[i]), list(pos[i]), list(neg[i]), margin, p, eps, swap) for i in range(len(a))]
     check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(arrays, kwargs))
     grad = R.triplet_margin_loss.grad(a, pos, neg, reduction="sum", **kwargs)
+    (v_ap, d_ap, v_an, d_an, v_pn, d_pn, _), t, _ = R.triplet_parts(a, pos, neg, margin, p, eps, swap)
+    # the hinge t = 0 (|t| / 2: t moves at most 2 per unit of an anchor coordinate), a distance 0, the swap's
+    # tie d(p, n) = d(a, n), and with p = 1 every component of a difference at 0 (|v_k| is a kink)
+    kinks = [np.abs(t) / 2, d_ap, d_an] + ([d_pn, np.abs(d_pn - d_an) / 2] if swap else [])
     _check_gradient(
         grad,
         lambda x, y, z: mp.fsum(triplet(x[i], y[i], z[i], margin, p, eps, swap) for i in range(len(x))),
         [a, pos, neg],
         ["anchor", "positive", "negative"],
         (arrays, kwargs),
+        smooth_over=_nearest(*kinks, *([np.abs(v) for v in (v_ap, v_an, v_pn)] if p == 1 else [])),
+        near_kink=_at_kink("triplet_margin_loss", {"anchor": a, "positive": pos, "negative": neg}, kwargs),
     )
 
 
@@ -253,6 +324,12 @@ def test_triplet_margin(arrays, margin, p, eps, swap):
     st.integers(1, 4).flatmap(lambda n: st.tuples(st.lists(st.integers(0, 1), min_size=n, max_size=n), rows(1, 1))),
     MARGINS,
 )
+# embeddings of 1e-48: the former absolute step (2^-64 = 5e-20, cut to 2^-112) moved a row across all the others
+# (oracle at fault: the step is now relative to the coordinates, and below the kink distances)
+@example(([0, 0, 0, 1], [np.array([[5.84571541162383e-49]])]), 0.0)
+# margin 0 with equally spaced collinear rows: anchor 1's exact t is +2.5e-19 of terms 1e4, the reference's t
+# rounds to 0 (inside the catalog's kink band: either one-sided derivative is right; the oracle compared one)
+@example(([0, 0, 1], [np.array([[1e4, 2.76756766871178]])]), 0.0)
 def test_batch_hard(case, margin):
     labels, _ = case
     n = len(labels)
@@ -265,7 +342,13 @@ def test_batch_hard(case, margin):
     assert terms.values.size >= 1
     grad = R.batch_hard_triplet_loss.grad(x, labels, margin=margin)
     _check_gradient(
-        grad, lambda e: batch_hard([list(r) for r in e], list(labels), margin), [x], ["embeddings"], (x, labels)
+        grad,
+        lambda e: batch_hard([list(r) for r in e], list(labels), margin),
+        [x],
+        ["embeddings"],
+        (x, labels),
+        smooth_over=_batch_hard_smooth(x, labels, margin),
+        near_kink=_at_kink("batch_hard_triplet_loss", {"embeddings": x, "labels": labels}, {"margin": margin}),
     )
 
 
@@ -298,6 +381,8 @@ def test_info_nce(arrays, temperature, normalize, as_array):
         [q, k, neg],
         ["query", "positive_key", "negative_keys"],
         (arrays, kwargs),
+        smooth_over=_norms_smooth(temperature, [q, k, neg], normalize),
+        near_kink=_at_kink("info_nce_loss", {"query": q, "positive_key": k, "negative_keys": neg}, kwargs),
     )
 
 
@@ -319,6 +404,8 @@ def test_nt_xent(arrays, temperature, as_array):
             [z_i, z_j],
             ["z_i", "z_j"],
             (arrays, temperature),
+            smooth_over=_norms_smooth(temperature, [z_i, z_j], True),
+            near_kink=_at_kink("nt_xent_loss", {"z_i": z_i, "z_j": z_j}, {"temperature": temperature}),
         )
 
 
@@ -326,23 +413,32 @@ def test_nt_xent(arrays, temperature, as_array):
 @given(rows(2), _mixed([0.0, 0.5, -0.5, 1.0, -1.0], -1.0, 1.0), st.data())
 @example([np.array([[1e80, 1e80]]), np.array([[1e80, 1e80]])], 0.0, None)
 @example([np.array([[1.0]]), np.array([[1e-5]])], 0.0, None)
+# cos - margin = +1e-20 exactly, cos rounds to -1: the reference's 0 (inactive hinge) had scale 0, the exact
+# gradient -1e-24 is a cancellation of terms 1e-4 (reference's scale at fault); the second: +1.1e-17, -1e-30
+@example([np.array([[1e4]]), np.array([[-1e4]])], -1.0, [-1.0])
+@example([np.array([[1e6]]), np.array([[-210.0]])], -1.0, [-1.0])
 def test_cosine_embedding(arrays, margin, data):
     x1, x2 = arrays
-    y = (
-        np.ones(len(x1))
-        if data is None
-        else np.array(data.draw(st.lists(st.sampled_from([1.0, -1.0]), min_size=len(x1), max_size=len(x1))))
-    )
+    if data is None or isinstance(data, list):  # explicit examples: targets 1, or as given
+        y = np.ones(len(x1)) if data is None else np.array(data)
+    else:
+        y = np.array(data.draw(st.lists(st.sampled_from([1.0, -1.0]), min_size=len(x1), max_size=len(x1))))
     terms = R.cosine_embedding_loss.terms(x1, x2, y, margin=margin, reduction="none")
     exact = [_exact(cosine_embedding, list(x1[i]), list(x2[i]), y[i], margin) for i in range(len(x1))]
     check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(arrays, y, margin))
     grad = R.cosine_embedding_loss.grad(x1, x2, y, margin=margin, reduction="sum")
+    *_, r1, r2, cos, _ = R.cosine_parts(x1, x2)
+    # cos curves over the rows' (eps-shifted) norms r and moves at most 2 / r per unit of a coordinate:
+    # the hinge cos = margin (target -1) is |cos - margin| r / 2 away
+    root = np.minimum(r1, r2)
     _check_gradient(
         grad,
         lambda a, b: mp.fsum(cosine_embedding(a[i], b[i], y[i], margin) for i in range(len(a))),
         [x1, x2],
         ["input1", "input2"],
         (arrays, y, margin),
+        smooth_over=_nearest(root, np.where(y == -1, np.abs(cos - margin) * root / 2, np.inf)),
+        near_kink=_at_kink("cosine_embedding_loss", {"input1": x1, "input2": x2, "target": y}, {"margin": margin}),
     )
 
 
@@ -367,6 +463,7 @@ def test_margin_ranking(case, margin):
 @FEW
 @given(st.integers(1, 5).flatmap(lambda n: st.tuples(*[st.lists(REALS, min_size=n, max_size=n)] * 2)))
 @example(([0.0, 0.0, 1e4, -1e6], [1e4, -1e4, 0.0, 1e6]))
+@example(([-1e6, -1e6, 700.0], [-1e6, -1e6, -40.0]))  # d/dc = -sigmoid(-740) = -4.2e-322: scipy's expit gave 0
 def test_pairwise_logistic(case):
     c, r = (np.array(v) for v in case)
     terms = R.pairwise_logistic_loss.terms(c, r, reduction="none")
