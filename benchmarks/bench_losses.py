@@ -3,8 +3,9 @@
 Parameterised over every implementation of ``lossguard.harness.app.inventory.implementations("all")`` (torch
 built-ins and lossguard's own), float32 and float64, and cpu and cuda; cuda runs only where
 ``torch.cuda.is_available()`` (elsewhere ``setup`` raises NotImplementedError, which asv reports as
-skipped). Inputs are a realistic batch from ``benchmarks.inputs`` (4096 elements, or (256, 100) logits
-for class losses), the same tensors on every run. CUDA timings synchronise after each call.
+skipped). Inputs are a realistic batch from ``benchmarks.inputs``: the entry's own seeded example, its rows
+repeated to about 65536 elements (or the entry's ``benchmark`` builder), the same tensors on every run.
+CUDA timings synchronise after each call.
 
     asv run --quick --python=same        # one pass on this interpreter
     asv run                              # every commit of the configured branch

@@ -343,6 +343,7 @@ CLASSIFICATION = (
         differentiable=("input", "target"),
         error_cases=(SHAPE_MISMATCH,),
         caveats="pointwise ('none') values may be negative; only the sum over a distribution is >= 0",
+        benchmark=lambda example, rng: example.replace(reduction="batchmean"),  # torch warns on 'mean'
     ),
     binary_logit_entry(
         name="sigmoid_focal_loss",

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from lossguard.catalog.common import family_entry, param_case, positive, tags, without
 from lossguard.harness.kernel import strategies as S
 from lossguard.harness.kernel.model import ErrorCase, Example, LossSpec
+from lossguard.harness.kernel.seeded import first_rows
 from lossguard.reference import metric as R
 
 # magnitude caps of embedding coordinates per dtype (typical, extreme)
@@ -363,6 +364,7 @@ METRIC: tuple[LossSpec, ...] = (
         perfect=_batch_hard_perfect,
         caveats="no `batch` and `reduction` properties: no reduction parameter, and the hardest pairs are "
         "mined across the batch (samples are coupled)",
+        benchmark=first_rows(512),  # N x N distances
     ),
     metric_entry(
         name="info_nce_loss",
@@ -406,6 +408,7 @@ METRIC: tuple[LossSpec, ...] = (
         caveats="not zero at a perfect prediction (at least log(1 + (2N - 2) exp(-2 / temperature))); no "
         "`batch` and `reduction` properties: no reduction parameter, and every view is a negative of every "
         "other (samples are coupled)",
+        benchmark=first_rows(512),  # 2N x 2N similarities
     ),
     metric_entry(
         name="cosine_embedding_loss",

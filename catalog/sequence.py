@@ -130,6 +130,18 @@ def _bias_length(example: Example) -> Example:
     return example.replace(bias=np.zeros(v + 1))
 
 
+def _language_model_head(example: Example, rng: np.random.Generator) -> Example:
+    """The benchmark call: 2048 tokens of a 128-wide hidden state through a vocabulary of 8192 (seeded)."""
+    tokens, hidden, vocabulary = 2048, 128, 8192
+    return example.replace(
+        {
+            "hidden": rng.standard_normal((tokens, hidden)),
+            "weight": rng.standard_normal((vocabulary, hidden)) / hidden**0.5,
+            "target": rng.integers(0, vocabulary, tokens),
+        }
+    )
+
+
 sequence_entry = family_entry(family="sequence")  # the family's defaults
 
 SEQUENCE: tuple[LossSpec, ...] = (
@@ -178,5 +190,6 @@ SEQUENCE: tuple[LossSpec, ...] = (
         perfect_is_limit=True,
         caveats="batch: every token shares weight (V, H), which the generic batch property would slice along "
         "its first axis; zero at a perfect prediction only as a limit; no sweep (lossguard plot sweeps an 'input')",
+        benchmark=_language_model_head,
     ),
 )

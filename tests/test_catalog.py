@@ -1,4 +1,6 @@
-"""The catalog is the whole canonical contract: every row of it, each with a reference and an implementation."""
+"""The catalog is the whole canonical contract: every entry with a reference and an implementation, each fact
+about its arguments and parameters stated once (the reference's signature; docs/LOSSES.md renders the rest
+and tests/test_docs.py pins it)."""
 
 from __future__ import annotations
 
@@ -10,36 +12,49 @@ import pytest
 
 from lossguard.catalog import CATALOG
 from lossguard.harness.app.inventory import implementations
+from lossguard.harness.kernel.seeded import seeded_examples
 
-# every row of the canonical contract, by family (the contract this project was created from)
-CONTRACT = {
-    "regression": "mse_loss l1_loss huber_loss smooth_l1_loss log_cosh_loss quantile_loss poisson_nll_loss "
-    "gaussian_nll_loss tweedie_loss asymmetric_mse_loss",
-    "classification": "binary_cross_entropy binary_cross_entropy_with_logits cross_entropy nll_loss kl_div "
-    "sigmoid_focal_loss softmax_focal_loss hinge_loss multi_margin_loss multilabel_soft_margin_loss",
-    "metric": "contrastive_loss triplet_margin_loss batch_hard_triplet_loss info_nce_loss nt_xent_loss "
-    "cosine_embedding_loss margin_ranking_loss pairwise_logistic_loss",
-    "segmentation": "dice_loss multiclass_dice_loss jaccard_loss tversky_loss bce_dice_loss ce_dice_loss boundary_loss",
-    "detection": "iou_loss generalized_box_iou_loss distance_box_iou_loss complete_box_iou_loss",
-    "generative": "gan_discriminator_loss gan_generator_loss wgan_critic_loss wgan_generator_loss vae_loss "
-    "perceptual_loss uncertainty_weighted_loss",
-    "sequence": "sequence_cross_entropy linear_cross_entropy",
-}
-ROWS = [(family, name) for family, names in CONTRACT.items() for name in names.split()]
+ENTRIES = list(CATALOG.values())
+IDS = [spec.name for spec in ENTRIES]
 
 
-def test_lossguard_list_shows_every_row_of_the_contract():
+def test_lossguard_list_shows_every_entry():
     listed = subprocess.run(
         [sys.executable, "-m", "lossguard", "list", "--json"], capture_output=True, text=True, check=True
     )
     entries = {entry["name"]: entry["family"] for entry in json.loads(listed.stdout)}
-    assert entries == dict((name, family) for family, name in ROWS)
+    assert entries == {spec.name: spec.family for spec in ENTRIES}
 
 
-@pytest.mark.parametrize(("family", "name"), ROWS, ids=[name for _, name in ROWS])
-def test_every_row_has_a_reference_and_an_implementation(family, name):
-    spec = CATALOG[name]
-    assert spec.family == family
+@pytest.mark.parametrize("spec", ENTRIES, ids=IDS)
+def test_every_entry_has_a_reference_and_an_implementation(spec):
     assert callable(spec.reference)
-    assert set(spec.differentiable) <= set(spec.reference.differentiable), "each differentiable argument has a gradient"
-    assert any(impl.loss == name for impl in implementations("all")), f"{name} has no implementation under test"
+    missing = set(spec.differentiable) - set(spec.reference.differentiable)
+    assert not missing, f"{spec.name}: no analytic gradient for {sorted(missing)} (differentiable names them)"
+    assert any(impl.loss == spec.name for impl in implementations("all")), f"{spec.name} has no implementation"
+
+
+@pytest.mark.parametrize("spec", ENTRIES, ids=IDS)
+def test_what_an_entry_says_of_its_arguments_and_parameters_matches_its_reference(spec):
+    """args, params and signature are derived from the reference's signature; every other field that names an
+    argument or a parameter must name one of the reference's, or the entry (field named) is wrong."""
+    arguments, keywords = set(spec.args), set(spec.params) | set(spec.variants)
+    wrong = []
+
+    def check(field: str, names) -> None:
+        unknown = sorted(set(names) - arguments - keywords)
+        if unknown:
+            wrong.append(f"{spec.name}: LossSpec.{field} names {unknown}, not parameters of {spec.reference.__name__}")
+
+    check("differentiable", spec.differentiable)
+    for tag, restriction in spec.properties.items():
+        check(f"properties[{tag!r}]", restriction)
+    for case in spec.error_cases:
+        check(f"error_cases ({case.description!r}) needs", case.needs)
+    for example in seeded_examples(spec, count=3, dtype="float64"):
+        check("examples (the arguments it builds)", [k for k, v in example.args.items() if v is not None])
+        check("examples (the parameters it builds)", example.params)
+        absent = sorted(arguments - set(example.args))
+        if absent:
+            wrong.append(f"{spec.name}: LossSpec.examples builds no {absent}, arguments of its reference")
+    assert not wrong, "\n".join(wrong)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,9 @@ def test_every_package_folder_is_mapped_into_the_namespace():
         for init in (ROOT / folder).rglob("__init__.py"):
             relative = init.parent.relative_to(ROOT / folder).parts
             found.add(".".join((package, *relative)))
-    assert found == listed, f"fix [tool.setuptools] packages in pyproject.toml: missing {found - listed}, extra {listed - found}"
+    assert found == listed, (
+        f"fix [tool.setuptools] packages in pyproject.toml: missing {found - listed}, extra {listed - found}"
+    )
 
 
 def test_a_users_reports_and_reference_packages_do_not_shadow_lossguard(tmp_path):
@@ -53,7 +55,18 @@ def installed(tmp_path_factory) -> Path:
     """lossguard installed as a user gets it (a plain, non-editable install) into an empty folder."""
     site = tmp_path_factory.mktemp("site")
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", site, ROOT],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            site,
+            ROOT,
+        ],
         check=True,
         capture_output=True,
     )
@@ -64,7 +77,9 @@ def test_an_install_has_one_top_level_package(installed, tmp_path):
     packages = {p.name for p in installed.iterdir() if (p / "__init__.py").exists() or p.suffix == ".py"}
     assert packages == {"lossguard"}
     assert _python("import harness", cwd=tmp_path, path=[installed]).returncode != 0
-    done = _python("import lossguard.harness.app.cli, lossguard.catalog; print(lossguard.__file__)", tmp_path, [installed])
+    done = _python(
+        "import lossguard.harness.app.cli, lossguard.catalog; print(lossguard.__file__)", tmp_path, [installed]
+    )
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).is_relative_to(installed)
 
@@ -82,7 +97,11 @@ def test_the_layering_contracts_hold(installed, tmp_path):
     through an import hook): the contracts of pyproject.toml [tool.importlinter]."""
     lint = Path(sys.executable).parent / "lint-imports"
     done = subprocess.run(
-        [lint, ROOT / "pyproject.toml"], cwd=tmp_path, capture_output=True, text=True, env={"PYTHONPATH": str(installed)}
+        [lint, ROOT / "pyproject.toml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(installed)},
     )
     assert done.returncode == 0, done.stdout[-3000:]
     assert "0 broken" in done.stdout

@@ -152,6 +152,9 @@ class LossSpec:
         not array arguments (perceptual_loss's feature extractor and layers): they count as parameters.
     variants: reference keywords outside the canonical contract (name -> description): not in
         ``params`` nor in ``signature``; an implementation that accepts one is checked on it too.
+    benchmark: (example, seeded generator) -> the call to time, for a loss whose realistic call is not
+        its seeded example with the rows repeated (``lossguard.harness.kernel.seeded.benchmark_example``);
+        None: that call.
     examples: ``(draw, dtype, regime, accepted) -> Example`` — a Hypothesis composite body that
         builds valid inputs ("typical" or "extreme" regime) varying only accepted parameters.
     properties: tag -> parameter restriction under which the property holds ({} for none).
@@ -197,6 +200,7 @@ class LossSpec:
     by_definition: Mapping[str, str] = field(default_factory=dict)
     variants: Mapping[str, str] = field(default_factory=dict)
     supplied: Mapping[str, Any] = field(default_factory=dict)
+    benchmark: Callable[[Example, np.random.Generator], Example] | None = None
     caveats: str = ""
     ulps: float = 8.0
     outcome: str = ""

@@ -47,7 +47,7 @@ def register_converter(kind: type, convert: Callable[[Any, torch.dtype, str], An
     _CONVERTERS[kind] = convert
 
 
-def _tensor(value: Any, dtype: str, device: str) -> Any:
+def to_torch(value: Any, dtype: str, device: str) -> Any:
     """A NumPy array as a tensor in ``dtype`` on ``device``; a framework-neutral object (a seeded feature
     extractor) as its torch form in that dtype and device; anything else unchanged."""
     convert = _CONVERTERS.get(type(value))
@@ -142,8 +142,8 @@ class TorchBinding:
         """
         arg_names = tuple(arg_names)
         grad = tuple(grad)
-        args = {name: _tensor(example.args[name], dtype, device) for name in arg_names if name in example.args}
-        params = {name: _tensor(value, dtype, device) for name, value in example.params.items()}
+        args = {name: to_torch(example.args[name], dtype, device) for name in arg_names if name in example.args}
+        params = {name: to_torch(value, dtype, device) for name, value in example.params.items()}
         leaves: dict[str, torch.Tensor] = {}
         for name in grad:
             tensor = args.get(name, params.get(name))
