@@ -5,7 +5,10 @@ in EPS times the reference's own error scale, ``Terms.scale`` or ``Gradient.scal
 below are written from the definitions in docs/LOSSES.md (nothing from ``reference/``): differences
 formed exactly, norms and logsumexps at 50 digits. Exact gradients are central differences of these
 functions (``mp_losses.slopes`` through ``check_derivative``; at a kink the reference must lie between
-the one-sided derivatives).
+the one-sided derivatives). The step is relative to each coordinate and below the distance to the nearest
+kink, which each test bounds from the reference's own parts (``_batch_hard_smooth``, ``_nearest``...); an
+example the catalog's kink function flags (within float64 rounding of a kink) lets the reference take
+either side of a kink that a step of 2^-40 of the coordinate straddles (``check_derivative``'s near_kink).
 
 Error bound met by each reference
 ---------------------------------

@@ -358,10 +358,14 @@ def check_derivative(
     ``near_kink``: the point is within the float64 rounding of a kink (the catalog's kink function says
     so). A kink exactly at the point is judged as above. One a few roundings away, which the quotients do
     not see (they agree), leaves the reference's side of it to the rounding of its kink quantity (a
-    hinge's t computed as 0 where the exact t is 2.5e-19, of terms 1e4): a reference that does not match
-    the derivative at the point is accepted there only if the quotients of a step of 2^-NEAR_BITS of the
-    coordinate's reach (above float64's rounding band of a kink quantity, 16 u = 2^-49 of its terms)
-    disagree, i.e. if a kink along this coordinate really is that close.
+    hinge's t computed as 0 where the exact t is 2.5e-19, of terms 1e4). A reference that does not match
+    the derivative at the point must then match the other side's: the quotients of the step
+    H = 2^-NEAR_BITS of the coordinate's reach (above float64's rounding band of a kink quantity, 16 u =
+    2^-49 of its terms) must disagree (a kink that close along this coordinate), and the side whose
+    quotient departs from the derivative at x holds it; there the central derivatives g(x + H) and
+    g(x + 2H) (sign of the side) give the far piece's derivative at x itself by linear extrapolation,
+    2 g(x + H) - g(x + 2H), exact to O(H^2 g'') (the far piece is smooth over the 2H its kink leaves it),
+    against which the reference is checked to the same bound.
     """
     bound += DIFFERENCE_ULPS
     reach = None if smooth_over is None else float(smooth_over)
@@ -374,10 +378,10 @@ def check_derivative(
                 try:
                     return check([actual], [central], bound, scale=None if scale is None else [scale], what=what)
                 except AssertionError:
-                    wide = mpl.slopes(fn, args, index, None, extent, bits=NEAR_BITS)
-                    if abs(wide[0] - wide[2]) <= KINK * max(abs(wide[0]), abs(wide[2])) + mp.mpf(2) ** -1100:
+                    far = _far_side(fn, args, index, central, reach, extent)
+                    if far is None:
                         raise  # no kink within 2^-NEAR_BITS of the reach: the reference is wrong
-                    return 0.0
+                    return check([actual], [far], bound, scale=None if scale is None else [scale], what=what)
         with mp.workdps(mpl.DPS):
             point = [mpl._f(v) for v in args]
             h = mpl.step(point[index], max([abs(v) for v in point]) if extent is None else extent, reach)
@@ -388,6 +392,31 @@ def check_derivative(
         slack = bound * EPS * max(mp.mpf(unit), mp.mpf(TINY))
         assert lo - slack <= mp.mpf(actual) <= hi + slack, f"{actual!r} outside [{lo}, {hi}] (kink); {what}"
     return 0.0
+
+
+def _moved(point: list, index: int, shift) -> list:
+    """``point`` with ``point[index]`` moved by ``shift``, exactly."""
+    return [*point[:index], mp.fadd(point[index], shift, exact=True), *point[index + 1 :]]
+
+
+def _far_side(fn, args, index, central, smooth_over, extent):
+    """The derivative at ``args`` of the smooth piece across a kink within H = 2^-NEAR_BITS of the
+    coordinate's reach, extrapolated from that piece (``check_derivative``); None if there is no such kink."""
+    with mp.workdps(mpl.DPS):
+        point = [mpl._f(v) for v in args]
+        scale = max(abs(v) for v in point) if extent is None else extent
+        big = mpl.step(point[index], scale, None, NEAR_BITS)
+    wide_left, _, wide_right = mpl.slopes(fn, args, index, None, extent, bits=NEAR_BITS)
+    with mp.workdps(mpl.DPS):
+        if abs(wide_left - wide_right) <= KINK * max(abs(wide_left), abs(wide_right)) + mp.mpf(2) ** -1100:
+            return None
+        side = 1 if abs(wide_right - central) >= abs(wide_left - central) else -1
+    g1, g2 = (
+        mpl.slopes(fn, _moved(point, index, mp.fmul(k * side, big, exact=True)), index, smooth_over, extent)[1]
+        for k in (1, 2)
+    )
+    with mp.workdps(mpl.DPS):
+        return 2 * g1 - g2
 
 
 def _smooth_over(*distances: float) -> float:
