@@ -1,0 +1,48 @@
+"""Tests written for survivors of mutation testing (mutation/run.py, docs/CONTRIBUTING.md).
+
+A reference's error scale is checked against mpmath from one side only: the reference's own error must be
+within its bound times the scale, which a *smaller* scale still meets whenever the reference is accurate.
+The decision rule of docs/CONTRIBUTING.md bounds it from below, for every loss: the scale is the magnitude
+of the terms the straightforward evaluation adds or subtracts before cancellation, so by the triangle
+inequality it is never smaller than the magnitude of the result. The same holds for each gradient and its
+scale. A scale below it would make the policy flag correct implementations; mutants that drop or flip a
+term of a scale survived the mpmath tests and die here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lossguard.catalog import CATALOG
+from lossguard.harness.kernel.seeded import seeded_examples
+
+# test ids carry the family, so mutation/config.toml can select a family's entries by keyword
+ENTRIES = sorted(CATALOG.values(), key=lambda spec: (spec.family, spec.name))
+
+
+def _below(values: np.ndarray, scale: np.ndarray) -> str | None:
+    values, scale = np.broadcast_arrays(np.asarray(values, dtype=np.float64), np.asarray(scale, dtype=np.float64))
+    finite = np.isfinite(values) & np.isfinite(scale)
+    short = finite & (scale < np.abs(values) * (1 - 1e-12))
+    if not np.any(short):
+        return None
+    i = np.flatnonzero(short)[0]
+    return f"scale = {scale.ravel()[i]!r}, but should be >= |value| = {abs(values.ravel()[i])!r}"
+
+
+@pytest.mark.parametrize("spec", ENTRIES, ids=[f"{spec.family}-{spec.name}" for spec in ENTRIES])
+@pytest.mark.parametrize("regime", ["typical", "extreme"])
+def test_error_scale_is_at_least_the_magnitude(spec, regime):
+    for example in seeded_examples(spec, count=6, dtype="float64", regime=regime):
+        kwargs = example.kwargs()
+        if "reduction" in spec.params:
+            kwargs["reduction"] = "none"
+        with np.errstate(all="ignore"):
+            terms = spec.reference.terms(**kwargs)
+            gradients = spec.reference.grad(**example.kwargs())
+        problem = _below(terms.values, terms.scale)
+        assert problem is None, f"{spec.name} value: {problem} on {example}"
+        for name, gradient in gradients.items():
+            problem = _below(gradient.value, gradient.scale)
+            assert problem is None, f"{spec.name} d/d{name}: {problem} on {example}"
