@@ -22,6 +22,10 @@ Progress goes to stderr, one summary line to stdout at the end::
 
     mutation: K killed, S survived (R reviewed), T timeouts of N
 
+Before the first mutant of a target, its tests run unmutated: they must pass (else every mutant would look
+killed), and their time sets the per-mutant timeout. ``--no-baseline`` skips that where the tests are known
+to pass (CI, after the suite).
+
 Exit status: 0, or 1 when a mutant survives that is not on the reviewed list, or 2 when the unmutated
 tests of a target fail (its mutants would prove nothing) or a test command errs without running tests.
 """
@@ -219,6 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", help="only this mutant id (repeatable)")
     parser.add_argument("--list", action="store_true", help="count the mutants per target and exit")
     parser.add_argument("--json", type=Path, help="write every mutant's result here")
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the unmutated run of each target's tests (only where they are known to pass, as in CI after "
+        "pytest); every mutant then gets the config's timeout_without_baseline",
+    )
     args = parser.parse_args(argv)
 
     settings, targets = load_config(args.config)
@@ -253,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, mutant in enumerate(mutants, 1):
         target = by_module[mutant.module]
         cmd = command(target, wt, settings["pytest_args"])
+        if args.no_baseline:
+            baselines.setdefault(mutant.module, 0.0)
         if mutant.module not in baselines:
             outcome, seconds, out = run_tests(cmd, wt, shim, timeout=3600)
             if outcome != "survived":
@@ -261,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             baselines[mutant.module] = seconds
             log(f"mutation: {mutant.module}: unmutated tests pass in {seconds:.1f}s")
         timeout = settings["timeout_factor"] * baselines[mutant.module] + settings["timeout_slack"]
+        if args.no_baseline:
+            timeout = settings["timeout_without_baseline"]
         with use_mutation(wt / mutant.module, ops[mutant.operator], mutant.occurrence) as (original, mutated):
             if mutated is None:
                 mutant.outcome, mutant.detail = "error", "cosmic-ray applied no mutation"
