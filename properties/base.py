@@ -33,6 +33,9 @@ NONE = "none"  # reduction='none'; Subject.draw pins it only for implementations
 class Property:
     """A named check; ``examples`` scales the profile's example budget (cheap structural checks use fewer).
 
+    checks: the stable ids of the sub-checks it judges (each branch, half or identity that can fail on its own);
+    a failure names the one it broke (``PropertyResult.check``), and each is proven by its own planted bug.
+    A property with one check may leave it undeclared: its one check is its name.
     dtypes: the dtypes it runs in (a subset of ``DTYPES``). needs: the facts of the catalog entry it reads
     (names from ``lossguard.harness.kernel.model.FACTS``, e.g. 'outcome', 'relations.cross_entropy'); the
     runner reports an entry that tags it without stating them as an error of the catalog.
@@ -45,6 +48,7 @@ class Property:
     examples: float = 1.0
     cuda_only: bool = False
     needs: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
 
 
 # the properties by name (the catalog's tags); not the inventory of implementations (harness.app.inventory)
@@ -63,6 +67,22 @@ def _checked_dtypes(name: str, dtypes: Any) -> frozenset[str]:
     return dtypes
 
 
+def _checked_checks(name: str, checks: Any) -> tuple[str, ...]:
+    if checks is None:
+        return (name,)
+    if (
+        not isinstance(checks, tuple)
+        or not checks
+        or not all(isinstance(c, str) and c.isidentifier() for c in checks)
+        or len(set(checks)) != len(checks)
+    ):
+        raise TypeError(
+            f"property {name!r}: checks = {checks!r}, but should be a non-empty tuple of distinct identifiers "
+            "(the ids of its sub-checks)"
+        )
+    return checks
+
+
 def register(
     name: str,
     summary: str,
@@ -70,10 +90,13 @@ def register(
     examples: float = 1.0,
     cuda_only: bool = False,
     needs: tuple[str, ...] = (),
+    checks: tuple[str, ...] | None = None,
 ) -> Callable[[Callable[[Subject, Any], None]], Callable[[Subject, Any], None]]:
     """Decorator adding a property to ``PROPERTIES`` under ``name`` (the catalog's tag); a bad dtype set or
-    an unknown fact raises here, at import."""
+    an unknown fact raises here, at import. ``checks``: the ids of its sub-checks (default: one, its name);
+    each judgement passes its id (``subject.expect_close(..., check=...)``, ``subject.fail(..., check=...)``)."""
     dtypes = _checked_dtypes(name, dtypes)
+    checks = _checked_checks(name, checks)
     unknown = [fact for fact in needs if fact not in FACTS]
     if unknown:
         raise ValueError(f"property {name!r}: needs unknown fact {unknown[0]!r}; known: {', '.join(FACTS)}")
@@ -81,7 +104,7 @@ def register(
     def add(check: Callable[[Subject, Any], None]) -> Callable[[Subject, Any], None]:
         if name in PROPERTIES:
             raise ValueError(f"property {name!r} registered twice")
-        PROPERTIES[name] = Property(name, summary, check, dtypes, examples, cuda_only, tuple(needs))
+        PROPERTIES[name] = Property(name, summary, check, dtypes, examples, cuda_only, tuple(needs), checks)
         return check
 
     return add

@@ -10,17 +10,23 @@ from lossguard.harness.kernel.failures import ImplementationRaised
 from lossguard.properties.base import FLOAT64_AND_FLOAT32, FLOAT64_ONLY, NONE, register
 
 
-@register("agreement", "value agrees with the float64 reference under the tolerance policy, every reduction")
+@register(
+    "agreement",
+    "value agrees with the float64 reference under the tolerance policy, every reduction",
+    checks=("dtype", "shape", "value"),
+)
 def agreement(subject, data) -> None:
     example = subject.draw(data, regime="any")
     outcome = subject.call(example)
     expected = subject.reference(example)
     if outcome.dtype != subject.dtype:
-        subject.fail(f"output dtype = {outcome.dtype}, but should be {subject.dtype} (the input dtype)", example)
+        subject.fail(
+            f"output dtype = {outcome.dtype}, but should be {subject.dtype} [the input dtype]", example, check="dtype"
+        )
     if outcome.value.shape != expected.shape:
-        subject.fail(f"output shape = {outcome.value.shape}, but should be {expected.shape}", example)
+        subject.fail(f"output shape = {outcome.value.shape}, but should be {expected.shape}", example, check="shape")
     domain = tolerance.representable(expected, subject.dtype) | np.isnan(expected)
-    subject.expect_close("loss", outcome.value, expected, subject.scale(example), example, mask=domain)
+    subject.expect_close("loss", outcome.value, expected, subject.scale(example), example, mask=domain, check="value")
 
 
 def _kink_mask(subject, example, shape) -> np.ndarray | None:
@@ -33,7 +39,11 @@ def _kink_mask(subject, example, shape) -> np.ndarray | None:
     return None if np.any(kinks) else np.zeros(shape, dtype=bool)
 
 
-@register("gradient", "autograd gradient of every differentiable argument agrees with the reference gradient")
+@register(
+    "gradient",
+    "autograd gradient of every differentiable argument agrees with the reference gradient",
+    checks=("first_argument", "other_arguments"),  # the first differentiable argument's gradient, the others'
+)
 def gradient(subject, data) -> None:
     example = subject.draw(data, regime="any")
     names = subject.differentiable(example)
@@ -46,13 +56,18 @@ def gradient(subject, data) -> None:
     for name in names:
         reference = expected[name]
         actual = outcome.grads[name]
+        check = "first_argument" if name == subject.spec.differentiable[0] else "other_arguments"
         if actual.shape != reference.value.shape:
-            subject.fail(f"d loss / d {name} shape = {actual.shape}, but should be {reference.value.shape}", example)
+            subject.fail(
+                f"d loss / d {name} shape = {actual.shape}, but should be {reference.value.shape}", example, check=check
+            )
         kinks = _kink_mask(subject, example, reference.value.shape)
         if kinks is None:
             continue
         domain = tolerance.representable(reference.value, subject.dtype) & ~kinks
-        subject.expect_close(f"d loss / d {name}", actual, reference.value, reference.scale, example, mask=domain)
+        subject.expect_close(
+            f"d loss / d {name}", actual, reference.value, reference.scale, example, mask=domain, check=check
+        )
 
 
 @register("non_negative", "the loss is >= 0 (up to the rounding its tolerance allows)")
@@ -66,13 +81,19 @@ def non_negative(subject, data) -> None:
         subject.fail(f"loss{f' at index {index}' if index else ''} = {value[index]!r}, but should be >= 0", example)
 
 
-@register("zero_at_perfect", "zero at a perfect prediction (or decreasing towards 0 as the right answer gets surer)")
+@register(
+    "zero_at_perfect",
+    "zero at a perfect prediction (or decreasing towards 0 as the right answer gets surer)",
+    checks=("at_perfect", "monotone", "limit"),  # the exact zero; the limit's decrease and its end near 0
+)
 def zero_at_perfect(subject, data) -> None:
     example = subject.draw(data, regime="typical", reduction=NONE)
     perfect = subject.spec.perfect
     if not subject.spec.perfect_is_limit:
         best = subject.rounded(perfect(example, 1.0))
-        subject.expect_close("loss at a perfect prediction", subject.value(best), 0.0, subject.scale(best), best)
+        subject.expect_close(
+            "loss at a perfect prediction", subject.value(best), 0.0, subject.scale(best), best, check="at_perfect"
+        )
         return
     previous = None
     for strength in (0.0, 1.0, 2.0, 4.0, 8.0):
@@ -83,13 +104,19 @@ def zero_at_perfect(subject, data) -> None:
             if np.any(value > previous + allowed):
                 subject.fail(
                     f"loss = {value.tolist()} after making the prediction surer, but should not exceed "
-                    f"{previous.tolist()} (the loss must decrease towards 0)",
+                    f"{previous.tolist()} [the loss must decrease towards 0]",
                     current,
+                    check="monotone",
                 )
         previous = value
     # and it does approach 0: at the surest prediction it is the reference's (nearly 0) value
     subject.expect_close(
-        "loss at a sure, right prediction", value, subject.reference(current), subject.scale(current), current
+        "loss at a sure, right prediction",
+        value,
+        subject.reference(current),
+        subject.scale(current),
+        current,
+        check="limit",
     )
 
 
@@ -97,6 +124,7 @@ def zero_at_perfect(subject, data) -> None:
     "reduction",
     "'sum' = sum of 'none'; 'mean' = 'sum' / normaliser (PyTorch's weighted mean)",
     dtypes=FLOAT64_AND_FLOAT32,
+    checks=("sum", "mean"),
 )
 def reduction(subject, data) -> None:
     subject.need(subject.accepts("reduction"))
@@ -105,12 +133,12 @@ def reduction(subject, data) -> None:
     as_sum = example.replace(reduction="sum")
     as_mean = example.replace(reduction="mean")
     total = subject.value(as_sum)
-    subject.expect_close("'sum'", total, np.sum(none), subject.scale(as_sum), as_sum)
+    subject.expect_close("'sum'", total, np.sum(none), subject.scale(as_sum), as_sum, check="sum")
     normaliser = subject.spec.reference.terms(**as_mean.kwargs()).normaliser
     normaliser = none.size if normaliser is None else normaliser
     with np.errstate(all="ignore"):
         expected_mean = total / normaliser if normaliser else np.nan
-    subject.expect_close("'mean'", subject.value(as_mean), expected_mean, subject.scale(as_mean), as_mean)
+    subject.expect_close("'mean'", subject.value(as_mean), expected_mean, subject.scale(as_mean), as_mean, check="mean")
 
 
 def _take(example, first: str, rows, batch: int):
@@ -145,7 +173,10 @@ def batch(subject, data) -> None:
 
 
 @register(
-    "stability", "finite value and gradients at extreme inputs wherever the exact ones are", dtypes=FLOAT64_AND_FLOAT32
+    "stability",
+    "finite value and gradients at extreme inputs wherever the exact ones are",
+    dtypes=FLOAT64_AND_FLOAT32,
+    checks=("value", "gradient"),
 )
 def stability(subject, data) -> None:
     example = subject.draw(data, regime="extreme", reduction=NONE)
@@ -153,7 +184,7 @@ def stability(subject, data) -> None:
     outcome = subject.call(example, grad=names)
     value = subject.reference(example)
     finite_value = _must_be_finite(subject, value, subject.scale(example))
-    _expect_finite(subject, "loss", outcome.value, value, finite_value, example)
+    _expect_finite(subject, "loss", outcome.value, value, finite_value, example, "value")
     if not np.all(finite_value):
         names = ()  # autograd's intermediates overflow with the loss (as in the gradient property)
     with np.errstate(all="ignore"):
@@ -161,7 +192,7 @@ def stability(subject, data) -> None:
     for name in names:
         exact = grads[name].value
         must = _must_be_finite(subject, exact, grads[name].scale)
-        _expect_finite(subject, f"d loss / d {name}", outcome.grads[name], exact, must, example)
+        _expect_finite(subject, f"d loss / d {name}", outcome.grads[name], exact, must, example, "gradient")
 
 
 def _must_be_finite(subject, exact: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -174,7 +205,9 @@ def _must_be_finite(subject, exact: np.ndarray, scale: np.ndarray) -> np.ndarray
         return tolerance.representable(np.abs(exact) + allowed, subject.dtype)
 
 
-def _expect_finite(subject, what: str, actual: np.ndarray, exact: np.ndarray, must: np.ndarray, example) -> None:
+def _expect_finite(
+    subject, what: str, actual: np.ndarray, exact: np.ndarray, must: np.ndarray, example, check: str
+) -> None:
     """Fail where ``must`` (``_must_be_finite``) holds but ``actual`` is not finite."""
     exact = np.asarray(exact, dtype=np.float64)
     actual = np.broadcast_to(actual, exact.shape)
@@ -182,7 +215,11 @@ def _expect_finite(subject, what: str, actual: np.ndarray, exact: np.ndarray, mu
     if np.any(bad):
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         where = f" at index {index}" if index else ""
-        subject.fail(f"{what}{where} = {actual[index]!r}, but should be finite (exact value {exact[index]!r})", example)
+        subject.fail(
+            f"{what}{where} = {actual[index]!r}, but should be finite [exact value {exact[index]!r}]",
+            example,
+            check=check,
+        )
 
 
 @register("immutability", "the call modifies none of its inputs, with and without requires_grad", dtypes=FLOAT64_ONLY)
@@ -192,7 +229,13 @@ def immutability(subject, data) -> None:
         subject.call(example, watch_inputs=True, requires_grad=requires_grad)
 
 
-@register("invalid_input", "invalid input raises an exception with a message", dtypes=FLOAT64_ONLY, examples=0.25)
+@register(
+    "invalid_input",
+    "invalid input raises an exception with a message",
+    dtypes=FLOAT64_ONLY,
+    examples=0.25,
+    checks=("raises", "message"),
+)
 def invalid_input(subject, data) -> None:
     cases = [c for c in subject.spec.error_cases if all(subject.accepts(n) for n in c.needs)]
     subject.need(bool(cases))
@@ -205,11 +248,16 @@ def invalid_input(subject, data) -> None:
             outcome = subject.call(invalid)
         except ImplementationRaised as raised:
             if not str(raised.original).strip():
-                subject.fail(f"exception message = '', but should say what is wrong ({case.description})", invalid)
+                subject.fail(
+                    f"exception message = '', but should say what is wrong [{case.description}]",
+                    invalid,
+                    check="message",
+                )
             continue
         subject.fail(
-            f"result = {np.array2string(outcome.value, threshold=8)}, but should be an exception: {case.description}",
+            f"result = {np.array2string(outcome.value, threshold=8)}, but should be an exception [{case.description}]",
             invalid,
+            check="raises",
         )
 
 

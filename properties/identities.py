@@ -28,7 +28,11 @@ def _onehot(target: np.ndarray, z: np.ndarray) -> np.ndarray:
     return eye if np.ndim(z) == 1 else np.moveaxis(eye, -1, 1)
 
 
-@register("huber_limits", "delta >= max|e|: huber = 0.5 e^2 exactly; |huber/delta - |e|| <= delta/2 for |e| > delta")
+@register(
+    "huber_limits",
+    "delta >= max|e|: huber = 0.5 e^2 exactly; |huber/delta - |e|| <= delta/2 for |e| > delta",
+    checks=("quadratic", "linear"),
+)
 def huber_limits(subject, data) -> None:
     """The limits delta -> inf and delta -> 0 of the seeds, in their exact finite form."""
     _requires(subject, "delta", "reduction")
@@ -36,7 +40,9 @@ def huber_limits(subject, data) -> None:
     e = example.args["input"] - example.args["target"]
     wide = subject.rounded(example.replace(delta=float(2 * np.max(np.abs(e)) + 1.0)))
     quadratic = 0.5 * e * e
-    subject.expect_close("huber with delta > max|e|", subject.value(wide), quadratic, subject.scale(wide), wide)
+    subject.expect_close(
+        "huber with delta > max|e|", subject.value(wide), quadratic, subject.scale(wide), wide, check="quadratic"
+    )
     subject.need(bool(np.all(np.abs(e) > 0)))
     delta = float(1e-3 * np.min(np.abs(e)))
     narrow = example.replace(delta=delta)
@@ -46,6 +52,7 @@ def huber_limits(subject, data) -> None:
         subject.fail(
             f"huber = {value.tolist()}, but should be within delta^2/2 of delta |e| = {(delta * np.abs(e)).tolist()}",
             narrow,
+            check="linear",
         )
 
 
@@ -101,7 +108,9 @@ def _hard_targets(example):
 
 
 @register(
-    "label_smoothing", "CE_eps = (1 - eps) CE + eps mean_c(-log p_c); grows with eps when right; minimiser -> uniform"
+    "label_smoothing",
+    "CE_eps = (1 - eps) CE + eps mean_c(-log p_c); grows with eps when right; minimiser -> uniform",
+    checks=("decomposition", "grows", "minimiser"),
 )
 def label_smoothing(subject, data) -> None:
     """Exact forms. Decomposition: the eps/C smoothed target gives CE_eps = (1 - eps) CE + eps U with
@@ -119,7 +128,12 @@ def label_smoothing(subject, data) -> None:
     uniform = -np.mean(log_softmax(z, axis=axis), axis=axis)
     expected = (1 - eps) * subject.value(example) + eps * uniform
     subject.expect_close(
-        "CE with label smoothing", subject.value(smoothed), expected, subject.scale(smoothed), smoothed
+        "CE with label smoothing",
+        subject.value(smoothed),
+        expected,
+        subject.scale(smoothed),
+        smoothed,
+        check="decomposition",
     )
 
     confident = subject.spec.perfect(example, 1.0)
@@ -127,7 +141,9 @@ def label_smoothing(subject, data) -> None:
     for low, high, e in zip(values, values[1:], (0.2, 0.5, 0.9), strict=False):
         if np.any(high <= low):
             subject.fail(
-                f"CE at eps = {e} = {high.tolist()}, but should exceed {low.tolist()} (right, confident)", confident
+                f"CE at eps = {e} = {high.tolist()}, but should exceed {low.tolist()} [right, confident]",
+                confident,
+                check="grows",
             )
 
     y = np.asarray(example.args["target"]).reshape(-1)[0]
@@ -147,8 +163,9 @@ def label_smoothing(subject, data) -> None:
     if not (grad[y] > 0 and np.all(others < 0)):
         subject.fail(
             f"gradient at the eps-minimiser under a larger eps = {grad.tolist()}, but should be positive "
-            f"for the true class {y} and negative elsewhere (the minimiser moves towards uniform)",
+            f"for the true class {y} and negative elsewhere [the minimiser moves towards uniform]",
             at_minimum,
+            check="minimiser",
         )
 
 
@@ -212,7 +229,11 @@ def _entropy(p: np.ndarray, axis: int) -> np.ndarray:
     return -np.sum(xlogy(p, p), axis=axis)
 
 
-@register("cross_entropy_kl", "CE(p, q) = H(p) + KL(p || q) for class probabilities p")
+@register(
+    "cross_entropy_kl",
+    "CE(p, q) = H(p) + KL(p || q) for class probabilities p",
+    checks=("kl_side", "cross_entropy_side"),  # the entry that relates to a cross-entropy; the cross-entropy
+)
 def cross_entropy_kl(subject, data) -> None:
     """An entry that names the cross-entropy it relates to (``relations.cross_entropy``) is the KL side:
     sum_c KL(p || q) = CE(p, log q) - H(p) through that entry's reference; one that names none is the
@@ -225,7 +246,7 @@ def cross_entropy_kl(subject, data) -> None:
         kl = np.sum(subject.value(example), axis=1)
         ce = subject.catalog(related).reference(log_q, p, reduction=NONE)
         scale = np.sum(subject.scale(example), axis=1) + np.abs(ce) + np.abs(_entropy(p, 1))
-        subject.expect_close("sum_c kl_div", kl, ce - _entropy(p, 1), scale, example)
+        subject.expect_close("sum_c kl_div", kl, ce - _entropy(p, 1), scale, example, check="kl_side")
         return
     example = subject.draw(data, regime="typical", reduction=NONE, label_smoothing=0.0, weight=None)
     p = np.asarray(example.args["target"])
@@ -235,11 +256,16 @@ def cross_entropy_kl(subject, data) -> None:
     log_q = log_softmax(z, axis=axis)
     kl = np.sum(xlogy(p, p) - p * log_q, axis=axis)
     scale = subject.scale(example) + np.abs(_entropy(p, axis))
-    subject.expect_close("CE(p, q)", subject.value(example), _entropy(p, axis) + kl, scale, example)
+    subject.expect_close(
+        "CE(p, q)", subject.value(example), _entropy(p, axis) + kl, scale, example, check="cross_entropy_side"
+    )
 
 
 @register(
-    "kl_divergence", "sum_c KL >= 0.5 ||p - q||_1^2 (Pinsker) >= 0, and KL(p || p) = 0", dtypes=FLOAT64_AND_FLOAT32
+    "kl_divergence",
+    "sum_c KL >= 0.5 ||p - q||_1^2 (Pinsker) >= 0, and KL(p || p) = 0",
+    dtypes=FLOAT64_AND_FLOAT32,
+    checks=("pinsker", "self_zero"),
 )
 def kl_divergence(subject, data) -> None:
     """Non-negativity with equality iff p = q, made quantitative by Pinsker's inequality."""
@@ -253,18 +279,23 @@ def kl_divergence(subject, data) -> None:
     pinsker = 0.5 * np.sum(np.abs(p - q), axis=1) ** 2 - np.abs(np.expm1(logsumexp(log_q, axis=1)))
     allowed = subject.compare(kl, pinsker, scale).allowed
     if np.any(kl < pinsker - allowed):
-        subject.fail(f"sum_c KL = {kl.tolist()}, but should be >= 0.5 ||p - q||_1^2 = {pinsker.tolist()}", example)
+        subject.fail(
+            f"sum_c KL = {kl.tolist()}, but should be >= 0.5 ||p - q||_1^2 = {pinsker.tolist()} [Pinsker]",
+            example,
+            check="pinsker",
+        )
     with np.errstate(divide="ignore"):
         log_p = np.where(p > 0, np.log(p), 0.0)  # where p = 0 the input does not enter KL
     same = subject.rounded(example.replace({"input": log_p}))
     value = np.sum(subject.value(same), axis=1)
-    subject.expect_close("KL(p || p)", value, 0.0, np.sum(subject.scale(same), axis=1), same)
+    subject.expect_close("KL(p || p)", value, 0.0, np.sum(subject.scale(same), axis=1), same, check="self_zero")
 
 
 @register(
     "focal_identities",
     "focal with gamma = 0 and no alpha is CE / BCE; focal <= CE for 0 <= alpha <= 1",
     needs=("relations.cross_entropy",),
+    checks=("bounded_by_ce", "gamma_zero"),
 )
 def focal_identities(subject, data) -> None:
     """The cross-entropy is the entry's ``relations.cross_entropy`` (BCE-with-logits for the sigmoid focal
@@ -280,11 +311,20 @@ def focal_identities(subject, data) -> None:
     value = subject.value(example)
     allowed = subject.compare(value, plain, subject.scale(example)).allowed
     if np.any(value > plain + allowed):
-        subject.fail(f"focal = {value.tolist()}, but should be <= cross-entropy = {plain.tolist()}", example)
+        subject.fail(
+            f"focal = {value.tolist()}, but should be <= cross-entropy = {plain.tolist()}",
+            example,
+            check="bounded_by_ce",
+        )
     if subject.accepts("gamma") and subject.accepts("alpha"):
         reduced = subject.rounded(example.replace(gamma=0.0, alpha=None))
         subject.expect_close(
-            "focal with gamma = 0, alpha = None", subject.value(reduced), plain, subject.scale(reduced), reduced
+            "focal with gamma = 0, alpha = None",
+            subject.value(reduced),
+            plain,
+            subject.scale(reduced),
+            reduced,
+            check="gamma_zero",
         )
 
 

@@ -10,81 +10,135 @@ import importlib
 import pytest
 import torch
 import torch.nn.functional as F
-from judging import CI, assert_catches, judge
+from judging import CI, assert_catches, judge, only_check
 
 from lossguard.harness.app.inventory import bind, own
 from lossguard.harness.app.runner import run_one
+from lossguard.properties.base import PROPERTIES
 
 import planted
 
 OWN = {impl.loss: impl.fn for impl in own()}
 
-# property, loss, wrong implementation, dtype, correct implementation of the same loss
+BCE_LOGITS = F.binary_cross_entropy_with_logits
+
+# property, its sub-check, loss, wrong implementation (tests/planted.py: one defect, failing that sub-check),
+# dtype, correct implementation of the same loss. Numeric defects are 32 units of roundoff of the scale judged.
 CASES = [
-    ("agreement", "huber_loss", planted.huber_wrong_threshold, "float32", F.huber_loss),
-    ("gradient", "mse_loss", planted.mse_wrong_gradient, "float64", F.mse_loss),
-    ("non_negative", "log_cosh_loss", planted.log_cosh_shifted, "float64", OWN["log_cosh_loss"]),
-    ("zero_at_perfect", "mse_loss", planted.mse_offset, "float32", F.mse_loss),
-    ("zero_at_perfect", "cross_entropy", planted.ce_clamped_probability, "float64", F.cross_entropy),
-    ("reduction", "mse_loss", planted.mse_mean_off_by_one, "float64", F.mse_loss),
-    ("batch", "mse_loss", planted.mse_batch_coupled, "float64", F.mse_loss),
+    ("agreement", "dtype", "mse_loss", planted.mse_wrong_dtype, "float32", F.mse_loss),
+    ("agreement", "shape", "mse_loss", planted.mse_wrong_shape, "float64", F.mse_loss),
+    ("agreement", "value", "cross_entropy", planted.ce_biased, "float64", F.cross_entropy),
+    ("gradient", "first_argument", "mse_loss", planted.mse_wrong_input_gradient, "float64", F.mse_loss),
+    ("gradient", "other_arguments", "mse_loss", planted.mse_wrong_target_gradient, "float64", F.mse_loss),
+    ("non_negative", "non_negative", "log_cosh_loss", planted.log_cosh_shifted, "float64", OWN["log_cosh_loss"]),
+    ("zero_at_perfect", "at_perfect", "mse_loss", planted.mse_offset, "float32", F.mse_loss),
+    ("zero_at_perfect", "monotone", "cross_entropy", planted.ce_rises_before_sure, "float64", F.cross_entropy),
+    ("zero_at_perfect", "limit", "cross_entropy", planted.ce_clamped_probability, "float64", F.cross_entropy),
+    ("reduction", "sum", "mse_loss", planted.mse_sum_biased, "float64", F.mse_loss),
+    ("reduction", "mean", "mse_loss", planted.mse_mean_biased, "float64", F.mse_loss),
+    ("batch", "batch", "mse_loss", planted.mse_batch_coupled, "float64", F.mse_loss),
+    ("stability", "value", "binary_cross_entropy_with_logits", planted.bce_logits_naive, "float32", BCE_LOGITS),
     (
         "stability",
+        "gradient",
         "binary_cross_entropy_with_logits",
-        planted.bce_logits_naive,
+        planted.bce_logits_gradient_overflows,
         "float32",
-        F.binary_cross_entropy_with_logits,
+        BCE_LOGITS,
     ),
-    ("immutability", "mse_loss", planted.mse_mutating, "float64", F.mse_loss),
-    ("invalid_input", "quantile_loss", planted.quantile_unchecked, "float64", OWN["quantile_loss"]),
-    ("huber_limits", "huber_loss", planted.huber_capped_delta, "float64", F.huber_loss),
-    ("huber_smooth_l1", "smooth_l1_loss", planted.smooth_l1_as_huber, "float64", F.smooth_l1_loss),
-    ("quantile_median", "quantile_loss", planted.quantile_doubled, "float64", OWN["quantile_loss"]),
-    ("label_smoothing", "cross_entropy", planted.ce_smoothing_eps_over_c_minus_1, "float64", F.cross_entropy),
-    ("shift_invariance", "cross_entropy", planted.ce_not_shift_invariant, "float64", F.cross_entropy),
-    ("softmax_gradient", "cross_entropy", planted.ce_gradient_not_averaged, "float64", F.cross_entropy),
+    ("immutability", "immutability", "mse_loss", planted.mse_mutating, "float64", F.mse_loss),
+    ("invalid_input", "raises", "quantile_loss", planted.quantile_unchecked, "float64", OWN["quantile_loss"]),
+    ("invalid_input", "message", "quantile_loss", planted.quantile_silent_message, "float64", OWN["quantile_loss"]),
+    ("huber_limits", "quadratic", "huber_loss", planted.huber_quadratic_biased, "float64", F.huber_loss),
+    ("huber_limits", "linear", "huber_loss", planted.huber_linear_biased, "float64", F.huber_loss),
+    ("huber_smooth_l1", "huber_smooth_l1", "smooth_l1_loss", planted.smooth_l1_as_huber, "float64", F.smooth_l1_loss),
+    ("quantile_median", "quantile_median", "quantile_loss", planted.quantile_doubled, "float64", OWN["quantile_loss"]),
+    ("label_smoothing", "decomposition", "cross_entropy", planted.ce_smoothing_biased, "float64", F.cross_entropy),
+    ("label_smoothing", "grows", "cross_entropy", planted.ce_smoothing_ignored_when_sure, "float64", F.cross_entropy),
+    ("label_smoothing", "minimiser", "cross_entropy", planted.ce_smoothing_gradient_behind, "float64", F.cross_entropy),
     (
+        "shift_invariance",
+        "shift_invariance",
+        "cross_entropy",
+        planted.ce_not_shift_invariant,
+        "float64",
+        F.cross_entropy,
+    ),
+    ("softmax_gradient", "softmax_gradient", "cross_entropy", planted.ce_gradient_biased, "float64", F.cross_entropy),
+    (
+        "sigmoid_gradient",
         "sigmoid_gradient",
         "binary_cross_entropy_with_logits",
         planted.bce_logits_gradient_doubled,
         "float64",
-        F.binary_cross_entropy_with_logits,
+        BCE_LOGITS,
     ),
-    ("mixup", "cross_entropy", planted.ce_hardens_soft_targets, "float64", F.cross_entropy),
-    ("cross_entropy_kl", "cross_entropy", planted.ce_hardens_soft_targets, "float64", F.cross_entropy),
-    ("cross_entropy_kl", "kl_div", planted.kl_without_entropy, "float64", F.kl_div),
-    ("kl_divergence", "kl_div", planted.kl_without_entropy, "float64", F.kl_div),
-    ("focal_identities", "sigmoid_focal_loss", planted.sigmoid_focal_amplifying, "float64", OWN["sigmoid_focal_loss"]),
+    ("mixup", "mixup", "cross_entropy", planted.ce_hardens_soft_targets, "float64", F.cross_entropy),
     (
+        "cross_entropy_kl",
+        "cross_entropy_side",
+        "cross_entropy",
+        planted.ce_hardens_soft_targets,
+        "float64",
+        F.cross_entropy,
+    ),
+    ("cross_entropy_kl", "kl_side", "kl_div", planted.kl_without_entropy, "float64", F.kl_div),
+    ("kl_divergence", "pinsker", "kl_div", planted.kl_halved, "float64", F.kl_div),
+    ("kl_divergence", "self_zero", "kl_div", planted.kl_cancels_late, "float64", F.kl_div),
+    (
+        "focal_identities",
+        "bounded_by_ce",
+        "sigmoid_focal_loss",
+        planted.sigmoid_focal_amplifying,
+        "float64",
+        OWN["sigmoid_focal_loss"],
+    ),
+    (
+        "focal_identities",
+        "gamma_zero",
+        "sigmoid_focal_loss",
+        planted.sigmoid_focal_gamma_zero_biased,
+        "float64",
+        OWN["sigmoid_focal_loss"],
+    ),
+    (
+        "multilabel_mean_bce",
         "multilabel_mean_bce",
         "multilabel_soft_margin_loss",
         planted.multilabel_sum_over_labels,
         "float64",
         F.multilabel_soft_margin_loss,
     ),
-    ("proper_scoring", "mse_loss", planted.mse_as_absolute_error, "float64", F.mse_loss),
+    ("proper_scoring", "proper_scoring", "mse_loss", planted.mse_as_absolute_error, "float64", F.mse_loss),
+    ("proper_scoring", "proper_scoring", "mse_loss", planted.mse_constant, "float64", F.mse_loss),
 ]
 
 
 @pytest.mark.parametrize(
-    ("prop", "loss", "wrong", "dtype", "right"), CASES, ids=[f"{c[0]}-{c[2].__name__}" for c in CASES]
+    ("prop", "check", "loss", "wrong", "dtype", "right"),
+    CASES,
+    ids=[f"{c[0]}-{c[1]}-{c[3].__name__}" for c in CASES],
 )
-def test_property_catches_its_planted_bug(prop, loss, wrong, dtype, right):
-    assert_catches(prop, loss, wrong, right, dtype)
+def test_property_catches_its_planted_bug(prop, check, loss, wrong, dtype, right):
+    assert_catches(prop, loss, wrong, right, dtype, check=check)
 
 
 FAMILY_TESTS = ("test_metric", "test_segmentation", "test_detection", "test_generative", "test_sequence")
 
 
-def test_every_property_has_a_planted_bug():
-    """Every registered property is proven here (generic properties, core identities) or by the CASES of its
-    family's test module; device needs CUDA (test_device_property_catches_a_device_dependent_loss)."""
-    from lossguard.properties.base import PROPERTIES
-
-    proven = {case[0] for case in CASES} | {"device"}
+def test_every_sub_check_has_a_planted_bug():
+    """Every declared (property, sub-check) is proven by a planted bug that fails that very sub-check (asserted on
+    the result's ``check`` by ``assert_catches``): here (generic properties, core identities) or by the CASES of
+    its family's test module (``SUB_CHECKS`` names the sub-check where the property has several); device needs CUDA
+    (test_device_property_catches_a_device_dependent_loss)."""
+    declared = {(name, check) for name, prop in PROPERTIES.items() for check in prop.checks}
+    proven = {(case[0], case[1]) for case in CASES} | {("device", check) for check in PROPERTIES["device"].checks}
     for name in FAMILY_TESTS:
-        proven |= {case[0] for case in importlib.import_module(name).CASES}
-    assert set(PROPERTIES) - proven == set(), "properties without a planted bug"
+        module = importlib.import_module(name)
+        named = getattr(module, "SUB_CHECKS", {})
+        proven |= {(case[0], named.get(case[:2]) or only_check(case[0])) for case in module.CASES}
+    assert proven <= declared, f"planted bugs name sub-checks no property declares: {sorted(proven - declared)}"
+    assert declared - proven == set(), "sub-checks without a planted bug"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")

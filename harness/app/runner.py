@@ -165,6 +165,7 @@ def run_one(
     except Failure as failure:
         result.status, result.message = failure.status, str(failure)
         result.counterexample = subject.observations.last_example
+        result.check = _failed_check(prop, failure)
         if isinstance(failure, ImplementationRaised) and _UNSUPPORTED_DTYPE.search(str(failure)):
             result.status, result.message = "skip", f"{dtype} not supported by the implementation: {failure}"
     except Unsatisfiable:
@@ -182,6 +183,15 @@ def run_one(
     if result.status in ("fail", "error"):
         result.reproduce = selection.reproduce(impl, name, dtype, device)
     return result
+
+
+def _failed_check(prop: Property, failure: Failure) -> str:
+    """The id of the sub-check ``failure`` broke: the one it names, or the property's only one."""
+    if failure.check is not None:
+        if failure.check not in prop.checks:
+            raise ValueError(f"property {prop.name!r} failed check {failure.check!r}, which it does not declare")
+        return failure.check
+    return prop.checks[0] if len(prop.checks) == 1 else ""
 
 
 def _apply_findings(result: PropertyResult, impl: Implementation, spec) -> None:

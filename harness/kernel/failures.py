@@ -10,13 +10,20 @@ from __future__ import annotations
 
 
 class Failure(Exception):
-    """Base class: the judged implementation broke a property."""
+    """Base class: the judged implementation broke a property. ``check``: the id of the property's sub-check
+    that failed (None: the property's only check, or a failure of the call itself)."""
 
     status = "fail"
+    check: str | None = None
 
 
 class PropertyFailure(Failure):
-    """A property's assertion did not hold; the message says what was expected and what came out."""
+    """A property's assertion did not hold; the message says what was expected and what came out, ``check``
+    which of the property's sub-checks it was."""
+
+    def __init__(self, message: str, check: str | None = None):
+        super().__init__(message)
+        self.check = check
 
 
 class InputMutated(Failure):

@@ -332,6 +332,7 @@ class PropertyResult:
     examples: int = 0
     duration_s: float = 0.0
     parameters: tuple[str, ...] = ()
+    check: str = ""  # the id of the property's sub-check that failed ("" unless fail or error)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"parameters": list(self.parameters)}

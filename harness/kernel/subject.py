@@ -191,9 +191,18 @@ class Subject:
             self._example_worst = max(worst, self._example_worst or 0.0)
 
     def expect_close(
-        self, what: str, actual: Any, expected: Any, scale: Any, example: Example, mask: Any = None, slack: float = 1.0
+        self,
+        what: str,
+        actual: Any,
+        expected: Any,
+        scale: Any,
+        example: Example,
+        mask: Any = None,
+        slack: float = 1.0,
+        check: str | None = None,
     ) -> tolerance.Comparison:
-        """Fail unless ``actual`` agrees with ``expected`` within the tolerance (where ``mask``)."""
+        """Fail unless ``actual`` agrees with ``expected`` within the tolerance (where ``mask``); ``check``: the
+        id of the property's sub-check this comparison is (see ``fail``)."""
         comparison = self.compare(actual, expected, scale, slack)
         if mask is not None:  # outside the property's domain nothing is judged, nor counted in the worst case
             mask = np.broadcast_to(mask, comparison.ulps.shape)
@@ -211,14 +220,16 @@ class Subject:
                 f"{what}{where} = {a!r}, but should be {e!r} [error {comparison.ulps[index]:.3g} ulps of the "
                 f"computation's scale > {self.spec.ulps * slack:g} allowed in {self.dtype}]",
                 example,
+                check=check,
             )
         return comparison
 
-    def fail(self, message: str, example: Example | None = None) -> None:
-        """Raise a PropertyFailure; ``example`` becomes the reported counterexample."""
+    def fail(self, message: str, example: Example | None = None, check: str | None = None) -> None:
+        """Raise a PropertyFailure; ``example`` becomes the reported counterexample, ``check`` (one of the ids the
+        property declares; None for its only one) the sub-check that failed."""
         if example is not None:
             self.observations.last_example = describe(example)
-        raise PropertyFailure(message)
+        raise PropertyFailure(message, check)
 
     def need(self, condition: bool) -> None:
         """Discard an example outside the property's domain (rare by construction)."""
