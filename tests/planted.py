@@ -157,6 +157,31 @@ def mse_batch_coupled(input, target, reduction="mean"):
     return _reduce(_biased(loss) if input.dim() and input.shape[0] > 1 else loss, reduction)
 
 
+class _NaiveValueExactGradient(torch.autograd.Function):
+    """BCE with logits from log(sigmoid(z)) and log(1 - sigmoid(z)); backward the exact sigmoid(z) - y."""
+
+    @staticmethod
+    def forward(ctx, z, y):
+        ctx.save_for_backward(z, y)
+        p = torch.sigmoid(z)
+        return -(y * torch.log(p) + (1 - y) * torch.log(1 - p))
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, y = ctx.saved_tensors
+        return grad * (torch.sigmoid(z) - y), grad * -z
+
+
+def bce_logits_value_overflows(input, target, weight=None, reduction="mean", pos_weight=None):
+    """log(sigmoid(z)) and log(1 - sigmoid(z)) in the value only: infinite at |z| ~ 1e2 in float32, the gradient
+    finite and exact (stability, value)."""
+    if weight is not None or pos_weight is not None:
+        return F.binary_cross_entropy_with_logits(
+            input, target, weight=weight, reduction=reduction, pos_weight=pos_weight
+        )
+    return _reduce(_NaiveValueExactGradient.apply(input, target), reduction)
+
+
 def bce_logits_naive(input, target, weight=None, reduction="mean", pos_weight=None):
     """log(sigmoid(z)) and log(1 - sigmoid(z)): infinite at |z| ~ 1e2 in float32 (stability)."""
     p = torch.sigmoid(input)
