@@ -74,6 +74,7 @@ def wgan_antisymmetry(subject, data) -> None:
     "vae_kl",
     "the VAE's KL term is >= 0, and exactly 0 at mu = 0, logvar = 0",
     dtypes=FLOAT64_AND_FLOAT32,
+    checks=("kl_term", "zero_at_prior"),  # the KL term (and its sign, implied); exactly 0 at recon = x and the prior
 )
 def vae_kl(subject, data) -> None:
     """Exact statement: KL(N(mu, exp(logvar)) || N(0, 1)) = 0.5 sum(mu^2 + exp(logvar) - 1 - logvar) >= 0 with
@@ -89,17 +90,18 @@ def vae_kl(subject, data) -> None:
     expected = subject.reference(example) - subject.reference(prior)
     scale = subject.scale(example) + subject.scale(prior)
     domain = _representable(subject, subject.reference(example))
-    comparison = subject.expect_close("beta * KL term", kl, expected, scale, example, domain)
+    comparison = subject.expect_close("beta * KL term", kl, expected, scale, example, domain, check="kl_term")
     if domain and kl < -comparison.allowed:
-        subject.fail(f"beta * KL term = {float(kl)!r}, but should be >= 0", example)
+        subject.fail(f"beta * KL term = {float(kl)!r}, but should be >= 0", example, check="kl_term")
     if subject.accepts("recon_loss"):
         perfect = prior.replace({"recon": np.array(example.args["x"], copy=True)}, recon_loss="mse")
         value = subject.value(perfect)
         if value != 0.0:
             subject.fail(
                 f"loss at recon = x (mse), mu = 0, logvar = 0 = {float(value)!r}, but should be exactly 0 "
-                "(KL(N(0, 1) || N(0, 1)) = 0)",
+                "[KL(N(0, 1) || N(0, 1)) = 0]",
                 perfect,
+                check="zero_at_prior",
             )
 
 
@@ -107,6 +109,7 @@ def vae_kl(subject, data) -> None:
     "uncertainty_minimiser",
     "uncertainty weighting is minimised over s_i at log L_i: zero gradient, value sum(1 + log L_i), larger nearby",
     dtypes=FLOAT64_AND_FLOAT32,
+    checks=("minimum", "gradient", "larger_nearby"),
 )
 def uncertainty_minimiser(subject, data) -> None:
     """Exact statement (Kendall et al. 2018): for L_i > 0, f(s) = sum_i exp(-s_i) L_i + s_i is strictly convex with
@@ -122,10 +125,12 @@ def uncertainty_minimiser(subject, data) -> None:
     with np.errstate(all="ignore"):
         grad_scale = subject.spec.reference.grad(**at.kwargs())["log_vars"].scale
     minimum = np.sum(1.0 + np.log(losses))
-    subject.expect_close("loss at s = log L", outcome.value, minimum, subject.scale(at), at)
+    subject.expect_close("loss at s = log L", outcome.value, minimum, subject.scale(at), at, check="minimum")
     if names:
         rounding = np.abs(s - np.log(losses)) / subject.u
-        subject.expect_close("d loss / d s at s = log L", outcome.grads["log_vars"], 0.0, grad_scale + rounding, at)
+        subject.expect_close(
+            "d loss / d s at s = log L", outcome.grads["log_vars"], 0.0, grad_scale + rounding, at, check="gradient"
+        )
     step = data.draw(st.floats(0.1, 2.0), label="step") * data.draw(st.sampled_from([1.0, -1.0]), label="sign")
     moved = np.array(data.draw(st.lists(st.booleans(), min_size=s.size, max_size=s.size), label="moved"))
     moved[data.draw(st.integers(0, s.size - 1), label="one moved")] = True
@@ -137,4 +142,5 @@ def uncertainty_minimiser(subject, data) -> None:
             f"loss at s = log L + {step:g} (some tasks) = {float(value)!r}, but should exceed the minimum "
             f"{float(outcome.value)!r} at s = log L",
             nearby,
+            check="larger_nearby",
         )

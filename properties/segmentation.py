@@ -54,6 +54,7 @@ def overlap_symmetry(subject, data) -> None:
     "tversky_identities",
     "Tversky(1/2, 1/2, smooth = s) = Dice(smooth = 2 s); Tversky(1, 1, s) = Jaccard(s)",
     needs=("relations.dice", "relations.jaccard"),
+    checks=("dice", "jaccard"),  # alpha = beta = 1/2; alpha = beta = 1
 )
 def tversky_identities(subject, data) -> None:
     """Exact forms, from v = 1 - (TP + s) / (TP + alpha FP + beta FN + s) and sum p + sum y = 2 TP + FP + FN:
@@ -70,7 +71,10 @@ def tversky_identities(subject, data) -> None:
     s = example.params["smooth"]
     shared = {k: v for k, v in example.params.items() if k not in ("alpha", "beta", "smooth")}
     relations = subject.spec.relations
-    for weight, other, other_smooth in ((0.5, relations.dice, 2 * s), (1.0, relations.jaccard, s)):
+    for check, weight, other, other_smooth in (
+        ("dice", 0.5, relations.dice, 2 * s),
+        ("jaccard", 1.0, relations.jaccard, s),
+    ):
         mine = example.replace(alpha=weight, beta=weight)
         theirs = example.__class__(example.args, {**shared, "smooth": other_smooth})
         expected = subject.reference(theirs, subject.catalog(other))
@@ -80,6 +84,7 @@ def tversky_identities(subject, data) -> None:
             expected,
             subject.scale(mine),
             mine,
+            check=check,
         )
 
 

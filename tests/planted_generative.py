@@ -41,3 +41,54 @@ def uncertainty_half_regulariser(losses, log_vars):
     """sum exp(-s) L + s / 2 (the regression form's 1/2 on the regulariser only): minimiser at log(2 L), not log L
     (uncertainty_minimiser)."""
     return (torch.exp(-log_vars) * losses + 0.5 * log_vars).sum()
+
+
+def vae_not_exactly_zero(recon, x, mu, logvar, beta=1.0, recon_loss="bce"):
+    """Adds 24 smallest normals where the loss is exactly 0 (recon = x with mse, mu = logvar = 0): not exactly 0
+    there (vae_kl, zero_at_prior)."""
+    loss = own.vae_loss(recon, x, mu, logvar, beta=beta, recon_loss=recon_loss)
+    return torch.where(loss == 0, loss + 24 * torch.finfo(loss.dtype).tiny, loss)
+
+
+def uncertainty_minimum_biased(losses, log_vars):
+    """Plus 32 u times its error scale, sum(|exp(-s) L| + |s|) + (T - 1) sum |exp(-s) L + s| (the terms and the
+    summation bound) (uncertainty_minimiser, minimum)."""
+    weighted = torch.exp(-log_vars) * losses
+    terms = weighted + log_vars
+    scale = (weighted.abs() + log_vars.abs()).sum() + (terms.numel() - 1) * terms.abs().sum()
+    return terms.sum() + 32 * torch.finfo(terms.dtype).eps / 2 * scale.detach()
+
+
+class _GradientOffset(torch.autograd.Function):
+    """Identity in s; backward adds 32 u (1 + exp(-s) L): 32 units of roundoff of the scale of 1 - exp(-s) L."""
+
+    @staticmethod
+    def forward(ctx, s, losses):
+        ctx.save_for_backward(s, losses)
+        return s.view_as(s)
+
+    @staticmethod
+    def backward(ctx, grad):
+        s, losses = ctx.saved_tensors
+        return grad + 32 * torch.finfo(s.dtype).eps / 2 * (1 + torch.exp(-s) * losses), None
+
+
+def uncertainty_gradient_offset(losses, log_vars):
+    """Right value; d loss / d s off by 32 u (1 + exp(-s) L) (uncertainty_minimiser, gradient)."""
+    return own.uncertainty_weighted_loss(losses, _GradientOffset.apply(log_vars, losses.detach()))
+
+
+def uncertainty_flat_above_minimiser(losses, log_vars):
+    """Each task's term is flat, 1 + log L_i, for s_i > log L_i: right at the minimiser, but moving s_i up does
+    not raise the loss (uncertainty_minimiser, larger_nearby)."""
+    term = torch.exp(-log_vars) * losses + log_vars
+    floor = 1 + torch.log(losses)
+    return torch.where(log_vars > torch.log(losses), floor.detach() + 0 * log_vars, term).sum()
+
+
+def vae_kl_term_biased(recon, x, mu, logvar, beta=1.0, recon_loss="bce"):
+    """The KL term times (1 + 32 u) (vae_kl, kl_term)."""
+    mse = recon_loss == "mse"
+    reconstruction = (recon - x).square().sum() if mse else own._binary_cross_entropy_sum(recon, x)
+    kl = 0.5 * (mu.square() + (torch.expm1(logvar) - logvar)).sum()
+    return reconstruction + beta * kl * (1 + 32 * torch.finfo(kl.dtype).eps / 2)

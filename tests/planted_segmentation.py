@@ -74,3 +74,24 @@ def bce_dice_summed_bce(input, target, bce_weight=0.5, dice_weight=1.0, smooth=1
     """The cross-entropy part is the sum over pixels, not the mean (composite_sum)."""
     bce = F.binary_cross_entropy_with_logits(input, target, reduction="sum")
     return bce_weight * bce + dice_weight * own.dice_loss(input, target, smooth=smooth)
+
+
+def _tversky_biased_at(weight: float):
+    def wrong(input, target, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+        loss = own.tversky_loss(input, target, alpha, beta, smooth, from_logits, batch, reduction="none")
+        if alpha == beta == weight:  # 32 u relative, times the pixels summed + 2 (the scale's summation factor)
+            count = input[0, 0].numel() * (input.shape[0] if batch else 1)
+            loss = loss * (1 + 32 * (count + 2) * torch.finfo(loss.dtype).eps / 2)
+        return loss if reduction == "none" else loss.mean() if reduction == "mean" else loss.sum()
+
+    return wrong
+
+
+tversky_biased_as_dice = _tversky_biased_at(0.5)
+tversky_biased_as_dice.__name__ = "tversky_biased_as_dice"
+tversky_biased_as_dice.__doc__ = """Times (1 + 32 (n + 2) u), n the pixels summed, at alpha = beta = 1/2: about
+32 units of roundoff of its scale (tversky_identities, dice)."""
+tversky_biased_as_jaccard = _tversky_biased_at(1.0)
+tversky_biased_as_jaccard.__name__ = "tversky_biased_as_jaccard"
+tversky_biased_as_jaccard.__doc__ = """Times (1 + 32 (n + 2) u), n the pixels summed, at alpha = beta = 1: about
+32 units of roundoff of its scale (tversky_identities, jaccard)."""

@@ -25,14 +25,25 @@ CASES = [
     ("gan_bce_composition", "gan_generator_loss", planted.gan_generator_saturating, "float64"),
     ("gan_bce_composition", "gan_discriminator_loss", planted.gan_discriminator_one_sided_smoothing, "float32"),
     ("wgan_antisymmetry", "wgan_critic_loss", planted.wgan_critic_clamped, "float64"),
-    ("vae_kl", "vae_loss", planted.vae_kl_without_one, "float64"),
-    ("uncertainty_minimiser", "uncertainty_weighted_loss", planted.uncertainty_half_regulariser, "float32"),
+    ("vae_kl", "vae_loss", planted.vae_kl_term_biased, "float32"),
+    ("vae_kl", "vae_loss", planted.vae_not_exactly_zero, "float32"),
+    ("uncertainty_minimiser", "uncertainty_weighted_loss", planted.uncertainty_minimum_biased, "float64"),
+    ("uncertainty_minimiser", "uncertainty_weighted_loss", planted.uncertainty_gradient_offset, "float64"),
+    ("uncertainty_minimiser", "uncertainty_weighted_loss", planted.uncertainty_flat_above_minimiser, "float64"),
 ]
+# the sub-check a planted bug proves, for a property with several (tests/test_properties_catch_bugs.py's meta-test)
+SUB_CHECKS = {
+    planted.vae_kl_term_biased: "kl_term",
+    planted.vae_not_exactly_zero: "zero_at_prior",
+    planted.uncertainty_minimum_biased: "minimum",
+    planted.uncertainty_gradient_offset: "gradient",
+    planted.uncertainty_flat_above_minimiser: "larger_nearby",
+}
 
 
 @pytest.mark.parametrize(("prop", "loss", "wrong", "dtype"), CASES, ids=[f"{c[0]}-{c[2].__name__}" for c in CASES])
 def test_family_property_catches_its_planted_bug(prop, loss, wrong, dtype):
-    assert_catches(prop, loss, wrong, OWN[loss].fn, dtype)
+    assert_catches(prop, loss, wrong, OWN[loss].fn, dtype, check=SUB_CHECKS.get(wrong))
 
 
 def test_wgan_losses_are_not_tagged_non_negative_and_say_why():

@@ -143,7 +143,7 @@ def test_every_sub_check_has_a_planted_bug():
     for name in FAMILY_TESTS:
         module = importlib.import_module(name)
         named = getattr(module, "SUB_CHECKS", {})
-        proven |= {(case[0], named.get(case[:2]) or only_check(case[0])) for case in module.CASES}
+        proven |= {(case[0], named.get(case[2]) or only_check(case[0])) for case in module.CASES}
     assert proven <= declared, f"planted bugs name sub-checks no property declares: {sorted(proven - declared)}"
     assert declared - proven == set(), "sub-checks without a planted bug"
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 from hypothesis import strategies as st
 from judging import judge
-from test_properties_catch_bugs import CASES
+from test_properties_catch_bugs import CASES, FAMILY_TESTS
 
 from lossguard.catalog import CATALOG
 from lossguard.harness.kernel import tolerance
@@ -31,9 +32,23 @@ from lossguard.properties import identities
 from lossguard.properties.base import PROPERTIES
 
 
+def _family_cases() -> list[tuple]:
+    """The family modules' planted-bug cases, as (property, sub-check, loss, wrong, dtype, None)."""
+    cases = []
+    for name in FAMILY_TESTS:
+        module = importlib.import_module(name)
+        named = getattr(module, "SUB_CHECKS", {})
+        for prop, loss, wrong, dtype, *_ in module.CASES:
+            cases.append((prop, named.get(wrong, PROPERTIES[prop].checks[0]), loss, wrong, dtype, None))
+    return cases
+
+
+ALL_CASES = [*CASES, *_family_cases()]
+
+
 def _cases(prop: str, check: str | None = None) -> list[tuple]:
     """The planted-bug cases of ``prop``, those of sub-check ``check`` first (cheapest proof of an escape)."""
-    cases = [case for case in CASES if case[0] == prop]
+    cases = [case for case in ALL_CASES if case[0] == prop]
     return sorted(cases, key=lambda case: case[1] != check)
 
 
