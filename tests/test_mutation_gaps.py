@@ -46,3 +46,41 @@ def test_error_scale_is_at_least_the_magnitude(spec, regime):
         for name, gradient in gradients.items():
             problem = _below(gradient.value, gradient.scale)
             assert problem is None, f"{spec.name} d/d{name}: {problem} on {example}"
+
+
+def test_classification_kl_div_mean_is_over_every_element_and_batchmean_over_rows():
+    """torch's kl_div: 'mean' divides the sum by the number of elements, 'batchmean' by the batch size. The
+    mpmath tests draw it with 'batchmean'; a 'mean' over rows (``and`` -> ``or`` in the normaliser) survived."""
+    from lossguard.reference.classification import kl_div
+
+    x = np.log([[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]])
+    t = np.array([[0.3, 0.3, 0.4], [0.2, 0.5, 0.3]])
+    pointwise = kl_div(x, t, reduction="none")
+    assert kl_div(x, t, reduction="mean") == pytest.approx(np.sum(pointwise) / 6, rel=1e-14)
+    assert kl_div(x, t, reduction="batchmean") == pytest.approx(np.sum(pointwise) / 2, rel=1e-14)
+    assert kl_div(x, t, reduction="sum") == pytest.approx(np.sum(pointwise), rel=1e-14)
+
+
+@pytest.mark.parametrize("spec", ENTRIES, ids=[f"{spec.family}-{spec.name}" for spec in ENTRIES])
+def test_reference_gradient_covers_every_differentiable_argument_given(spec):
+    """The mpmath gradient tests compare the gradients the reference returns, so one it leaves out (a
+    ``bias`` gradient skipped when a bias is given) was compared with nothing."""
+    for example in seeded_examples(spec, count=6, dtype="float64"):
+        with np.errstate(all="ignore"):
+            gradients = spec.reference.grad(**example.kwargs())
+        given = {
+            name
+            for name in spec.differentiable
+            if example.args.get(name) is not None and np.issubdtype(np.asarray(example.args[name]).dtype, np.floating)
+        }
+        assert given <= set(gradients), f"{spec.name}: no reference gradient for {sorted(given - set(gradients))}"
+
+
+def test_sequence_linear_cross_entropy_gradient_of_a_given_bias():
+    """The catalog's examples draw no bias: a bias gradient skipped when a bias is given went unnoticed."""
+    from lossguard.reference.sequence import linear_cross_entropy
+
+    x, w, bias = np.array([[0.5, -1.0], [2.0, 0.25]]), np.array([[1.0, 0.5], [-0.5, 2.0], [0.0, 1.0]]), np.ones(3)
+    gradients = linear_cross_entropy.grad(x, w, np.array([0, 2]), bias=bias, reduction="sum")
+    assert set(gradients) == {"hidden", "weight", "bias"}
+    assert set(linear_cross_entropy.grad(x, w, np.array([0, 2]), reduction="sum")) == {"hidden", "weight"}
