@@ -62,15 +62,20 @@ def probabilities(input, from_logits: bool) -> tuple[np.ndarray, np.ndarray]:
     return (sigmoid(x), sigmoid(-x)) if from_logits else (x, 1.0 - x)
 
 
-def confusion(p: np.ndarray, q: np.ndarray, y: np.ndarray, batch: bool) -> Confusion:
-    """TP = sum(p y), FP = sum(p (1 - y)), FN = sum((1 - p) y) over the summed axes (keepdims)."""
+def confusion(p: np.ndarray, q: np.ndarray, y: np.ndarray, batch: bool, factor: float = 1.0) -> Confusion:
+    """TP = sum(p y), FP = sum(p (1 - y)), FN = sum((1 - p) y) over the summed axes (keepdims), each times
+    ``factor`` (a power of two, applied to one factor of every product: exact, see :func:`_binary`)."""
     axes = _axes(p.ndim, batch)
     count = int(np.prod([p.shape[a] for a in axes])) if axes else 1
 
     def total(v: np.ndarray) -> np.ndarray:
         return np.sum(v, axis=axes, keepdims=True)
 
-    return Confusion(total(p * y), total(p * (1.0 - y)), total(q * y), count)
+    p_f, y_f = p * factor, y * factor
+    return Confusion(total(p_f * y), total(p_f * (1.0 - y)), total(q * y_f), count)
+
+
+UNDERFLOW_GUARD = 2.0**600  # _binary's common factor of the confusion sums and smooth (inputs up to 2^100)
 
 
 def _squeeze(v: np.ndarray, batch: bool) -> np.ndarray:
@@ -131,7 +136,13 @@ def _binary(input, target, alpha, beta, smooth, from_logits, batch) -> Terms:
     y = np.asarray(target, dtype=np.float64)
     if p.shape != y.shape or p.ndim < 2:
         raise ValueError(f"input and target must have one (N, C, *) shape, got {p.shape} and {y.shape}")
-    value, scale = tversky_terms(confusion(p, q, y, batch), alpha, beta, smooth)
+    # The value is a ratio (alpha FP + beta FN) / (TP + alpha FP + beta FN + s), invariant under a common factor
+    # of the sums and s: taken at 2^600 times them, products of a subnormal target (or probability) with an
+    # O(1) factor stay normal instead of rounding to the subnormal grid, an absolute error that the division by
+    # s (>= 1e-5) would magnify (y = 5e-324: 0.5 FN rounded to 0 where the exact value is 2.5e-319).
+    big = max(float(np.max(np.abs(p), initial=0.0)), float(np.max(np.abs(y), initial=0.0)), smooth)
+    factor = UNDERFLOW_GUARD if big <= 2.0**100 else 1.0
+    value, scale = tversky_terms(confusion(p, q, y, batch, factor), alpha, beta, smooth * factor)
     return Terms(_squeeze(value, batch), _squeeze(scale, batch))
 
 

@@ -92,6 +92,10 @@ D5 sigmoid_focal_loss gradient: ``p - y`` and ``1 - p`` were formed by subtracti
    ``1 - p = sigmoid(-z)`` and ``p - y = (1 - y) p - y sigmoid(-z)``, whose two terms enter the scale.
 D6 softmax_focal_loss gradient: the scale of d/dz_k (k != y) used the target logit's error
    ``|z_y| + |lse| + C``; softmax_k = exp(z_k - lse) now adds its own ``|z_k| + |z_k - lse| + C``.
+D7 sigmoid_focal_loss gradient (found by random exploration, kept as an @example of
+   test_sigmoid_focal_gradient): scipy's ``expit`` flushes to 0 below -709.8, where the sigmoid is still a
+   subnormal (1 - p_t = 2e-313 at z = 720, y = 1: gradient and scale 0, exact -5e-314); now
+   ``_core.sigmoid``, and the scale's ratios to q are formed whole (1 / q overflowed to a NaN scale).
 """
 
 from __future__ import annotations
