@@ -19,6 +19,7 @@ from lossguard.catalog.common import (
     weights,
 )
 from lossguard.harness.kernel import strategies as S
+from lossguard.harness.kernel import tolerance
 from lossguard.harness.kernel.model import (
     BINARY,
     MULTICLASS,
@@ -26,6 +27,7 @@ from lossguard.harness.kernel.model import (
     PROBABILITIES,
     ErrorCase,
     Example,
+    Finding,
     Relations,
 )
 from lossguard.reference import classification as C
@@ -128,6 +130,12 @@ def _class_scoring(q: np.ndarray, outcome: int) -> Example:
 
 def _binary_logit_scoring(q: np.ndarray, outcome: int) -> Example:
     return Example({"input": np.array([logit(q[1])]), "target": np.array([float(outcome)])}, {"reduction": "sum"})
+
+
+def _hinge_scoring(q: np.ndarray, outcome: int) -> Example:
+    """The hinge as a scoring rule: the score 2 q[1] - 1 in [-1, 1], the label 2 outcome - 1."""
+    score, label = np.array([2.0 * q[1] - 1.0]), np.array([2.0 * outcome - 1.0])
+    return Example({"input": score, "target": label}, {"reduction": "sum"})
 
 
 def _nll_examples(draw, dtype, regime, choose) -> Example:
@@ -265,6 +273,42 @@ _CE_IDENTITIES = (
     "cross_entropy_kl",
     "proper_scoring",
 )
+
+
+def _improper_region(reference, scoring):
+    """The domain of a by-definition proper_scoring failure: the pairs (p, q) (``Example({"p": p, "q": q}, {})``,
+    as the property reports them) where the float64 reference's own expected loss of reporting q does not exceed
+    that of the truthful report p by more than the property's allowance in the dtype (twice the entry's 8 ulps:
+    the implementation rounds both expected losses). Outside this region the definition is proper and judged."""
+
+    def expected(p, report):
+        total = scale = 0.0
+        for outcome in range(p.size):
+            kwargs = scoring(report, outcome).kwargs()
+            total += p[outcome] * float(np.sum(reference(**kwargs)))
+            scale += p[outcome] * float(np.sum(reference.error_scale(**kwargs)))
+        return total, scale
+
+    def domain(example: Example, dtype: str) -> bool:
+        p, q = (np.asarray(example.args[k], dtype=np.float64) for k in ("p", "q"))
+        (truthful, s1), (other, s2) = expected(p, p), expected(p, q)
+        return bool(other <= truthful + tolerance.compare(other, truthful, s1 + s2, dtype, 16.0).allowed)
+
+    return domain
+
+
+def _not_proper(reason: str, reference, scoring, p: list[float], q: list[float]) -> Finding:
+    return Finding(
+        "proper_scoring",
+        reason,
+        "by definition",
+        witness=Example({"p": np.array(p), "q": np.array(q)}, {}),
+        domain=_improper_region(reference, scoring),
+        where="the reports q whose expected loss under p, by the float64 reference, is not above the truthful "
+        "report's (within twice the tolerance): the improper region of the scoring rule",
+    )
+
+
 _NOT_PROPER_FOCAL = (
     "focal loss is not a strictly proper scoring rule for gamma > 0: the expected loss under a true "
     "probability p is minimised at a less extreme q (Charoenphakdee et al. 2021, 'On Focal Loss for "
@@ -360,7 +404,9 @@ CLASSIFICATION = (
             param_case("gamma", -1.0, "gamma must be non-negative"),
         ),
         scoring=_binary_logit_scoring,
-        by_definition={"proper_scoring": _NOT_PROPER_FOCAL},
+        by_definition=(
+            _not_proper(_NOT_PROPER_FOCAL, C.sigmoid_focal_loss, _binary_logit_scoring, [0.1, 0.9], [0.3, 0.7]),
+        ),
         variants={"alpha_mode": "'per_class' (canonical: alpha_t) or 'uniform' (alpha multiplies every term)"},
     ),
     class_logit_entry(
@@ -386,14 +432,18 @@ CLASSIFICATION = (
         error_cases=(SHAPE_MISMATCH, param_case("margin", -1.0, "margin must be non-negative")),
         kinks=_hinge_kinks,
         perfect=lambda ex, s: ex.replace({"input": np.asarray(ex.args["target"]) * (ex.params["margin"] + 1.0)}),
-        scoring=lambda q, k: Example(
-            {"input": np.array([2.0 * q[1] - 1.0]), "target": np.array([2.0 * k - 1.0])}, {"reduction": "sum"}
+        scoring=_hinge_scoring,
+        by_definition=(
+            _not_proper(
+                "hinge is not strictly proper: the expected hinge loss under P(y = 1) = p is "
+                "minimised at the score sign(2p - 1) for every p != 1/2, not at the calibrated 2p - 1 "
+                "(Bartlett, Jordan & McAuliffe 2006)",
+                C.hinge_loss,
+                _hinge_scoring,
+                [0.3, 0.7],
+                [0.1, 0.9],
+            ),
         ),
-        by_definition={
-            "proper_scoring": "hinge is not strictly proper: the expected hinge loss under P(y = 1) = p is "
-            "minimised at the score sign(2p - 1) for every p != 1/2, not at the calibrated 2p - 1 "
-            "(Bartlett, Jordan & McAuliffe 2006)"
-        },
         sweep=sweep_logit,
     ),
     class_logit_entry(

@@ -36,10 +36,9 @@ import argparse
 import contextlib
 import difflib
 import fnmatch
-import hashlib
 import json
 import os
-import re
+import random
 import shutil
 import signal
 import subprocess
@@ -69,7 +68,6 @@ class Mutant:
     operator: str
     occurrence: int  # cosmic-ray's occurrence: the n-th place this operator applies in the module
     line: int
-    key: str = ""  # what the seeded sample hashes: module, operator, the line's text, the n-th place on it
     original: str = ""  # the changed source line(s), before and after
     mutated: str = ""
     outcome: str = ""  # killed, survived, timeout, error
@@ -88,31 +86,12 @@ def load_config(path: Path) -> tuple[dict, list[Target]]:
     return data["mutation"], targets
 
 
-def load_reviewed(path: Path) -> tuple[dict[tuple[str, str, str], str], list[dict]]:
-    """({(module, operator, mutated text): reason}, [pattern entries]).
-
-    A ``[[survivor]]`` names one mutant; its key ignores line numbers, which drift, and whitespace. A
-    ``[[pattern]]`` reviews a whole class of mutants argued once: ``module`` and ``operator`` are globs,
-    ``mutated`` a regular expression searched in the mutated text (whitespace removed)."""
+def load_reviewed(path: Path) -> dict[tuple[str, str, str], str]:
+    """(module, operator, mutated text) -> reason. The key ignores line numbers, which drift, and whitespace."""
     if not path.exists():
-        return {}, []
-    data = tomllib.loads(path.read_text())
-    exact = {(e["module"], e["operator"], _norm(e["mutated"])): e["reason"] for e in data.get("survivor", [])}
-    return exact, data.get("pattern", [])
-
-
-def review(mutant: Mutant, exact: dict[tuple[str, str, str], str], patterns: list[dict]) -> str | None:
-    key = (mutant.module, mutant.operator, _norm(mutant.mutated))
-    if key in exact:
-        return exact[key]
-    for p in patterns:
-        if (
-            fnmatch.fnmatch(mutant.module, p["module"])
-            and fnmatch.fnmatch(mutant.operator, p["operator"])
-            and re.search(p["mutated"], _norm(mutant.mutated))
-        ):
-            return p["reason"]
-    return None
+        return {}
+    entries = tomllib.loads(path.read_text()).get("survivor", [])
+    return {(e["module"], e["operator"], _norm(e["mutated"])): e["reason"] for e in entries}
 
 
 def _norm(text: str) -> str:
@@ -178,28 +157,12 @@ def enumerate_mutants(wt: Path, targets: list[Target], ops: dict) -> list[Mutant
 
     mutants = []
     for target in targets:
-        lines = (wt / target.module).read_text().splitlines()
         nodes = list(ast_nodes(get_ast_from_path(wt / target.module)))
         for name, op in ops.items():
             positions = (start for node in nodes for start, _end in op.mutation_positions(node))
-            on_line: dict[int, int] = {}
             for occurrence, start in enumerate(positions):
-                line = start[0]
-                on_line[line] = on_line.get(line, -1) + 1
-                key = f"{target.module}|{name}|{_norm(lines[line - 1])}|{on_line[line]}"
-                mutants.append(Mutant(target.module, name, occurrence, line, key))
+                mutants.append(Mutant(target.module, name, occurrence, start[0]))
     return sorted(mutants, key=lambda m: m.id)
-
-
-def seeded_sample(mutants: list[Mutant], n: int, seed: int) -> list[Mutant]:
-    """The ``n`` mutants whose keys hash lowest under ``seed``: the same ones on every run of a commit, and
-    mostly the same across commits, since a mutant's key (module, operator, its line's text, its place on
-    the line) does not move when other lines change, where an index into the list of all mutants would."""
-
-    def rank(mutant: Mutant) -> str:
-        return hashlib.sha256(f"{seed}|{mutant.key}".encode()).hexdigest()
-
-    return sorted(sorted(mutants, key=rank)[:n], key=lambda m: m.id)
 
 
 def changed_lines(original: str, mutated: str) -> tuple[str, str]:
@@ -287,14 +250,14 @@ def main(argv: list[str] | None = None) -> int:
     elif args.sample is not None:
         n = settings["sample"] if args.sample < 0 else args.sample
         seed = settings["seed"] if args.seed is None else args.seed
-        mutants = seeded_sample(mutants, n, seed)
+        mutants = sorted(random.Random(seed).sample(mutants, min(n, len(mutants))), key=lambda m: m.id)
         log(f"mutation: seeded sample of {len(mutants)} (seed {seed}) at {commit[:12]}")
     else:
         log(f"mutation: all {len(mutants)} mutants at {commit[:12]}")
 
     from cosmic_ray.mutating import use_mutation
 
-    reviewed, patterns = load_reviewed(args.reviewed)
+    reviewed = load_reviewed(args.reviewed)
     matched: set[tuple[str, str, str]] = set()
     baselines: dict[str, float] = {}
     status = 0
@@ -321,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 mutant.outcome, mutant.seconds, mutant.detail = run_tests(cmd, wt, shim, timeout)
         if mutant.outcome == "survived":
             key = (mutant.module, mutant.operator, _norm(mutant.mutated))
-            mutant.reviewed = review(mutant, reviewed, patterns)
+            mutant.reviewed = reviewed.get(key)
             matched.add(key)
             if mutant.reviewed is None:
                 status = 1

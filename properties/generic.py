@@ -244,6 +244,8 @@ def invalid_input(subject, data) -> None:
         if subject.device == "cuda" and "class index" in case.description:
             continue  # a device-side assert kills the process: such cases run only on the CPU
         invalid = subject.rounded(case.make(example))
+        if subject.excused(case.description, invalid):
+            continue  # a recorded finding's departure (its witness is judged apart); the other cases still are
         try:
             outcome = subject.call(invalid)
         except ImplementationRaised as raised:

@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 from scipy.special import expit, log_softmax, logsumexp, softmax, xlogy
 
-from lossguard.harness.kernel.model import BINARY
+from lossguard.harness.kernel.model import BINARY, Example
 from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, register
 
 
@@ -369,13 +369,18 @@ def proper_scoring(subject, data) -> None:
 
     Log loss: the gap is exactly KL(p || q); Brier: ||p - q||^2. Hinge and focal are not strictly
     proper (the catalog records why), so this property fails on them by definition. A loss whose
-    ``outcome`` is binary reports over 2 outcomes (P(y = 1) = q[1]), any other over C = 2..4.
+    ``outcome`` is binary reports over 2 outcomes (P(y = 1) = q[1]), any other over C = 2..4. A failure
+    names the pair as the example ``Example({"p": p, "q": q}, {})``, the form of a recorded witness.
     """
-    binary = subject.spec.outcome == BINARY
-    n_classes = 2 if binary else data.draw(st.integers(2, 4), label="C")
-    p = _simplex(data, n_classes, "p")
-    q = _report(data, p)
-    subject.need(np.sum(np.abs(p - q)) >= 0.2)
+    if subject.witness is not None:  # a recorded finding's pair (p, q)
+        p, q = (np.asarray(subject.witness.args[k], dtype=np.float64) for k in ("p", "q"))
+        n_classes = p.size
+    else:
+        binary = subject.spec.outcome == BINARY
+        n_classes = 2 if binary else data.draw(st.integers(2, 4), label="C")
+        p = _simplex(data, n_classes, "p")
+        q = _report(data, p)
+        subject.need(np.sum(np.abs(p - q)) >= 0.2)
 
     def expected_loss(report):
         total, scale = 0.0, 0.0
@@ -392,5 +397,6 @@ def proper_scoring(subject, data) -> None:
     if not other > truthful + allowed:
         subject.fail(
             f"expected loss reporting q = {q.round(4).tolist()} is {other!r}, but should exceed the "
-            f"expected loss {truthful!r} of reporting the true p = {p.round(4).tolist()}"
+            f"expected loss {truthful!r} of reporting the true p = {p.round(4).tolist()}",
+            Example({"p": p, "q": q}, {}),
         )

@@ -83,8 +83,11 @@ def _notes(spec: LossSpec) -> list[str]:
     notes = []
     if spec.caveats:
         notes.append(f"**caveats:** {_cell(spec.caveats)}")
-    for name, reason in spec.by_definition.items():
-        notes.append(f"**fails by definition** {_code(name)}: {_cell(reason)}")
+    for finding in spec.by_definition:
+        notes.append(
+            f"**fails by definition** {_code(finding.property)}: {_cell(finding.reason)} "
+            f"(where: {_cell(finding.scope())})"
+        )
     for name, description in spec.variants.items():
         notes.append(f"**variant** {_code(name)}: {_cell(description)}")
     return notes

@@ -2,12 +2,15 @@
 
 Each run yields one PropertyResult. A property failure found by Hypothesis is shrunk to a
 minimal counterexample; the report gives it with one command that reproduces it. Recorded
-findings (on the implementation) and failures by definition (on the catalog entry) turn a
-failure into ``xfail`` and a pass into ``xpass``.
+findings (on the implementation) and failures by definition (on the catalog entry) scope a run, they do
+not blind it: the finding's witness must still fail inside the finding's domain (else ``xpass``), and the
+search runs as for any other run with that domain discarded (a failure outside it is a plain ``fail``);
+then the run is ``xfail``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -17,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import as_completed as _as_completed
 from dataclasses import dataclass
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Unsatisfiable
 
@@ -25,7 +28,7 @@ import lossguard.properties.all  # noqa: F401  (registers every property)
 from lossguard.catalog import CATALOG
 from lossguard.harness.kernel.failures import Failure, ImplementationRaised
 from lossguard.harness.kernel.frameworks import binding as framework_binding
-from lossguard.harness.kernel.model import Implementation, LossSpec, PropertyResult
+from lossguard.harness.kernel.model import Finding, Implementation, LossSpec, PropertyResult
 from lossguard.harness.kernel.profiles import settings_for
 from lossguard.harness.kernel.subject import Subject
 from lossguard.properties.base import PROPERTIES, Property
@@ -103,11 +106,19 @@ def plan(
 def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str) -> None:
     def check(data):
         subject.begin_example()
-        prop.check(subject, data)
+        try:
+            prop.check(subject, data)
+        except Failure as failure:
+            if subject.covered(failure.status, str(failure)):
+                reject()  # inside a recorded finding's domain: discarded, never judged
+            raise
         subject.end_example()
 
     check._hypothesis_internal_add_digest = key.encode()  # a distinct database key and seed per run
-    given(st.data())(settings_for(profile, prop.examples)(check))()
+    chosen = settings_for(profile, prop.examples)
+    if subject.excluded:  # a finding's domain may hold most of what the strategy draws: the rest is still judged
+        chosen = settings(chosen, suppress_health_check=[*chosen.suppress_health_check, HealthCheck.filter_too_much])
+    given(st.data())(chosen(check))()
 
 
 def run_one(
@@ -147,21 +158,45 @@ def run_one(
             "(a problem of the catalog, not a verdict on the implementation)"
         )
         return result
-    finding = impl.finding_for(name, dtype, device)
-    witness = finding.witness if finding else None
-    subject = Subject(
-        spec,
-        impl,
-        dtype,
-        device,
-        restriction=dict(spec.properties[name]),
-        witness=witness,
-        domain=spec.domains.get(name),
-        related=_lookup(catalog),
-    )
+    findings = _findings(impl, spec, name, dtype, device)
+
+    def subject(witness=None, excluded=(), only_case=None) -> Subject:
+        return Subject(
+            spec,
+            impl,
+            dtype,
+            device,
+            restriction=dict(spec.properties[name]),
+            witness=witness,
+            excluded=tuple(excluded),
+            only_case=only_case,
+            domain=spec.domains.get(name),
+            related=_lookup(catalog),
+        )
+
+    key = f"{impl.name}|{name}|{device}|{dtype}"
     started = time.perf_counter()
+    if findings:
+        _judge_with_findings(result, prop, findings, subject, selection.profile, key)
+    else:
+        _execute(result, prop, subject(), selection.profile, key)
+    result.duration_s = time.perf_counter() - started
+    if result.status in ("fail", "error"):
+        result.reproduce = selection.reproduce(impl, name, dtype, device)
+    return result
+
+
+def _findings(impl: Implementation, spec: LossSpec, name: str, dtype: str, device: str) -> tuple[Finding, ...]:
+    """The cell's recorded findings: the implementation's and the entry's failures by definition."""
+    by_definition = tuple(f for f in spec.by_definition if f.matches(name, dtype, device))
+    return (*impl.findings_for(name, dtype, device), *by_definition)
+
+
+def _execute(result: PropertyResult, prop: Property, subject: Subject, profile: str, key: str) -> Subject:
+    """One Hypothesis run of ``prop`` on ``subject``; its verdict, counterexample and observations into ``result``."""
+    dtype = subject.dtype
     try:
-        _hypothesis_run(prop, subject, selection.profile, f"{impl.name}|{name}|{device}|{dtype}")
+        _hypothesis_run(prop, subject, profile, key)
     except Failure as failure:
         result.status, result.message = failure.status, str(failure)
         result.counterexample = subject.observations.last_example
@@ -176,13 +211,65 @@ def run_one(
     except (FailedHealthCheck, Flaky, HypothesisException) as problem:
         result.status = "error"
         result.message = f"harness problem, not a verdict on the implementation: {type(problem).__name__}: {problem}"
-    result.duration_s = time.perf_counter() - started
-    result.examples = subject.observations.examples
+    result.examples += subject.observations.examples
     result.worst_ulps = subject.observations.worst_ulps
-    _apply_findings(result, impl, spec)
-    if result.status in ("fail", "error"):
-        result.reproduce = selection.reproduce(impl, name, dtype, device)
-    return result
+    return subject
+
+
+def _recorded(finding: Finding) -> str:
+    where = "by definition" if finding.upstream == "by definition" else f"recorded against {finding.upstream}"
+    return f"{finding.reason} [{where}; domain: {finding.scope()}]"
+
+
+def _judge_with_findings(
+    result: PropertyResult, prop: Property, findings: tuple[Finding, ...], subject, profile: str, key: str
+) -> None:
+    """(a) each finding's witness must still fail, with a failure inside that finding's domain (else ``xpass``);
+    (b) the search runs as for any other run, examples inside the findings' domains discarded: a failure
+    outside them is a plain ``fail``/``error`` with its counterexample. ``xfail`` when (a) reproduces and (b) passes."""
+    observed = []
+    for finding in findings:
+        seen = dataclasses.replace(result, examples=0)
+        # without a witness the search itself, nothing discarded, must reach the departure
+        witnessed = subject(witness=finding.witness, only_case=finding.case if finding.witness else None)
+        ran = _execute(seen, prop, witnessed, profile, key)
+        result.examples += seen.examples
+        if seen.status == "skip":  # the dtype is unsupported, or the property has no example here
+            result.status, result.message = seen.status, seen.message
+            return
+        failed = seen.status in ("fail", "error")
+        if failed and finding.covers(ran.failed_example, seen.dtype, seen.message, seen.status):
+            observed.append((finding, seen))
+            continue
+        if seen.status == "error":  # raised where the finding names no exception: never turned into xfail
+            for field in ("status", "message", "counterexample", "check"):
+                if hasattr(seen, field):
+                    setattr(result, field, getattr(seen, field))
+            return
+        result.status = "xpass"
+        if seen.status == "pass":
+            happened = "the witness passes"
+        else:
+            happened = (
+                f"the witness {seen.status}s outside the finding's domain: {seen.message} on {seen.counterexample}"
+            )
+        result.message = f"recorded finding no longer reproduces, update the record ({happened}): {_recorded(finding)}"
+        result.counterexample = seen.counterexample
+        return
+    searched = dataclasses.replace(result)
+    _execute(searched, prop, subject(excluded=findings), profile, key)
+    result.examples = searched.examples
+    result.worst_ulps = searched.worst_ulps
+    if searched.status in ("fail", "error"):
+        for field in ("status", "message", "counterexample", "check"):
+            if hasattr(searched, field):
+                setattr(result, field, getattr(searched, field))
+        scopes = "; ".join(f.scope() for f in findings)
+        result.message = f"{result.message} [outside the recorded findings' domains: {scopes}]"
+        return
+    result.status = "xfail"
+    result.message = "; ".join(f"{_recorded(f)}; observed: {seen.message}" for f, seen in observed)
+    result.counterexample = observed[0][1].counterexample
 
 
 def _failed_check(prop: Property, failure: Failure) -> str:
@@ -192,20 +279,6 @@ def _failed_check(prop: Property, failure: Failure) -> str:
             raise ValueError(f"property {prop.name!r} failed check {failure.check!r}, which it does not declare")
         return failure.check
     return prop.checks[0] if len(prop.checks) == 1 else ""
-
-
-def _apply_findings(result: PropertyResult, impl: Implementation, spec) -> None:
-    finding = impl.finding_for(result.property, result.dtype, result.device)
-    reason = finding.reason if finding else spec.by_definition.get(result.property)
-    if reason is None:
-        return
-    recorded = f" [recorded against {finding.upstream}]" if finding else " [by definition]"
-    if result.status in ("fail", "error"):
-        result.status = "xfail"
-        result.message = f"{reason}{recorded}; observed: {result.message}"
-    elif result.status == "pass":
-        result.status = "xpass"
-        result.message = f"recorded finding no longer reproduces, update the record: {reason}{recorded}"
 
 
 def run(

@@ -54,13 +54,23 @@ class ErrorCase:
 
 @dataclass(frozen=True)
 class Finding:
-    """A recorded departure of an implementation from a property, kept as data next to it.
+    """A recorded departure of an implementation (or of a loss's definition) from a property, kept as data.
 
-    While it reproduces the result is ``xfail``; when it stops reproducing it is ``xpass``, which
-    fails the run so the record gets updated. ``witness``: an example on which the property fails;
-    the property is judged on it, so a finding does not depend on where a search happens to go.
-    ``upstream`` names the version it was recorded
-    against (e.g. "torch 2.14.1"); ``dtypes``/``devices`` restrict it (None: all).
+    A finding scopes a cell, it does not blind it. The runner judges a cell that has findings in two parts:
+    the ``witness`` (an example on which the property fails) must still fail, with a failure the finding
+    covers (else ``xpass``, which fails the run so the record gets updated); and the property's search runs
+    as for any other cell with the covered examples discarded, so a failure outside every finding's domain
+    is a plain ``fail`` (or ``error``) with its own counterexample. The cell is ``xfail`` only when both hold.
+
+    domain: ``(example, dtype) -> bool``, whether an example (rounded to the dtype, as the property failed on
+        it) lies where the departure shows; as narrow as the departure is. ``where`` states it in words.
+        None: the finding covers no example of its own (only its ``case`` or ``raises``).
+    case: for ``invalid_input``, the description of the error case the implementation does not reject; that
+        case is skipped in the search and the other cases are still judged.
+    raises: a regular expression over ``"<ExceptionType>: <message>"``: the exception that is the departure.
+        An implementation that raises (an ``error``) is covered only by a finding whose ``raises`` matches.
+    ``upstream`` names the version it was recorded against (e.g. "torch 2.14.1", or "by definition");
+    ``dtypes``/``devices`` restrict it (None: all).
     """
 
     property: str
@@ -69,6 +79,10 @@ class Finding:
     dtypes: tuple[str, ...] | None = None
     devices: tuple[str, ...] | None = None
     witness: Example | None = None
+    domain: Callable[[Example, str], Any] | None = None
+    where: str = ""
+    case: str | None = None
+    raises: str | None = None
 
     def matches(self, property_name: str, dtype: str, device: str) -> bool:
         return (
@@ -76,6 +90,28 @@ class Finding:
             and (self.dtypes is None or dtype in self.dtypes)
             and (self.devices is None or device in self.devices)
         )
+
+    def covers(self, example: Example | None, dtype: str, message: str, status: str = "fail") -> bool:
+        """Whether a failure (its ``status``, ``message`` and failing ``example``) lies inside this departure."""
+        if status != "fail" and (self.raises is None or not re.search(self.raises, message)):
+            return False  # an error is the departure only where the finding names its exception
+        if self.case is not None and self.case not in message:
+            return False
+        if self.domain is None:
+            return self.case is not None or self.raises is not None
+        if example is None:
+            return False
+        with np.errstate(all="ignore"):
+            return bool(self.domain(example, dtype))
+
+    def scope(self) -> str:
+        """The domain in words, for reports."""
+        parts = [self.where] if self.where else []
+        if self.case is not None:
+            parts.append(f"error case {self.case!r}")
+        if self.raises is not None:
+            parts.append(f"raising {self.raises!r}")
+        return "; ".join(parts) or "no domain stated"
 
 
 # What a loss's target is: the outcome its prediction is scored against (``LossSpec.outcome``)
@@ -158,8 +194,9 @@ class LossSpec:
     examples: ``(draw, dtype, regime, accepted) -> Example`` — a Hypothesis composite body that
         builds valid inputs ("typical" or "extreme" regime) varying only accepted parameters.
     properties: tag -> parameter restriction under which the property holds ({} for none).
-    by_definition: property -> why it fails mathematically (reported as xfail for every
-        implementation, e.g. hinge is not a strictly proper scoring rule).
+    by_definition: the properties that fail mathematically, as ``Finding`` objects (upstream "by definition",
+        with a witness and the domain where the definition fails; judged as an implementation's finding is, for
+        every implementation, e.g. hinge is not a strictly proper scoring rule).
     kinks: (example, eps) -> boolean mask over the 'none' output of elements at a kink, where
         the gradient is not compared (any subgradient is accepted).
     perfect: (example, strength) -> the example with a perfect prediction (``perfect_is_limit``
@@ -197,7 +234,7 @@ class LossSpec:
     scoring: Callable[[np.ndarray, int], Example] | None = None
     sweep: Callable[[np.ndarray], Example] | None = None
     domains: Mapping[str, Callable[[Example], bool]] = field(default_factory=dict)
-    by_definition: Mapping[str, str] = field(default_factory=dict)
+    by_definition: tuple[Finding, ...] = ()
     variants: Mapping[str, str] = field(default_factory=dict)
     supplied: Mapping[str, Any] = field(default_factory=dict)
     benchmark: Callable[[Example, np.random.Generator], Example] | None = None
@@ -309,6 +346,10 @@ class Implementation:
 
     def finding_for(self, property_name: str, dtype: str, device: str) -> Finding | None:
         return next((f for f in self.findings if f.matches(property_name, dtype, device)), None)
+
+    def findings_for(self, property_name: str, dtype: str, device: str) -> tuple[Finding, ...]:
+        """Every finding of this cell (a cell may have more than one departure)."""
+        return tuple(f for f in self.findings if f.matches(property_name, dtype, device))
 
     def with_findings(self, findings: tuple[Finding, ...]) -> Implementation:
         return dataclasses.replace(self, findings=findings)

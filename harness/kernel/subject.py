@@ -21,7 +21,7 @@ from lossguard.harness.kernel import tolerance
 from lossguard.harness.kernel.failures import PropertyFailure
 from lossguard.harness.kernel.frameworks import binding as framework_binding
 from lossguard.harness.kernel.frameworks.base import Outcome
-from lossguard.harness.kernel.model import Example, Implementation, LossSpec
+from lossguard.harness.kernel.model import Example, Finding, Implementation, LossSpec
 
 
 def format_value(value: Any) -> str:
@@ -59,6 +59,8 @@ class Subject:
     device: str
     restriction: Mapping[str, Any] = field(default_factory=dict)  # parameters the property's domain pins
     witness: Example | None = None  # a recorded finding's example: every draw returns it
+    excluded: tuple[Finding, ...] = ()  # findings whose domains the search discards (never judged)
+    only_case: str | None = None  # the witness run of a finding naming an error case judges that case alone
     domain: Callable[[Example], bool] | None = None  # the property's exact domain on the entry (None: everywhere)
     related: Callable[[str], LossSpec] | None = None  # the application's catalog lookup (kernel knows no catalog)
     observations: Observations = field(default_factory=Observations)
@@ -66,6 +68,7 @@ class Subject:
     def __post_init__(self) -> None:
         self.binding = framework_binding(self.impl.framework)
         self.u = tolerance.roundoff(self.dtype)
+        self.failed_example: Example | None = None  # the example of the last failure or call (findings' domains)
         self.begin_example()
 
     # --- examples ---------------------------------------------------------------------
@@ -120,6 +123,7 @@ class Subject:
         device: str | None = None,
     ) -> Outcome:
         self.observations.examples += 1
+        self.failed_example = example  # if the call raises, this is the example it raised on
         passed = Example(example.args, self.received_params(example))
         self.observations.last_example = describe(example)
         return self.binding.call(
@@ -176,6 +180,7 @@ class Subject:
     def begin_example(self) -> None:
         """Called before each Hypothesis example."""
         self._example_worst: float | None = None
+        self.failed_example = None
 
     def end_example(self) -> None:
         """Steer Hypothesis towards larger errors: one score per example, its worst error in ulps
@@ -229,7 +234,20 @@ class Subject:
         property declares; None for its only one) the sub-check that failed."""
         if example is not None:
             self.observations.last_example = describe(example)
+            self.failed_example = example
         raise PropertyFailure(message, check)
+
+    def excused(self, case: str, example: Example) -> bool:
+        """Whether a recorded finding covers error case ``case`` (its description) on ``example``: the property
+        skips that case (invalid_input) and judges the others."""
+        if self.only_case is not None:
+            return case != self.only_case  # the other cases are the search's to judge
+        return any(f.case == case and f.covers(example, self.dtype, case) for f in self.excluded)
+
+    def covered(self, status: str, message: str) -> bool:
+        """Whether a failure (status, message) on the last failing example lies in a recorded finding's domain:
+        the runner discards such an example instead of judging it."""
+        return any(f.covers(self.failed_example, self.dtype, message, status) for f in self.excluded)
 
     def need(self, condition: bool) -> None:
         """Discard an example outside the property's domain (rare by construction)."""

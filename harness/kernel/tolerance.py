@@ -55,6 +55,11 @@ def largest(dtype: str) -> float:
     return _MAX[dtype]
 
 
+def smallest_normal(dtype: str) -> float:
+    """Smallest positive normal value of ``dtype``."""
+    return _ROUNDOFF[dtype][1]
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Element-wise comparison of an implementation's output with the reference."""
