@@ -476,3 +476,35 @@ def mse_as_absolute_error(input, target, reduction="mean"):
 def mse_constant(input, target, reduction="mean"):
     """0 for every report: proper, but not strictly (proper_scoring: the expected losses tie)."""
     return _reduce((input - target) ** 2 * 0, reduction)
+
+
+def log_cosh_below_zero(input, target, reduction="mean"):
+    """log cosh(e) - 32 u (|e| + log 2): 32 units of roundoff of its scale below the exact value, negative near
+    e = 0 (non_negative)."""
+    e = input - target
+    loss = e.abs() + F.softplus(-2 * e.abs()) - math.log(2.0)
+    return _reduce(loss - 32 * _u(e) * (e.abs() + math.log(2.0)), reduction)
+
+
+def ce_shift_dependent(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """Cross-entropy plus 32 u (|z_y| + |logsumexp(z)|), 32 units of roundoff of its terms, which move with a shift
+    of the logits (shift_invariance)."""
+    dim = 1 if input.dim() > 1 else 0
+    loss = F.cross_entropy(
+        input, target, weight=weight, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing
+    )
+    if target.is_floating_point():
+        return _reduce(loss, reduction)
+    safe = target.clamp(min=0)
+    z_y = input.gather(dim, safe.unsqueeze(dim)).squeeze(dim) if input.dim() > 1 else input[safe]
+    return _reduce(loss + 32 * _u(input) * (z_y.abs() + torch.logsumexp(input, dim).abs()), reduction)
+
+
+def smooth_l1_biased(input, target, reduction="mean", beta=1.0):
+    """smooth_l1 times (1 + 32 u) (huber_smooth_l1)."""
+    return _biased(F.smooth_l1_loss(input, target, reduction=reduction, beta=beta))
+
+
+def multilabel_biased(input, target, weight=None, reduction="mean"):
+    """multilabel_soft_margin times (1 + 32 u) (multilabel_mean_bce)."""
+    return _biased(F.multilabel_soft_margin_loss(input, target, weight=weight, reduction=reduction))
