@@ -36,9 +36,10 @@ import argparse
 import contextlib
 import difflib
 import fnmatch
+import hashlib
 import json
 import os
-import random
+import re
 import shutil
 import signal
 import subprocess
@@ -68,6 +69,7 @@ class Mutant:
     operator: str
     occurrence: int  # cosmic-ray's occurrence: the n-th place this operator applies in the module
     line: int
+    key: str = ""  # what the seeded sample hashes: module, operator, the line's text, the n-th place on it
     original: str = ""  # the changed source line(s), before and after
     mutated: str = ""
     outcome: str = ""  # killed, survived, timeout, error
@@ -86,12 +88,31 @@ def load_config(path: Path) -> tuple[dict, list[Target]]:
     return data["mutation"], targets
 
 
-def load_reviewed(path: Path) -> dict[tuple[str, str, str], str]:
-    """(module, operator, mutated text) -> reason. The key ignores line numbers, which drift, and whitespace."""
+def load_reviewed(path: Path) -> tuple[dict[tuple[str, str, str], str], list[dict]]:
+    """({(module, operator, mutated text): reason}, [pattern entries]).
+
+    A ``[[survivor]]`` names one mutant; its key ignores line numbers, which drift, and whitespace. A
+    ``[[pattern]]`` reviews a whole class of mutants argued once: ``module`` and ``operator`` are globs,
+    ``mutated`` a regular expression searched in the mutated text (whitespace removed)."""
     if not path.exists():
-        return {}
-    entries = tomllib.loads(path.read_text()).get("survivor", [])
-    return {(e["module"], e["operator"], _norm(e["mutated"])): e["reason"] for e in entries}
+        return {}, []
+    data = tomllib.loads(path.read_text())
+    exact = {(e["module"], e["operator"], _norm(e["mutated"])): e["reason"] for e in data.get("survivor", [])}
+    return exact, data.get("pattern", [])
+
+
+def review(mutant: Mutant, exact: dict[tuple[str, str, str], str], patterns: list[dict]) -> str | None:
+    key = (mutant.module, mutant.operator, _norm(mutant.mutated))
+    if key in exact:
+        return exact[key]
+    for p in patterns:
+        if (
+            fnmatch.fnmatch(mutant.module, p["module"])
+            and fnmatch.fnmatch(mutant.operator, p["operator"])
+            and re.search(p["mutated"], _norm(mutant.mutated))
+        ):
+            return p["reason"]
+    return None
 
 
 def _norm(text: str) -> str:
@@ -116,9 +137,13 @@ def build(workdir: Path, rev: str) -> tuple[Path, Path, str]:
     wt, shim = workdir / "wt", workdir / "shim"
     workdir.mkdir(parents=True, exist_ok=True)
     reuse = (wt / ".git").exists()
-    if reuse:
+    if reuse:  # a worktree of this very repository (a copy of another clone is laid anew)
         try:
-            reuse = Path(_git("rev-parse", "--show-toplevel", cwd=wt)).resolve() == wt.resolve()
+            reuse = (
+                Path(_git("rev-parse", "--show-toplevel", cwd=wt)).resolve() == wt.resolve()
+                and Path(_git("rev-parse", "--path-format=absolute", "--git-common-dir", cwd=wt)).resolve()
+                == Path(_git("rev-parse", "--path-format=absolute", "--git-common-dir")).resolve()
+            )
         except subprocess.CalledProcessError:
             reuse = False
     if reuse:
@@ -157,12 +182,28 @@ def enumerate_mutants(wt: Path, targets: list[Target], ops: dict) -> list[Mutant
 
     mutants = []
     for target in targets:
+        lines = (wt / target.module).read_text().splitlines()
         nodes = list(ast_nodes(get_ast_from_path(wt / target.module)))
         for name, op in ops.items():
             positions = (start for node in nodes for start, _end in op.mutation_positions(node))
+            on_line: dict[int, int] = {}
             for occurrence, start in enumerate(positions):
-                mutants.append(Mutant(target.module, name, occurrence, start[0]))
+                line = start[0]
+                on_line[line] = on_line.get(line, -1) + 1
+                key = f"{target.module}|{name}|{_norm(lines[line - 1])}|{on_line[line]}"
+                mutants.append(Mutant(target.module, name, occurrence, line, key))
     return sorted(mutants, key=lambda m: m.id)
+
+
+def seeded_sample(mutants: list[Mutant], n: int, seed: int) -> list[Mutant]:
+    """The ``n`` mutants whose keys hash lowest under ``seed``: the same ones on every run of a commit, and
+    mostly the same across commits, since a mutant's key (module, operator, its line's text, its place on
+    the line) does not move when other lines change, where an index into the list of all mutants would."""
+
+    def rank(mutant: Mutant) -> str:
+        return hashlib.sha256(f"{seed}|{mutant.key}".encode()).hexdigest()
+
+    return sorted(sorted(mutants, key=rank)[:n], key=lambda m: m.id)
 
 
 def changed_lines(original: str, mutated: str) -> tuple[str, str]:
@@ -201,10 +242,58 @@ def run_tests(cmd: list[str], wt: Path, shim: Path, timeout: float) -> tuple[str
             os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         return "timeout", time.monotonic() - start, out[-2000:]
+    except BaseException:  # interrupted: take the test run down too (it runs in its own session)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
     seconds = time.monotonic() - start
     # pytest: 0 all passed, 1 tests failed, 2 interrupted (an import error of the mutant, -x), 5 no tests
     outcome = {0: "survived", 5: "error", 4: "error"}.get(proc.returncode, "killed")
     return outcome, seconds, out[-2000:]
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _run_all(mutants, by_module, wt, shim, settings, args, ops, reviewed, patterns, matched, baselines) -> int:
+    """Run every mutant in turn, filling in its outcome; the exit status so far."""
+    from cosmic_ray.mutating import use_mutation
+
+    status = 0
+    for i, mutant in enumerate(mutants, 1):
+        target = by_module[mutant.module]
+        cmd = command(target, wt, settings["pytest_args"])
+        if args.no_baseline:
+            baselines.setdefault(mutant.module, 0.0)
+        if mutant.module not in baselines:
+            outcome, seconds, out = run_tests(cmd, wt, shim, timeout=3600)
+            if outcome != "survived":
+                log(f"mutation: the unmutated tests of {mutant.module} do not pass ({outcome}):\n{out}")
+                return 2
+            baselines[mutant.module] = seconds
+            log(f"mutation: {mutant.module}: unmutated tests pass in {seconds:.1f}s")
+        timeout = settings["timeout_factor"] * baselines[mutant.module] + settings["timeout_slack"]
+        if args.no_baseline:
+            timeout = settings["timeout_without_baseline"]
+        with use_mutation(wt / mutant.module, ops[mutant.operator], mutant.occurrence) as (original, mutated):
+            if mutated is None:
+                mutant.outcome, mutant.detail = "error", "cosmic-ray applied no mutation"
+            else:
+                mutant.original, mutant.mutated = changed_lines(original, mutated)
+                mutant.outcome, mutant.seconds, mutant.detail = run_tests(cmd, wt, shim, timeout)
+        if mutant.outcome == "survived":
+            key = (mutant.module, mutant.operator, _norm(mutant.mutated))
+            mutant.reviewed = review(mutant, reviewed, patterns)
+            matched.add(key)
+            if mutant.reviewed is None:
+                status = 1
+        if mutant.outcome == "error":
+            status = max(status, 2)
+        note = f"  {mutant.original!r} -> {mutant.mutated!r}" if mutant.outcome != "killed" else ""
+        label = mutant.outcome + (" (reviewed)" if mutant.reviewed else "")
+        log(f"[{i}/{len(mutants)}] {mutant.id} line {mutant.line}: {label} {mutant.seconds:.1f}s{note}")
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,8 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=Path(tempfile.gettempdir()) / "lossguard-mutation",
-        help="where the worktree and the shim go (default: $TMPDIR/lossguard-mutation)",
+        default=Path(tempfile.gettempdir()) / f"lossguard-mutation-{hashlib.sha1(bytes(ROOT)).hexdigest()[:8]}",
+        help="where the worktree and the shim go (default: $TMPDIR/lossguard-mutation-<hash of this checkout's path>)",
     )
     parser.add_argument("--sample", type=int, nargs="?", const=-1, help="run a seeded sample of N mutants")
     parser.add_argument("--seed", type=int, help="seed of the sample (default: the config's)")
@@ -250,53 +339,29 @@ def main(argv: list[str] | None = None) -> int:
     elif args.sample is not None:
         n = settings["sample"] if args.sample < 0 else args.sample
         seed = settings["seed"] if args.seed is None else args.seed
-        mutants = sorted(random.Random(seed).sample(mutants, min(n, len(mutants))), key=lambda m: m.id)
+        mutants = seeded_sample(mutants, n, seed)
         log(f"mutation: seeded sample of {len(mutants)} (seed {seed}) at {commit[:12]}")
     else:
         log(f"mutation: all {len(mutants)} mutants at {commit[:12]}")
 
-    from cosmic_ray.mutating import use_mutation
-
-    reviewed = load_reviewed(args.reviewed)
+    reviewed, patterns = load_reviewed(args.reviewed)
     matched: set[tuple[str, str, str]] = set()
     baselines: dict[str, float] = {}
-    status = 0
-    for i, mutant in enumerate(mutants, 1):
-        target = by_module[mutant.module]
-        cmd = command(target, wt, settings["pytest_args"])
-        if args.no_baseline:
-            baselines.setdefault(mutant.module, 0.0)
-        if mutant.module not in baselines:
-            outcome, seconds, out = run_tests(cmd, wt, shim, timeout=3600)
-            if outcome != "survived":
-                log(f"mutation: the unmutated tests of {mutant.module} do not pass ({outcome}):\n{out}")
-                return 2
-            baselines[mutant.module] = seconds
-            log(f"mutation: {mutant.module}: unmutated tests pass in {seconds:.1f}s")
-        timeout = settings["timeout_factor"] * baselines[mutant.module] + settings["timeout_slack"]
-        if args.no_baseline:
-            timeout = settings["timeout_without_baseline"]
-        with use_mutation(wt / mutant.module, ops[mutant.operator], mutant.occurrence) as (original, mutated):
-            if mutated is None:
-                mutant.outcome, mutant.detail = "error", "cosmic-ray applied no mutation"
-            else:
-                mutant.original, mutant.mutated = changed_lines(original, mutated)
-                mutant.outcome, mutant.seconds, mutant.detail = run_tests(cmd, wt, shim, timeout)
-        if mutant.outcome == "survived":
-            key = (mutant.module, mutant.operator, _norm(mutant.mutated))
-            mutant.reviewed = reviewed.get(key)
-            matched.add(key)
-            if mutant.reviewed is None:
-                status = 1
-        if mutant.outcome == "error":
-            status = max(status, 2)
-        note = f"  {mutant.original!r} -> {mutant.mutated!r}" if mutant.outcome != "killed" else ""
-        label = mutant.outcome + (" (reviewed)" if mutant.reviewed else "")
-        log(f"[{i}/{len(mutants)}] {mutant.id} line {mutant.line}: {label} {mutant.seconds:.1f}s{note}")
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        status = _run_all(mutants, by_module, wt, shim, settings, args, ops, reviewed, patterns, matched, baselines)
+    except KeyboardInterrupt:  # the mutated file is restored by use_mutation; report what ran
+        log("mutation: interrupted")
+        status = 130
+    planned, mutants = len(mutants), [m for m in mutants if m.outcome]
+    if len(mutants) < planned:
+        log(f"mutation: {len(mutants)} of {planned} mutants ran")
+    if not mutants and status:
+        return status
 
     count = {k: sum(m.outcome == k for m in mutants) for k in ("killed", "survived", "timeout", "error")}
     n_reviewed = sum(m.reviewed is not None for m in mutants)
-    if args.sample is None and not args.only and not args.module:
+    if args.sample is None and not args.only and not args.module and len(mutants) == planned:
         for stale in sorted(set(reviewed) - matched):
             log(f"mutation: reviewed entry matches no surviving mutant (stale?): {stale}")
     if args.json:
