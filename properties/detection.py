@@ -24,6 +24,7 @@ def _first(mask: np.ndarray) -> int:
     "0 <= IoU loss <= 1, 0 <= GIoU, DIoU loss < 2, 0 <= CIoU loss < 3; GIoU, DIoU, CIoU >= IoU loss",
     dtypes=FLOAT64_AND_FLOAT32,
     needs=("value_range",),
+    checks=("range", "at_least"),  # within the entry's value_range; >= the loss it is at least (relations.at_least)
 )
 def box_loss_range(subject, data) -> None:
     """Exact forms, for eps > 0 and valid boxes:
@@ -47,14 +48,18 @@ def box_loss_range(subject, data) -> None:
     outside = (value < low - allowed) | (value > high + allowed) | np.isnan(value)
     if np.any(outside):
         i = _first(outside)
-        subject.fail(f"loss at row {i} = {value[i]!r}, but should lie in [{low:g}, {high:g}]", example)
+        subject.fail(f"loss at row {i} = {value[i]!r}, but should lie in [{low:g}, {high:g}]", example, check="range")
     if subject.spec.relations.at_least is not None:
         bound = subject.catalog(subject.spec.relations.at_least)
         lower = subject.reference(example, bound)
         below = value < lower - allowed - subject.compare(lower, lower, subject.scale(example, bound)).allowed
         if np.any(below):
             i = _first(below)
-            subject.fail(f"loss at row {i} = {value[i]!r}, but should be >= the {bound.name} {lower[i]!r}", example)
+            subject.fail(
+                f"loss at row {i} = {value[i]!r}, but should be >= the {bound.name} {lower[i]!r}",
+                example,
+                check="at_least",
+            )
 
 
 @register(

@@ -64,3 +64,20 @@ def ciou_aspect_by_division(boxes1, boxes2, eps=1e-7, reduction="mean"):
     v = (4 / math.pi**2) * (torch.atan(g.w2 / g.h2) - torch.atan(g.w1 / g.h1)) ** 2
     alpha = v / (1 - g.iou + v + eps)
     return _reduce(own._diou_loss(g) + alpha * v, reduction)
+
+
+def iou_loss_biased(boxes1, boxes2, eps=1e-7, reduction="mean"):
+    """1 - IoU times (1 + 32 u): just above 1 for disjoint boxes (box_loss_range, range)."""
+    loss = own.iou_loss(boxes1, boxes2, eps=eps, reduction="none")
+    return _reduce(loss * (1 + 32 * torch.finfo(loss.dtype).eps / 2), reduction)
+
+
+def giou_penalty_short(boxes1, boxes2, eps=1e-7, reduction="mean"):
+    """GIoU loss minus 32 x 24 u (1 + penalty): below 1 - IoU where the penalty is 0 (nested or identical boxes) by
+    about 32 units of roundoff of the two losses' scales there (GIoU's and IoU's, together ~ 20 at unit-sized
+    boxes; the bound allows the sum of both tolerances) (box_loss_range, at_least)."""
+    g = _geometry(boxes1, boxes2, eps)
+    area_c = g.cw * g.ch
+    penalty = (area_c - g.union) / (area_c + eps)
+    u = torch.finfo(penalty.dtype).eps / 2
+    return _reduce(1 - g.iou + penalty - 32 * 24 * u * (1 + penalty), reduction)
