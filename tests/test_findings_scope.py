@@ -1,0 +1,191 @@
+"""Findings scope a cell, they do not blind it (docs/ARCHITECTURE.md, "Findings carry a witness").
+
+A cell with a recorded finding is judged in two parts: the finding's witness must still fail inside the
+finding's domain (else ``xpass``), and the property's search runs as for any other cell with the domain
+discarded, so a second departure outside it is a plain ``fail``. An implementation that raises is ``error``
+unless the finding names that exception (``raises``). These tests plant such second departures.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lossguard.catalog import CATALOG
+from lossguard.harness.app.inventory import bind, implementations
+from lossguard.harness.app.runner import Selection, _findings, plan, run_one
+from lossguard.harness.kernel.model import Example, Finding
+from lossguard.implementations.torch_builtins import FINDINGS
+from lossguard.reference._core import Gradient
+
+CI = Selection(profile="ci", devices=("cpu",))
+
+
+def _torch(loss: str):
+    return next(i for i in implementations("torch") if i.loss == loss)
+
+
+class _ScaledGradient(torch.autograd.Function):
+    """Identity forward; the backward multiplies the incoming gradient by ``factor``."""
+
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.save_for_backward(factor)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (factor,) = ctx.saved_tensors
+        return grad * factor, None
+
+
+def bce_with_scaled_gradient(input, target, weight=None, reduction="mean"):
+    """torch's binary_cross_entropy with a second bug: d loss / d input also scaled by (1 + 2^-20) for p in (0, 1)."""
+    factor = torch.where((input > 0) & (input < 1), 1.0 + 2.0**-20, 1.0).to(input.dtype)
+    scaled = _ScaledGradient.apply(input, factor.detach())
+    return F.binary_cross_entropy(scaled, target, weight=weight, reduction=reduction)
+
+
+def test_a_second_bug_in_a_cell_with_a_finding_is_a_fail():
+    assert run_one(_torch("binary_cross_entropy"), "gradient", "cpu", "float64", CI).status == "xfail"
+    planted = bind(
+        "binary_cross_entropy", bce_with_scaled_gradient, "tests.bce_scaled", "user", FINDINGS["binary_cross_entropy"]
+    )
+    result = run_one(planted, "gradient", "cpu", "float64", CI)
+    assert result.status == "fail", result.message
+    assert "d loss / d input" in result.message and "outside the recorded findings' domains" in result.message
+    assert "input=" in result.counterexample
+
+
+def _poisson_with_sign_error():
+    """A copy of the poisson entry whose reference (a copy, the source untouched) negates the target gradient."""
+    spec = CATALOG["poisson_nll_loss"]
+    reference = copy.copy(spec.reference)
+    original = spec.reference._gradient
+
+    def wrong(*args, **kwargs):
+        grads = dict(original(*args, **kwargs))
+        grads["target"] = Gradient(-grads["target"].value, grads["target"].scale)
+        return grads
+
+    reference._gradient = wrong
+    return dataclasses.replace(spec, reference=reference)
+
+
+def test_a_sign_error_in_the_reference_outside_the_finding_is_a_fail():
+    catalog = {**CATALOG, "poisson_nll_loss": _poisson_with_sign_error()}
+    result = run_one(_torch("poisson_nll_loss"), "gradient", "cpu", "float64", CI, catalog)
+    assert result.status == "fail", result.message
+    assert "d loss / d target" in result.message
+    assert CATALOG["poisson_nll_loss"].reference._gradient is not catalog["poisson_nll_loss"].reference._gradient
+
+
+def _always_raises(input, target, margin=1.0, reduction="mean"):
+    raise RuntimeError("this hinge is broken")
+
+
+def test_an_implementation_that_raises_is_an_error_not_a_failure_by_definition():
+    hinge = bind("hinge_loss", _always_raises, "tests.raising_hinge", "user")
+    result = run_one(hinge, "proper_scoring", "cpu", "float64", CI)
+    assert result.status == "error", result.message
+    assert "this hinge is broken" in result.message
+
+
+def test_an_exception_is_xfail_only_where_the_finding_names_it():
+    finding = Finding(
+        "non_negative",
+        "pretend raising were the recorded departure",
+        "tests",
+        raises=r"RuntimeError: this hinge",
+        witness=Example({"input": np.array([0.5]), "target": np.array([1.0])}, {}),
+    )
+    hinge = bind("hinge_loss", _always_raises, "tests.raising_hinge", "user", (finding,))
+    result = run_one(hinge, "non_negative", "cpu", "float64", CI)
+    assert result.status == "xfail", result.message
+    other = dataclasses.replace(finding, raises=r"ValueError")
+    result = run_one(hinge.with_findings((other,)), "non_negative", "cpu", "float64", CI)
+    assert result.status == "error", result.message
+
+
+def test_a_finding_whose_witness_passes_is_xpass():
+    stale = _torch("mse_loss").with_findings(
+        (
+            Finding(
+                "agreement",
+                "pretend mse_loss were inaccurate at 0.5",
+                "torch 0.0",
+                witness=Example({"input": np.array([0.5]), "target": np.array([1.0])}, {}),
+                domain=lambda example, dtype: bool(np.any(example.args["input"] == 0.5)),
+                where="input = 0.5",
+            ),
+        )
+    )
+    result = run_one(stale, "agreement", "cpu", "float64", CI)
+    assert result.status == "xpass"
+    assert "no longer reproduces" in result.message and "the witness passes" in result.message
+
+
+def test_a_witness_failing_outside_the_domain_is_xpass():
+    bce = _torch("binary_cross_entropy")
+    [gradient] = [f for f in FINDINGS["binary_cross_entropy"] if f.property == "gradient"]
+    elsewhere = dataclasses.replace(gradient, domain=lambda example, dtype: False, where="nowhere")
+    result = run_one(bce.with_findings((elsewhere,)), "gradient", "cpu", "float64", CI)
+    assert result.status == "xpass"
+    assert "outside the finding's domain" in result.message
+
+
+def multi_margin_without_range_check(input, target, p=1, margin=1.0, weight=None, reduction="mean"):
+    """torch's multi_margin_loss that also accepts a class index out of range (clamped into it): a second
+    invalid_input departure beside the recorded negative margin."""
+    return F.multi_margin_loss(
+        input, target.clamp(0, input.shape[-1] - 1), p=p, margin=margin, weight=weight, reduction=reduction
+    )
+
+
+def test_invalid_input_skips_only_the_recorded_error_case():
+    assert run_one(_torch("multi_margin_loss"), "invalid_input", "cpu", "float64", CI).status == "xfail"
+    planted = bind(
+        "multi_margin_loss", multi_margin_without_range_check, "tests.mm", "user", FINDINGS["multi_margin_loss"]
+    )
+    result = run_one(planted, "invalid_input", "cpu", "float64", CI)
+    assert result.status == "fail", result.message
+    assert "class index" in result.message
+
+
+def test_every_finding_states_its_domain_and_its_witness_lies_in_it():
+    for loss, findings in FINDINGS.items():
+        cases = {c.description for c in CATALOG[loss].error_cases}
+        for finding in findings:
+            assert finding.domain is not None or finding.case is not None, (loss, finding.property)
+            assert finding.witness is not None and finding.scope() != "no domain stated", (loss, finding.property)
+            if finding.case is not None:
+                assert finding.case in cases, (loss, finding.case)
+            if finding.domain is not None:
+                for dtype in finding.dtypes or ("float64",):
+                    assert finding.domain(finding.witness, dtype), (loss, finding.property, dtype)
+    for spec in CATALOG.values():
+        for finding in spec.by_definition:
+            assert finding.upstream == "by definition" and finding.witness is not None and finding.domain is not None
+            assert finding.domain(finding.witness, "float64"), spec.name
+
+
+def _finding_cells():
+    impls = [*implementations("torch"), *implementations("own")]
+    return [
+        (impl, name, dtype)
+        for impl in impls
+        for _, name, device, dtype in plan([impl], CI)
+        if not name.startswith("(") and _findings(impl, CATALOG[impl.loss], name, dtype, device)
+    ]
+
+
+def test_the_built_in_findings_still_give_their_xfail_cells():
+    cells = _finding_cells()
+    assert len(cells) == 47
+    results = {(impl.name, name, dtype): run_one(impl, name, "cpu", dtype, CI) for impl, name, dtype in cells}
+    assert {k: r.status for k, r in results.items() if r.status != "xfail"} == {}
+    assert all("domain:" in r.message for r in results.values())
