@@ -87,6 +87,18 @@ def _related(draw, relation: str, first: np.ndarray, bound: float, regime: str) 
     return first, _box(draw, bound, regime)
 
 
+def _overlapping(draw, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """A generic overlapping pair: the second box shifted and stretched by a quarter to three quarters of the
+    first's sides, so no coordinate ties, no side of the intersection is 0 and no box is flat (no kink): the
+    gradient of every coordinate is compared and is not 0. The hard relations above are all kinks or zero
+    gradients, and the independent pairs the ci budget draws mostly are too (simple, repeated coordinates)."""
+    x, y = (draw(st.floats(-bound / 2, 0.0), label=label) for label in ("x1", "y1"))
+    w, h = (draw(st.sampled_from([bound / 4, bound / 8]), label=label) for label in ("w", "h"))
+    a, b, c, d = draw(st.lists(st.sampled_from([0.25, 0.5, 0.75]), min_size=4, max_size=4), label="shifts")
+    first = np.array([x, y, x + w, y + h])
+    return first, first + np.array([a * w, b * h, c * w, d * h])
+
+
 def _ordered(b: np.ndarray) -> np.ndarray:
     """x2 >= x1 and y2 >= y1 also where a float64 construction (insets of a nested box) rounded across."""
     return np.concatenate([b[:, :2], np.maximum(b[:, 2:], b[:, :2])], axis=1)
@@ -101,6 +113,8 @@ def box_examples(draw, dtype: str, regime: str, choose) -> Example:
     for _ in range(n):
         relation = draw(st.sampled_from(relations), label="relation")
         rows.append(_related(draw, relation, _box(draw, bound, regime), bound, regime))
+    if draw(st.booleans(), label="a generic overlapping pair in row 0"):
+        rows[0] = _overlapping(draw, bound)
     b1, b2 = (_ordered(np.array([row[k] for row in rows])) for k in (0, 1))
     if dtype == "float16":  # the grid of multiples of 1/8 (rounding is monotone: x1 <= x2 is kept)
         b1, b2 = (np.clip(np.round(b * _FLOAT16_GRID) / _FLOAT16_GRID, -bound, bound) for b in (b1, b2))

@@ -118,6 +118,12 @@ def _triplet_examples(draw, dtype, regime, choose) -> Example:
             "swap": st.booleans(),
         }
     )
+    if draw(st.booleans(), label="violated triplets on a line"):  # random rows are mostly kinks in half precision
+        # positive 2 k on one side, negative k on the other (k = 1/2 + margin): t = k + margin, every distance and
+        # gap over the kinks' tolerance in bfloat16 (one coordinate: the distances' error scale is smallest)
+        anchor = S.array(draw, (n, 1), _coordinates(dtype, "typical"))
+        k = 0.5 + params["margin"]
+        return Example({"anchor": anchor, "positive": anchor + 2.0 * k, "negative": anchor - k}, params)
     anchor = _embeddings(draw, (n, dims), dtype, regime)
     pos = _copy_rows(draw, anchor, _embeddings(draw, (n, dims), dtype, regime), "positive = anchor rows")
     neg = _copy_rows(draw, pos, _embeddings(draw, (n, dims), dtype, regime), "negative = positive rows")
@@ -151,9 +157,24 @@ def _triplet_sweep(s: np.ndarray) -> Example:
 # --- batch-hard triplet ----------------------------------------------------------------------------
 
 
+def _violated_triplets(draw, dims: int, dtype: str, params: dict) -> Example:
+    """Three rows on a line through a drawn point: an anchor, its positive 10 k away and a negative 5 k away
+    on the same side (k = 1 + margin), so both anchors of the pair are violated by 5 k + margin (a gradient
+    that is not 0), and every gap between an anchor's distances is over 1/4 of them: no tie, no zero distance
+    and no hinge within the kinks' tolerance even in bfloat16 (16 u of 4 (d_pos + d_neg))."""
+    centre = S.array(draw, (dims,), _coordinates(dtype, "typical"))
+    direction = _unit(_embeddings(draw, (dims,), dtype, "typical"))
+    k = 1.0 + params["margin"]
+    x = centre + np.array([0.0, 10.0 * k, 5.0 * k])[:, None] * direction
+    same, other = draw(st.permutations([0, 1, 2]), label="labels of the pair and of the negative")[:2]
+    return Example({"embeddings": x, "labels": np.array([same, same, other], dtype=np.int64)}, params)
+
+
 def _batch_hard_examples(draw, dtype, regime, choose) -> Example:
     n, dims = _sizes(draw, max_rows=6)
     params = choose({"margin": positive(0.0, 3.0, (1.0, 0.0))})
+    if draw(st.booleans(), label="violated triplets"):  # random rows rarely reach a non-zero gradient
+        return _violated_triplets(draw, dims, dtype, params)
     labels = draw(st.one_of(st.lists(st.integers(0, 2), min_size=n, max_size=n), st.just([0] * n)), label="labels")
     x = _embeddings(draw, (n, dims), dtype, regime)
     duplicates = _mask(draw, n, "duplicate of row 0")
@@ -219,9 +240,25 @@ def _info_nce_kinks(example: Example, eps: float) -> np.ndarray:
     return _zero_rows(*(example.args[k] for k in ("query", "positive_key", "negative_keys")))
 
 
+def _square_views(draw, dims: int, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two pairs of views on the four points of a square along two coordinate axes, of a drawn radius: each
+    view's positive at 90 degrees, one negative opposite, one at 90 degrees. The gradient is tangential
+    (normalisation keeps it whole) and over 1.5 times its tolerance even in bfloat16, whatever the temperature:
+    random views mostly give gradients near 0 (copied rows, one view per pair, a 1-D embedding) or below half
+    precision's tolerance (a square turned off the axes too: its rounded similarities are no longer exact)."""
+    dims = max(dims, 2)
+    first, second = draw(st.permutations(range(dims)), label="axes of the square")[:2]
+    radius = draw(st.sampled_from([1.0, 3.0, 0.5, S.cap(_EMBED_CAP, dtype, "typical")]), label="radius")
+    v0, v1 = np.eye(dims)[first], np.eye(dims)[second]
+    return radius * np.stack([v0, -v0]), radius * np.stack([v1, -v1])
+
+
 def _nt_xent_examples(draw, dtype, regime, choose) -> Example:
     n, dims = _sizes(draw)
     params = choose({"temperature": _TEMPERATURES})
+    if draw(st.booleans(), label="views on a square"):
+        z_i, z_j = _square_views(draw, dims, dtype)
+        return Example({"z_i": z_i, "z_j": z_j}, params)
     z_i = _embeddings(draw, (n, dims), dtype, regime)
     z_j = _copy_rows(draw, z_i, _embeddings(draw, (n, dims), dtype, regime), "z_j = z_i rows")
     if draw(st.booleans(), label="all views equal"):
@@ -241,9 +278,23 @@ def _cosine_examples(draw, dtype, regime, choose) -> Example:
     params = choose(
         {"reduction": S.reduction(), "margin": st.one_of(st.floats(-1.0, 1.0), st.sampled_from([0.0, 0.5, -0.5]))}
     )
+    if draw(st.booleans(), label="pairs at 45 degrees"):  # random pairs mostly give gradients near 0 (copies)
+        pairs = _pairs_at_45_degrees(draw, n, dims, dtype)
+        return Example({**pairs, "target": draw(_signs(n), label="target")}, params)
     x1 = _embeddings(draw, (n, dims), dtype, regime)
     x2 = _copy_rows(draw, x1, _embeddings(draw, (n, dims), dtype, regime), "input2 = input1 rows")
     return Example({"input1": x1, "input2": x2, "target": draw(_signs(n), label="target")}, params)
+
+
+def _pairs_at_45_degrees(draw, n: int, dims: int, dtype: str) -> dict[str, np.ndarray]:
+    """Rows r1 e_a and r2 (e_a + e_b) along two coordinate axes: cos = 1/sqrt(2) exactly as far as rounding goes,
+    away from every kink, and a gradient of 1 - cos (or of cos - margin) far above its tolerance in bfloat16."""
+    dims = max(dims, 2)
+    first, second = draw(st.permutations(range(dims)), label="axes of the pairs")[:2]
+    radii = st.sampled_from([1.0, 3.0, 0.5, S.cap(_EMBED_CAP, dtype, "typical")])
+    r1, r2 = (S.array(draw, (n, 1), radii) for _ in range(2))
+    a, b = np.eye(dims)[first], np.eye(dims)[second]
+    return {"input1": r1 * a, "input2": r2 * (a + b)}
 
 
 def _cosine_kinks(example: Example, eps: float) -> np.ndarray:
