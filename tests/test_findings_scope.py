@@ -109,6 +109,13 @@ def test_an_exception_is_xfail_only_where_the_finding_names_it():
     other = dataclasses.replace(finding, raises=r"ValueError")
     result = run_one(hinge.with_findings((other,)), "non_negative", "cpu", "float64", CI)
     assert result.status == "error", result.message
+    negative = bind("hinge_loss", _always_negative, "tests.negative_hinge", "user", (finding,))
+    result = run_one(negative, "non_negative", "cpu", "float64", CI)  # raises= never covers a wrong value
+    assert result.status == "xpass" and "outside the finding's domain" in result.message, result.message
+
+
+def _always_negative(input, target, margin=1.0, reduction="mean"):
+    return -torch.ones_like(input).sum()
 
 
 def test_a_finding_whose_witness_passes_is_xpass():
