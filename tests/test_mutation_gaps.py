@@ -77,10 +77,13 @@ def test_reference_gradient_covers_every_differentiable_argument_given(spec):
 
 
 def test_sequence_linear_cross_entropy_gradient_of_a_given_bias():
-    """The catalog's examples draw no bias: a bias gradient skipped when a bias is given went unnoticed."""
+    """The catalog's examples draw no bias: a bias gradient skipped when a bias is given, or its scale made
+    smaller than the gradient, went unnoticed."""
     from lossguard.reference.sequence import linear_cross_entropy
 
     x, w, bias = np.array([[0.5, -1.0], [2.0, 0.25]]), np.array([[1.0, 0.5], [-0.5, 2.0], [0.0, 1.0]]), np.ones(3)
     gradients = linear_cross_entropy.grad(x, w, np.array([0, 2]), bias=bias, reduction="sum")
     assert set(gradients) == {"hidden", "weight", "bias"}
+    for name, gradient in gradients.items():
+        assert _below(gradient.value, gradient.scale) is None, name
     assert set(linear_cross_entropy.grad(x, w, np.array([0, 2]), reduction="sum")) == {"hidden", "weight"}
