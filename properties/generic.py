@@ -29,14 +29,29 @@ def agreement(subject, data) -> None:
     subject.expect_close("loss", outcome.value, expected, subject.scale(example), example, mask=domain, check="value")
 
 
-def _kink_mask(subject, example, shape) -> np.ndarray | None:
-    """Elements of an argument shaped ``shape`` at a kink; None when kinks cannot be located there."""
+def _kink_mask(subject, example, shape) -> np.ndarray:
+    """Elements of an argument shaped ``shape`` whose gradient meets a kink. The entry's kinks are a mask over the
+    'none' output (a 0-d mask: the whole call), and an output element at a kink spoils the gradient of every
+    argument element it depends on: a row's kink reaches every coordinate of that row (``shape`` extends the
+    mask's shape), an argument broadcast against the output (a per-row variance of shape (N, 1), a 0-d
+    temperature) has a kink wherever one of the elements it reaches has one; any other argument is masked
+    entirely as soon as there is a kink anywhere. The rest of the gradient is still compared."""
+    shape = tuple(shape)
     if subject.spec.kinks is None:
         return np.zeros(shape, dtype=bool)
-    kinks = np.asarray(subject.spec.kinks(example, subject.u))
-    if kinks.shape == tuple(shape):
-        return kinks
-    return None if np.any(kinks) else np.zeros(shape, dtype=bool)
+    kinks = np.asarray(subject.spec.kinks(example, subject.u), dtype=bool)
+    if kinks.shape == shape[: kinks.ndim]:  # rows (or the whole call) -> every coordinate of each row
+        return np.broadcast_to(kinks.reshape(kinks.shape + (1,) * (len(shape) - kinks.ndim)), shape)
+    try:
+        broadcast = np.broadcast_shapes(shape, kinks.shape) == kinks.shape
+    except ValueError:
+        broadcast = False
+    if broadcast:  # the argument broadcasts to the output: any kink among the elements each of its elements reaches
+        lead = kinks.ndim - len(shape)
+        reduced = np.any(kinks, axis=tuple(range(lead))) if lead else kinks
+        axes = tuple(i for i, n in enumerate(shape) if n == 1)
+        return np.any(reduced, axis=axes, keepdims=True) if axes else reduced
+    return np.full(shape, bool(np.any(kinks)))
 
 
 @register(
@@ -49,8 +64,9 @@ def gradient(subject, data) -> None:
     names = subject.differentiable(example)
     subject.need(bool(names))
     outcome = subject.call(example, grad=names)
-    if not np.all(tolerance.representable(subject.reference(example), subject.dtype)):
-        return  # where the loss itself overflows the dtype, autograd has no meaningful gradient to give
+    # where the loss itself overflows the dtype autograd has no meaningful gradient to give: such an example is
+    # discarded (never a silent pass)
+    subject.need(bool(np.all(tolerance.representable(subject.reference(example), subject.dtype))))
     with np.errstate(all="ignore"):
         expected = subject.spec.reference.grad(**example.kwargs())
     for name in names:
@@ -62,8 +78,6 @@ def gradient(subject, data) -> None:
                 f"d loss / d {name} shape = {actual.shape}, but should be {reference.value.shape}", example, check=check
             )
         kinks = _kink_mask(subject, example, reference.value.shape)
-        if kinks is None:
-            continue
         domain = tolerance.representable(reference.value, subject.dtype) & ~kinks
         subject.expect_close(
             f"d loss / d {name}", actual, reference.value, reference.scale, example, mask=domain, check=check
@@ -201,7 +215,9 @@ def _must_be_finite(subject, exact: np.ndarray, scale: np.ndarray) -> np.ndarray
     evaluation as accurate as the policy asks for.)"""
     exact = np.asarray(exact, dtype=np.float64)
     with np.errstate(all="ignore"):
-        allowed = subject.compare(exact, exact, np.broadcast_to(scale, exact.shape)).allowed
+        # the bound alone, no judgement (so not Subject.compare, which counts one): _expect_finite judges
+        allowed = tolerance.compare(exact, exact, np.broadcast_to(scale, exact.shape), subject.dtype, subject.spec.ulps)
+        allowed = allowed.allowed
         return tolerance.representable(np.abs(exact) + allowed, subject.dtype)
 
 
@@ -212,6 +228,7 @@ def _expect_finite(
     exact = np.asarray(exact, dtype=np.float64)
     actual = np.broadcast_to(actual, exact.shape)
     bad = must & ~np.isfinite(actual)
+    subject.judged(int(np.count_nonzero(must)))
     if np.any(bad):
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         where = f" at index {index}" if index else ""
@@ -227,6 +244,7 @@ def immutability(subject, data) -> None:
     example = subject.draw(data, regime="typical")
     for requires_grad in (False, True):
         subject.call(example, watch_inputs=True, requires_grad=requires_grad)
+        subject.judged()  # the binding compared every input before and after the call
 
 
 @register(
@@ -249,6 +267,7 @@ def invalid_input(subject, data) -> None:
         try:
             outcome = subject.call(invalid)
         except ImplementationRaised as raised:
+            subject.judged()  # the case raised; its message is judged next
             if not str(raised.original).strip():
                 subject.fail(
                     f"exception message = '', but should say what is wrong [{case.description}]",
@@ -256,6 +275,7 @@ def invalid_input(subject, data) -> None:
                     check="message",
                 )
             continue
+        subject.judged()  # the case did not raise: judged, and failed
         subject.fail(
             f"result = {np.array2string(outcome.value, threshold=8)}, but should be an exception [{case.description}]",
             invalid,

@@ -12,7 +12,8 @@ Schema ``lossguard-results/1`` (docs/json-schema.md describes every field)::
 
 A PropertyResult has: loss, implementation, kind, device, dtype, property, status, message,
 counterexample, reproduce, worst_ulps (null when the property measures no error), examples,
-duration_s, parameters (the canonical parameters the implementation accepts, i.e. exercised).
+comparisons (judgements made; a run without one is a skip), duration_s, parameters (the canonical
+parameters the implementation accepts, i.e. exercised).
 """
 
 from __future__ import annotations

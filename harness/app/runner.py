@@ -212,8 +212,23 @@ def _execute(result: PropertyResult, prop: Property, subject: Subject, profile: 
         result.status = "error"
         result.message = f"harness problem, not a verdict on the implementation: {type(problem).__name__}: {problem}"
     result.examples += subject.observations.examples
+    result.comparisons += subject.observations.comparisons
     result.worst_ulps = subject.observations.worst_ulps
+    if result.status == "pass" and not subject.observations.comparisons:
+        result.status, result.message = "skip", _no_comparison(subject)
     return subject
+
+
+def _no_comparison(subject: Subject) -> str:
+    """Why a run that raised nothing judged nothing: a pass needs at least one comparison made."""
+    seen = subject.observations
+    if seen.unjudged:
+        why = f"{seen.unjudged}, in every one of the {seen.examples} calls"
+    elif seen.examples:
+        why = f"the property called the implementation {seen.examples} times but judged none of the results"
+    else:
+        why = "the property never called the implementation"
+    return f"no comparison made: {why}"
 
 
 def _recorded(finding: Finding) -> str:
@@ -229,11 +244,12 @@ def _judge_with_findings(
     outside them is a plain ``fail``/``error`` with its counterexample. ``xfail`` when (a) reproduces and (b) passes."""
     observed = []
     for finding in findings:
-        seen = dataclasses.replace(result, examples=0)
+        seen = dataclasses.replace(result, examples=0, comparisons=0)
         # without a witness the search itself, nothing discarded, must reach the departure
         witnessed = subject(witness=finding.witness, only_case=finding.case if finding.witness else None)
         ran = _execute(seen, prop, witnessed, profile, key)
         result.examples += seen.examples
+        result.comparisons += seen.comparisons
         if seen.status == "skip":  # the dtype is unsupported, or the property has no example here
             result.status, result.message = seen.status, seen.message
             return
@@ -259,6 +275,7 @@ def _judge_with_findings(
     searched = dataclasses.replace(result)
     _execute(searched, prop, subject(excluded=findings), profile, key)
     result.examples = searched.examples
+    result.comparisons = searched.comparisons
     result.worst_ulps = searched.worst_ulps
     if searched.status in ("fail", "error"):
         for field in ("status", "message", "counterexample", "check"):

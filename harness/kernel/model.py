@@ -371,6 +371,7 @@ class PropertyResult:
     reproduce: str = ""
     worst_ulps: float | None = None
     examples: int = 0
+    comparisons: int = 0  # judgements made (Subject.judged); a run that made none is a skip, never a pass
     duration_s: float = 0.0
     parameters: tuple[str, ...] = ()
     check: str = ""  # the id of the property's sub-check that failed ("" unless fail or error)

@@ -40,11 +40,15 @@ def describe(example: Example) -> str:
 
 @dataclass
 class Observations:
-    """What one property run saw: the worst error (in ulps of the scale) and the examples tried."""
+    """What one property run saw: the worst error (in ulps of the scale), the examples tried, and the
+    comparisons made (``Subject.judged``): a run that made none judged nothing, whatever it called.
+    ``unjudged``: why the last judgement that could not judge anything judged nothing (the skip's reason)."""
 
     worst_ulps: float | None = None
     examples: int = 0
     last_example: str = ""
+    comparisons: int = 0
+    unjudged: str = ""
 
     def ulps(self, value: float) -> None:
         if np.isfinite(value):
@@ -175,7 +179,18 @@ class Subject:
     # --- judgement --------------------------------------------------------------------
 
     def compare(self, actual: Any, expected: Any, scale: Any, slack: float = 1.0) -> tolerance.Comparison:
-        return tolerance.compare(actual, expected, scale, self.dtype, self.spec.ulps * slack)
+        """The element-wise comparison under the tolerance policy. A property judges with it (an inequality on
+        its ``allowed``), so it counts as a comparison made when it has at least one element (``judged``)."""
+        comparison = tolerance.compare(actual, expected, scale, self.dtype, self.spec.ulps * slack)
+        self.judged(comparison.ulps.size)
+        return comparison
+
+    def judged(self, count: int = 1) -> None:
+        """Record one comparison made, when it judged ``count`` > 0 elements or facts. ``expect_close`` and
+        ``compare`` call it; a property calls it for a check that compares no numbers (an exception raised, the
+        inputs left unmodified, a value finite). A run that records none is a ``skip``, never a ``pass``."""
+        if count > 0:
+            self.observations.comparisons += 1
 
     def begin_example(self) -> None:
         """Called before each Hypothesis example."""
@@ -208,13 +223,22 @@ class Subject:
     ) -> tolerance.Comparison:
         """Fail unless ``actual`` agrees with ``expected`` within the tolerance (where ``mask``); ``check``: the
         id of the property's sub-check this comparison is (see ``fail``)."""
-        comparison = self.compare(actual, expected, scale, slack)
+        comparison = tolerance.compare(actual, expected, scale, self.dtype, self.spec.ulps * slack)
+        judged = comparison.ulps.size
         if mask is not None:  # outside the property's domain nothing is judged, nor counted in the worst case
             mask = np.broadcast_to(mask, comparison.ulps.shape)
+            judged = int(np.count_nonzero(mask))
             comparison = tolerance.Comparison(
                 np.where(mask, comparison.ulps, 0.0), comparison.allowed, np.where(mask, comparison.error, 0.0)
             )
-        self.observe(comparison)
+        self.judged(judged)
+        if not judged:
+            self.observations.unjudged = (
+                f"every element of {what} lay outside what the property judges (a kink, a value outside "
+                f"{self.dtype}'s range, or outside the property's domain)"
+            )
+        else:
+            self.observe(comparison)  # an error of 0 where nothing was judged is no observation
         failing = comparison.failing
         if np.any(failing):
             index = tuple(int(i) for i in np.argwhere(failing)[0])
