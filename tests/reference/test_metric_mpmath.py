@@ -333,6 +333,9 @@ def test_triplet_margin(arrays, margin, p, eps, swap):
 # margin 0 with equally spaced collinear rows: anchor 1's exact t is +2.5e-19 of terms 1e4, the reference's t
 # rounds to 0 (inside the catalog's kink band: either one-sided derivative is right; the oracle compared one)
 @example(([0, 0, 1], [np.array([[1e4, 2.76756766871178]])]), 0.0)
+# labels [0, 1, 0, 1]: two anchors tie their two negatives within rounding, and the reference's -0.75 combines
+# the sides of both ties (oracle at fault: the pieces along the coordinate are -0.25 and -1, check_derivative)
+@example(([0, 1, 0, 1], [np.array([[1e4, 2.76756766871178]])]), 0.0)
 def test_batch_hard(case, margin):
     labels, _ = case
     n = len(labels)

@@ -363,13 +363,16 @@ def check_derivative(
     so). A kink exactly at the point is judged as above. One a few roundings away, which the quotients do
     not see (they agree), leaves the reference's side of it to the rounding of its kink quantity (a
     hinge's t computed as 0 where the exact t is 2.5e-19, of terms 1e4). A reference that does not match
-    the derivative at the point must then match the other side's: the quotients of the step
-    H = 2^-NEAR_BITS of the coordinate's reach (above float64's rounding band of a kink quantity, 16 u =
-    2^-49 of its terms) must disagree (a kink that close along this coordinate), and the side whose
-    quotient departs from the derivative at x holds it; there the central derivatives g(x + H) and
-    g(x + 2H) (sign of the side) give the far piece's derivative at x itself by linear extrapolation,
-    2 g(x + H) - g(x + 2H), exact to O(H^2 g'') (the far piece is smooth over the 2H its kink leaves it),
-    against which the reference is checked to the same bound.
+    the derivative at the point must then lie, to the same bound, between it and the derivatives of the
+    pieces beyond the kinks on either side: the quotients of the step H = 2^-NEAR_BITS of the
+    coordinate's reach (above float64's rounding band of a kink quantity, 16 u = 2^-49 of its terms) must
+    disagree (a kink that close along this coordinate), and the central derivatives g(x +- H) and
+    g(x +- 2H) give each far piece's derivative at x itself by linear extrapolation, 2 g(x +- H) -
+    g(x +- 2H), exact to O(H^2 g'') (the far piece is smooth over the 2H its kinks leave it). With one
+    kink within rounding the reference is one of the two pieces; with several (ties among collinear
+    rows: a batch-hard anchor's two negatives and another's) it may combine the sides of each in a piece
+    that this coordinate's line does not cross, whose derivative lies between the line's pieces when the
+    jumps share a sign (the batch-hard ties: -0.75 between -0.25 and -1).
     """
     bound += DIFFERENCE_ULPS
     reach = None if smooth_over is None else float(smooth_over)
@@ -382,10 +385,11 @@ def check_derivative(
                 try:
                     return check([actual], [central], bound, scale=None if scale is None else [scale], what=what)
                 except AssertionError:
-                    far = _far_side(fn, args, index, central, reach, extent)
+                    far = _far_sides(fn, args, index, reach, extent)
                     if far is None:
                         raise  # no kink within 2^-NEAR_BITS of the reach: the reference is wrong
-                    return check([actual], [far], bound, scale=None if scale is None else [scale], what=what)
+                    left, right = min(central, *far), max(central, *far)
+                    break
         with mp.workdps(mpl.DPS):
             point = [mpl._f(v) for v in args]
             h = mpl.step(point[index], max([abs(v) for v in point]) if extent is None else extent, reach)
@@ -403,9 +407,10 @@ def _moved(point: list, index: int, shift) -> list:
     return [*point[:index], mp.fadd(point[index], shift, exact=True), *point[index + 1 :]]
 
 
-def _far_side(fn, args, index, central, smooth_over, extent):
-    """The derivative at ``args`` of the smooth piece across a kink within H = 2^-NEAR_BITS of the
-    coordinate's reach, extrapolated from that piece (``check_derivative``); None if there is no such kink."""
+def _far_sides(fn, args, index, smooth_over, extent) -> list | None:
+    """The derivatives at ``args`` of the smooth pieces beyond x - H and x + H (H = 2^-NEAR_BITS of the
+    coordinate's reach), each extrapolated to x from its central derivatives at x +- H and x +- 2H
+    (``check_derivative``); None if the quotients of step H agree (no kink within H)."""
     with mp.workdps(mpl.DPS):
         point = [mpl._f(v) for v in args]
         scale = max(abs(v) for v in point) if extent is None else extent
@@ -414,13 +419,15 @@ def _far_side(fn, args, index, central, smooth_over, extent):
     with mp.workdps(mpl.DPS):
         if abs(wide_left - wide_right) <= KINK * max(abs(wide_left), abs(wide_right)) + mp.mpf(2) ** -1100:
             return None
-        side = 1 if abs(wide_right - central) >= abs(wide_left - central) else -1
-    g1, g2 = (
-        mpl.slopes(fn, _moved(point, index, mp.fmul(k * side, big, exact=True)), index, smooth_over, extent)[1]
-        for k in (1, 2)
-    )
-    with mp.workdps(mpl.DPS):
-        return 2 * g1 - g2
+    sides = []
+    for side in (-1, 1):
+        g1, g2 = (
+            mpl.slopes(fn, _moved(point, index, mp.fmul(k * side, big, exact=True)), index, smooth_over, extent)[1]
+            for k in (1, 2)
+        )
+        with mp.workdps(mpl.DPS):
+            sides.append(2 * g1 - g2)
+    return sides
 
 
 def _smooth_over(*distances: float) -> float:
