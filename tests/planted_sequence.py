@@ -75,3 +75,46 @@ def linear_ce_online_lse_not_rescaled(
     if reduction == "none":
         return losses
     return losses.sum() if reduction == "sum" else losses.sum() / valid.sum()
+
+
+class _GradientSwayed(torch.autograd.Function):
+    """Identity on the logits; backward scales the gradient by (1 + 128 u) when ``swayed``: 32 units of roundoff of
+    the doubled scale the comparison of two calls allows where the true class's (1 - p) / N is at least half its
+    scale (p(1 + |z| + |lse| + C) + 1) / N."""
+
+    @staticmethod
+    def forward(ctx, logits, swayed):
+        ctx.swayed = swayed
+        return logits.view_as(logits)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * (1 + 128 * torch.finfo(grad.dtype).eps / 2) if ctx.swayed else grad, None
+
+
+def seq_ce_gradient_swayed_by_ignored(logits, target, ignore_index=-100, label_smoothing=0.0):
+    """Right value and exactly 0 at ignored tokens, but the other tokens' gradient is (1 + 128 u) times the true one
+    when ignore_index is negative but not the default -100 (ignored_tokens, other_gradients)."""
+    swayed = _GradientSwayed.apply(logits, ignore_index < 0 and ignore_index != -100)
+    return sequence_cross_entropy(swayed, target, ignore_index, label_smoothing)
+
+
+def seq_ce_ignored_gradient_leaks(logits, target, ignore_index=-100, label_smoothing=0.0):
+    """Right value and right gradients elsewhere, but d loss / d logits at ignored tokens is u times the logits
+    (a term u (x_i^2 / 2 - detach(x_i^2 / 2)) of value 0): not exactly 0 (ignored_tokens, zero_gradient)."""
+    loss = sequence_cross_entropy(logits, target, ignore_index, label_smoothing)
+    ignored = (target == ignore_index).unsqueeze(-1)
+    half_square = torch.where(ignored, logits.square() / 2, torch.zeros_like(logits))
+    u = torch.finfo(logits.dtype).eps / 2
+    return loss + u * (half_square - half_square.detach()).sum()
+
+
+def seq_ce_value_swayed_by_ignored(logits, target, ignore_index=-100, label_smoothing=0.0):
+    """The loss plus 64 (n + 2) u |loss|, n the tokens averaged, when ignore_index is negative but not the default
+    -100: about 32 units of roundoff of the two calls' summed scale (each about (n + 1) |loss|, the mean's
+    summation bound); the gradient untouched (ignored_tokens, value)."""
+    loss = sequence_cross_entropy(logits, target, ignore_index, label_smoothing)
+    valid = int((target != ignore_index).sum())
+    swayed = ignore_index < 0 and ignore_index != -100
+    bias = 64 * (valid + 2) * torch.finfo(loss.dtype).eps / 2 * loss.detach().abs()
+    return loss + bias if swayed else loss

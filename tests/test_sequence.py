@@ -30,16 +30,25 @@ from judging import assert_catches
 from lossguard.implementations.own.sequence import OWN, linear_cross_entropy, perplexity, sequence_cross_entropy
 
 CASES = [
-    ("ignored_tokens", "sequence_cross_entropy", planted.seq_ce_smoothing_over_ignored, "float64"),
+    ("ignored_tokens", "sequence_cross_entropy", planted.seq_ce_value_swayed_by_ignored, "float64"),
+    ("ignored_tokens", "sequence_cross_entropy", planted.seq_ce_ignored_gradient_leaks, "float64"),
+    ("ignored_tokens", "sequence_cross_entropy", planted.seq_ce_gradient_swayed_by_ignored, "float64"),
     ("ignored_tokens", "linear_cross_entropy", planted.linear_ce_gradient_from_ignored, "float64"),
     ("perplexity", "sequence_cross_entropy", planted.seq_ce_perplexity_mean_of_exp, "float64"),
     ("linear_materialised", "linear_cross_entropy", planted.linear_ce_online_lse_not_rescaled, "float64"),
 ]
+# the sub-check a planted bug proves, for a property with several (tests/test_properties_catch_bugs.py's meta-test)
+SUB_CHECKS = {
+    planted.seq_ce_value_swayed_by_ignored: "value",
+    planted.seq_ce_ignored_gradient_leaks: "zero_gradient",
+    planted.seq_ce_gradient_swayed_by_ignored: "other_gradients",
+    planted.linear_ce_gradient_from_ignored: "other_gradients",
+}
 
 
 @pytest.mark.parametrize(("prop", "loss", "wrong", "dtype"), CASES, ids=[f"{c[0]}-{c[2].__name__}" for c in CASES])
 def test_family_property_catches_its_planted_bug(prop, loss, wrong, dtype):
-    assert_catches(prop, loss, wrong, OWN[loss], dtype)
+    assert_catches(prop, loss, wrong, OWN[loss], dtype, check=SUB_CHECKS.get(wrong))
 
 
 def test_all_ignored_mean_is_nan_with_zero_gradient():
