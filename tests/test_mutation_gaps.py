@@ -87,3 +87,20 @@ def test_sequence_linear_cross_entropy_gradient_of_a_given_bias():
     for name, gradient in gradients.items():
         assert _below(gradient.value, gradient.scale) is None, name
     assert set(linear_cross_entropy.grad(x, w, np.array([0, 2]), reduction="sum")) == {"hidden", "weight"}
+
+
+def test_wgan_antisymmetry_catches_a_clamped_generator_loss():
+    """wgan_antisymmetry's one-argument branch (the generator loss: L(-f) = -L(f)) had no planted bug: a mutant
+    swapping in the wrong argument there survived tests/test_generative.py, which plants the critic's only."""
+    import torch
+    from judging import assert_catches
+
+    from lossguard.harness.app.inventory import own
+
+    right = {impl.loss: impl.fn for impl in own()}["wgan_generator_loss"]
+
+    def wgan_generator_clamped(fake_scores):
+        """max(0, -mean(fake)): must go negative where the fakes score positive on average."""
+        return torch.clamp(-fake_scores.mean(), min=0.0)
+
+    assert_catches("wgan_antisymmetry", "wgan_generator_loss", wgan_generator_clamped, right)
