@@ -247,6 +247,17 @@ FINDINGS: dict[str, list[Finding]] = {
             domain=_gaussian_var_clamped,
             where="some var below eps (the clamp acts)",
         ),
+        Finding(
+            "gradient",
+            "float16: d/dvar forms e^2 / var^2 before halving, which overflows to -inf where the exact gradient "
+            "0.5 / var - 0.5 e^2 / var^2 is representable (input 0, target 4, var 2^-6: e^2 / var^2 = 65536 > 65504, "
+            "the exact gradient -32736; float32 gives it exactly). Found by the search outside the clamp finding",
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=Example(_arrays(input=[0.0], target=[4.0], var=[0.015625]), {}),
+            domain=_gaussian_var_gradient_overflows,
+            where="some (input - target)^2 / max(var, eps)^2 at or above the dtype's largest number",
+        ),
         *(
             Finding(
                 prop,
