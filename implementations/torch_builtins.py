@@ -400,6 +400,17 @@ FINDINGS: dict[str, list[Finding]] = {
             where="some row whose |x1|^2 |x2|^2 (eps = 0 in float16) rounds to 0 (below 2^-25)",
         ),
         Finding(
+            "agreement",
+            "float16: the product of the squared norms overflows for norms of 16 and above (|x1|^2 |x2|^2 > 65504) "
+            "and the cosine becomes 0: two equal embeddings [16, 0] get loss 1 instead of 0 (float32 gives 0). "
+            "Found by the search outside the eps-underflow finding (the mechanism of the float64/float32 finding)",
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=Example(_arrays(input1=[[16.0, 0.0]], input2=[[16.0, 0.0]], target=[1.0]), {}),
+            domain=_cosine_overflows,
+            where="some row whose |x1|^2, |x2|^2 or their product is at or above float16's largest number",
+        ),
+        Finding(
             "zero_at_perfect",
             "float16: squared norms are formed in float16 and overflow for components above 256, so two "
             "equal embeddings get NaN instead of 0",
