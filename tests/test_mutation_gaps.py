@@ -104,3 +104,29 @@ def test_wgan_antisymmetry_catches_a_clamped_generator_loss():
         return torch.clamp(-fake_scores.mean(), min=0.0)
 
     assert_catches("wgan_antisymmetry", "wgan_generator_loss", wgan_generator_clamped, right)
+
+
+def test_metric_triplet_swap_gradient_matches_central_differences():
+    """triplet_margin_loss with swap where d(p, n) < d(a, n): the loss uses d(p, n), so the anchor-negative
+    term's gradient is 0. The mpmath gradient test does not reach that branch; a mutant making it -1 survived."""
+    from lossguard.reference.metric import triplet_margin_loss
+
+    args = {
+        "anchor": np.array([[0.1, -0.2, 0.3]]),
+        "positive": np.array([[0.9, 0.4, -0.1]]),
+        "negative": np.array([[2.6, 1.1, 0.7]]),
+    }
+    params = {"margin": 2.0, "swap": True, "reduction": "sum"}
+    assert np.linalg.norm(args["positive"] - args["negative"]) < np.linalg.norm(args["anchor"] - args["negative"])
+    gradients = triplet_margin_loss.grad(**args, **params)
+    h = 1e-6
+    for name, x in args.items():
+        for index in np.ndindex(x.shape):
+            up, down = x.copy(), x.copy()
+            up[index] += h
+            down[index] -= h
+            central = (
+                triplet_margin_loss(**{**args, name: up}, **params)
+                - triplet_margin_loss(**{**args, name: down}, **params)
+            ) / (2 * h)
+            assert gradients[name].value[index] == pytest.approx(float(central), abs=1e-7), (name, index)
