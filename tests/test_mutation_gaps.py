@@ -130,3 +130,19 @@ def test_metric_triplet_swap_gradient_matches_central_differences():
                 - triplet_margin_loss(**{**args, name: down}, **params)
             ) / (2 * h)
             assert gradients[name].value[index] == pytest.approx(float(central), abs=1e-7), (name, index)
+
+
+def test_sequence_perplexity_error_scale_is_at_least_the_perplexity():
+    """perplexity is no catalog entry of its own, so the error-scale test above does not reach its scale."""
+    from lossguard.reference.sequence import perplexity, perplexity_error_scale
+
+    logits = np.array([[[2.0, -1.0, 0.5], [0.1, 0.2, 0.3]], [[-3.0, 4.0, 0.0], [1.0, 1.0, -1.0]]])
+    target = np.array([[0, 2], [1, -100]])
+    for eps in (0.0, 0.3):
+        assert (
+            _below(
+                perplexity(logits, target, label_smoothing=eps),
+                perplexity_error_scale(logits, target, label_smoothing=eps),
+            )
+            is None
+        )
