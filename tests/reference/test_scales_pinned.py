@@ -1,0 +1,196 @@
+"""The error scales pinned from both sides, against a straightforward float32 evaluation of each definition.
+
+An implementation in float32 is allowed ``K u scale`` (``harness/kernel/tolerance.py``; K = ``LossSpec.ulps``)
+and the scale is "the magnitude of the terms that the straightforward evaluation of the definition adds or
+subtracts" (docs/CONTRIBUTING.md, "Choosing an entry's error scale"). Both halves of that rule are checked
+here, per catalog entry, for the value and for the gradient of every differentiable argument:
+
+* **not below**: the straightforward evaluation (``naive32``: the formula as docs/LOSSES.md writes it, in
+  float32, gradients by autograd) is within ``K`` units on every drawn input, so a correct implementation passes;
+* **not far above**: its worst error, over a fixed seeded set of inputs drawn by the entry's own example builder
+  (typical regime, inputs rounded to float32 first), is at least ``1 / FACTOR`` units (FACTOR = 4 unless the
+  table below gives another): a scale that is larger still would let a defect of ``FACTOR K`` roundings pass.
+
+Elements excluded from the comparison, each for a stated reason: where the exact value or gradient is not finite
+(d/dt of t log t at t = 0), where the float32 evaluation overflows or divides by zero on its own (autograd's
+d/dx sqrt at a zero distance), gradients of outputs at a kink (``LossSpec.kinks``, any subgradient is right),
+and examples holding float32 subnormals (the policy's ``tiny`` term covers them, not the scale).
+
+Per-loss factors (FACTOR, the inverse of the least ratio the seeded inputs must reach; measured at the commit
+that introduced this table with ``SEEDED`` examples; an entry not listed is held to 4). The reasons:
+
+* ``sums``: the scale includes Higham's worst-case summation bound ``(m - 1) u sum |v|`` (``reduce_scale``, the
+  segmentation sums, the detection running bound), which random inputs do not reach: their rounding errors
+  partly cancel (they grow like sqrt(m), not m). The bound is the documented policy for every reduction;
+* ``one-rounding``: the element is one or two roundings of a result whose magnitude is the scale, so the error is
+  at most ~0.5 u scale and the max over a few dozen draws lands between 0.1 and 0.5;
+* ``exact``: the straightforward evaluation is exact in float32 on these inputs (a gradient ``-1/n`` or
+  ``beta mu``): no factor can be reached, only the upper bound is checked (FACTOR = inf);
+* ``open``: not yet explained by the two above; kept visible here, to be targeted (cancellation regions, near
+  thresholds) or derived, never silently loosened.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import naive32
+import numpy as np
+import pytest
+import torch
+
+from lossguard.catalog import CATALOG
+from lossguard.harness.kernel.seeded import seeded_examples
+from lossguard.harness.kernel.tolerance import compare
+from lossguard.properties.generic import _kink_mask
+
+SEEDED = 24  # examples per entry
+KINK_EPS = 2.0**-20  # within this relative distance of a kink float32 may take either side
+FACTOR = 4.0
+INF = math.inf
+
+# (entry, "value" or argument) -> factor, reason; filled from the measurement at SEEDED examples
+# (the comment: the ratio measured); "value" of a 'mean' is "sums" (reduce_scale's (n - 1) sum |v|)
+FACTORS: dict[tuple[str, str], tuple[float, str]] = {
+    ("batch_hard_triplet_loss", "value"): (32.0, "sums"),  # 0.0501
+    ("batch_hard_triplet_loss", "embeddings"): (
+        INF,
+        "open: no gradient element away from a kink with an active anchor in the typical draws",
+    ),  # 0
+    ("bce_dice_loss", "value"): (16.0, "sums"),  # 0.0783
+    ("binary_cross_entropy", "value"): (8.0, "sums"),  # 0.23
+    ("binary_cross_entropy_with_logits", "value"): (8.0, "sums"),  # 0.204
+    ("boundary_loss", "value"): (8.0, "sums"),  # 0.133
+    ("ce_dice_loss", "value"): (8.0, "sums"),  # 0.149
+    ("complete_box_iou_loss", "value"): (8.0, "sums"),  # 0.165
+    ("complete_box_iou_loss", "boxes1"): (16.0, "sums"),  # 0.1
+    ("complete_box_iou_loss", "boxes2"): (16.0, "sums"),  # 0.117
+    ("cosine_embedding_loss", "value"): (16.0, "sums"),  # 0.0867
+    ("cross_entropy", "value"): (8.0, "sums"),  # 0.171
+    ("dice_loss", "value"): (8.0, "sums"),  # 0.167
+    ("dice_loss", "input"): (8.0, "sums"),  # 0.215
+    ("distance_box_iou_loss", "value"): (8.0, "sums"),  # 0.172
+    ("distance_box_iou_loss", "boxes1"): (16.0, "sums"),  # 0.0998
+    ("distance_box_iou_loss", "boxes2"): (16.0, "sums"),  # 0.103
+    ("gaussian_nll_loss", "value"): (8.0, "sums"),  # 0.181
+    ("generalized_box_iou_loss", "value"): (16.0, "sums"),  # 0.112
+    ("generalized_box_iou_loss", "boxes1"): (16.0, "sums"),  # 0.0772
+    ("generalized_box_iou_loss", "boxes2"): (32.0, "sums"),  # 0.0547
+    ("hinge_loss", "value"): (8.0, "sums"),  # 0.167
+    ("huber_loss", "value"): (8.0, "sums"),  # 0.227
+    ("info_nce_loss", "value"): (32.0, "sums"),  # 0.0529
+    ("info_nce_loss", "query"): (32.0, "open"),  # 0.0495
+    ("info_nce_loss", "positive_key"): (64.0, "open"),  # 0.0301
+    ("info_nce_loss", "negative_keys"): (8.0, "open"),  # 0.133
+    ("iou_loss", "value"): (8.0, "sums"),  # 0.128
+    ("iou_loss", "boxes1"): (8.0, "sums"),  # 0.13
+    ("iou_loss", "boxes2"): (8.0, "sums"),  # 0.13
+    ("jaccard_loss", "value"): (8.0, "sums"),  # 0.218
+    ("jaccard_loss", "input"): (8.0, "sums"),  # 0.206
+    ("jaccard_loss", "target"): (8.0, "sums"),  # 0.151
+    ("kl_div", "value"): (8.0, "sums"),  # 0.211
+    ("linear_cross_entropy", "value"): (8.0, "sums"),  # 0.159
+    ("linear_cross_entropy", "hidden"): (16.0, "open"),  # 0.111
+    ("linear_cross_entropy", "weight"): (8.0, "open"),  # 0.159
+    ("margin_ranking_loss", "value"): (8.0, "sums"),  # 0.195
+    ("mse_loss", "value"): (8.0, "sums"),  # 0.217
+    ("multiclass_dice_loss", "value"): (32.0, "sums"),  # 0.0436
+    ("multiclass_dice_loss", "input"): (64.0, "sums"),  # 0.0209
+    ("nll_loss", "value"): (16.0, "sums"),  # 0.104
+    ("nt_xent_loss", "value"): (32.0, "sums"),  # 0.0436
+    ("nt_xent_loss", "z_i"): (16.0, "open"),  # 0.107
+    ("nt_xent_loss", "z_j"): (16.0, "open"),  # 0.0912
+    ("perceptual_loss", "value"): (8.0, "sums"),  # 0.164
+    ("sequence_cross_entropy", "value"): (8.0, "sums"),  # 0.126
+    ("sequence_cross_entropy", "logits"): (8.0, "open"),  # 0.157
+    ("softmax_focal_loss", "value"): (8.0, "sums"),  # 0.234
+    ("softmax_focal_loss", "input"): (32.0, "open"),  # 0.0369
+    ("triplet_margin_loss", "value"): (16.0, "sums"),  # 0.0901
+    ("tversky_loss", "value"): (16.0, "sums"),  # 0.1
+    ("tversky_loss", "target"): (8.0, "sums"),  # 0.206
+    ("vae_loss", "value"): (8.0, "sums"),  # 0.211
+    ("vae_loss", "mu"): (INF, "exact"),  # 0
+    ("wgan_critic_loss", "fake_scores"): (8.0, "one-rounding"),  # 0.25
+    ("wgan_generator_loss", "fake_scores"): (8.0, "one-rounding"),  # 0.25
+}
+
+
+def _f32(v):
+    if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.floating):
+        return v.astype(np.float32).astype(np.float64)
+    return v
+
+
+def _subnormal(v) -> bool:
+    return (
+        isinstance(v, np.ndarray)
+        and np.issubdtype(v.dtype, np.floating)
+        and bool(np.any((v != 0) & (np.abs(v) < 2.0**-126)))
+    )
+
+
+def _worst(actual, exact, scale, ulps) -> float:
+    actual = np.asarray(actual, dtype=np.float64)
+    exact = np.broadcast_to(np.asarray(exact, dtype=np.float64), actual.shape)
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), actual.shape)
+    ok = np.isfinite(actual) & np.isfinite(exact)
+    return compare(actual[ok], exact[ok], scale[ok], "float32", ulps).worst if np.any(ok) else 0.0
+
+
+def ratios(spec, example) -> dict[str, float]:
+    """Worst |naive32 - exact| / (u32 scale) of the value and of each differentiable argument's gradient."""
+    example = type(example)(
+        {k: _f32(v) for k, v in example.args.items()}, {k: _f32(v) for k, v in example.params.items()}
+    )
+    kw = example.kwargs()
+    if any(_subnormal(v) for v in kw.values()):
+        return {}
+    with np.errstate(all="ignore"):
+        exact, scale = spec.reference(**kw), spec.reference.error_scale(**kw)
+        grads = spec.reference.grad(**kw)
+    tensors = {k: naive32.as_torch(v) for k, v in kw.items()}
+    out = getattr(naive32, spec.name)(**tensors)
+    result = {"value": _worst(out.detach().double().numpy(), exact, scale, spec.ulps)}
+    names = [
+        n
+        for n in spec.differentiable
+        if n in grads and isinstance(kw.get(n), np.ndarray) and np.issubdtype(kw[n].dtype, np.floating)
+    ]
+    if not names or not np.all(np.isfinite(exact)):
+        return result
+    computed = torch.autograd.grad(out.sum(), [tensors[n] for n in names], allow_unused=True)
+    subject = SimpleNamespace(spec=spec, u=KINK_EPS)
+    for name, g in zip(names, computed, strict=True):
+        g = np.zeros(np.shape(kw[name])) if g is None else g.double().numpy()
+        keep = ~_kink_mask(subject, example, np.shape(g))
+        value = np.broadcast_to(grads[name].value, g.shape)
+        result[name] = _worst(g[keep], value[keep], np.broadcast_to(grads[name].scale, g.shape)[keep], spec.ulps)
+    return result
+
+
+def measure(spec, count: int = SEEDED) -> dict[str, float]:
+    worst: dict[str, float] = {}
+    for example in seeded_examples(spec, count=count):
+        with np.errstate(all="ignore"):
+            for part, ratio in ratios(spec, example).items():
+                worst[part] = max(worst.get(part, 0.0), ratio)
+    return worst
+
+
+@pytest.mark.parametrize("name", sorted(CATALOG))
+def test_scale_pinned_from_both_sides(name):
+    spec = CATALOG[name]
+    worst = measure(spec)
+    assert worst, f"{name}: no usable example"
+    for part, ratio in worst.items():
+        assert ratio <= spec.ulps, (
+            f"{name} {part}: a straightforward float32 evaluation errs by {ratio:.3g} units of u32 * scale, "
+            f"but should be within K = {spec.ulps} [the scale is below what the definition's evaluation needs]"
+        )
+        factor, reason = FACTORS.get((name, part), (FACTOR, "default"))
+        assert ratio >= 1.0 / factor, (
+            f"{name} {part}: the worst error of a straightforward float32 evaluation is {ratio:.3g} units of "
+            f"u32 * scale, but should be at least 1/{factor:g} [{reason}: the scale is more generous than the "
+            "evaluation needs]"
+        )
