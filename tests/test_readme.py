@@ -1,6 +1,7 @@
 """The README's commands work as the README says: each `$ lossguard ...` line of its console blocks
 runs with the exit status it documents (`# exit N`, else 0). The full `check --impl all` among them is
-the suite's proof that every built-in and own loss passes on CPU (findings as xfail)."""
+the suite's proof that every built-in and own loss passes on CPU (findings as xfail), with exactly the
+counts of the summary line the README documents for it (``documented_summary``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,16 @@ def console_commands() -> list[tuple[str, int]]:
                 status = re.search(r"exit (\d)", comment)
                 commands.append((command.strip(), int(status.group(1)) if status else 0))
     return commands
+
+
+def documented_summary() -> dict[str, int]:
+    """The counts of the one summary line of the README's text blocks (``lossguard: OK N results: ...``)."""
+    lines = re.findall(r"^lossguard: \w+ (\d+) results: (.*) in [\d.]+ s$", README, flags=re.M)
+    assert len(lines) == 1, "the README documents one summary line of the full check"
+    total, parts = lines[0]
+    counts = {status: int(n) for n, status in re.findall(r"(\d+) (\w+)", parts)}
+    assert sum(counts.values()) == int(total), f"the documented counts add up to {total}"
+    return counts
 
 
 def test_the_readme_has_its_two_quick_start_commands():
@@ -56,6 +68,12 @@ def test_readme_command(command, status):
         assert doc["schema"] == "lossguard-results/1"
         if "--impl" in words and words[words.index("--impl") + 1] == "all" and "--loss" not in words:
             assert {r["status"] for r in doc["results"]} <= {"pass", "xfail", "skip"}
-            assert doc["summary"]["xfail"] > 0 and doc["summary"]["pass"] > 400
+            expected = documented_summary()
+            counted = Counter(r["status"] for r in doc["results"])
+            no_cuda = [r for r in doc["results"] if r["device"] == "cuda" and r["status"] == "skip"]
+            if len(no_cuda) != len({r["implementation"] for r in doc["results"]}):  # CUDA present: the CPU cells
+                counted = Counter(r["status"] for r in doc["results"] if r["device"] == "cpu")
+                expected["skip"] -= len({r["implementation"] for r in doc["results"]})
+            assert {k: counted.get(k, 0) for k in expected} == expected, "update the README's summary line"
             reasons = {r["message"] for r in doc["results"] if r["status"] == "skip"}
             assert all("not supported by the implementation" in m or "CUDA" in m for m in reasons), reasons
