@@ -39,7 +39,10 @@ def _softplus(z):
 
 
 def _log_softmax(z, dim):
-    return z - torch.log(torch.exp(z).sum(dim=dim, keepdim=True))
+    """log softmax as the textbook evaluates it, shifted by the (detached) max: unshifted, exp overflows float32 for
+    logits above 88 (info_nce at temperature 0.01: cosines / T up to 100) and the rest of the softmax is lost."""
+    m = z.detach().amax(dim=dim, keepdim=True)
+    return z - m - torch.log(torch.exp(z - m).sum(dim=dim, keepdim=True))
 
 
 def _classes_last(z):
@@ -283,11 +286,10 @@ def info_nce_loss(query, positive_key, negative_keys, temperature=0.07, normaliz
 def nt_xent_loss(z_i, z_j, temperature=0.5):
     z = _unit(torch.cat([z_i, z_j]))
     n = z_i.shape[0]
-    sim = z @ z.T / temperature
     mask = torch.eye(2 * n, dtype=torch.bool)
-    exp = torch.exp(sim).masked_fill(mask, 0.0)
+    sim = (z @ z.T / temperature).masked_fill(mask, -math.inf)  # the denominator never holds the view itself
     pair = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
-    log_p = sim[torch.arange(2 * n), pair] - torch.log(exp.sum(-1))
+    log_p = _log_softmax(sim, -1)[torch.arange(2 * n), pair]
     return -log_p.mean()
 
 
@@ -347,7 +349,8 @@ def tversky_loss(input, target, alpha=0.5, beta=0.5, smooth=1.0, from_logits=Tru
 
 def multiclass_dice_loss(input, target, smooth=1.0, ignore_index=None, batch=False, reduction="mean"):
     c = input.shape[1]
-    p = torch.exp(input) / torch.exp(input).sum(1, keepdim=True)
+    e = torch.exp(input - input.detach().amax(1, keepdim=True))
+    p = e / e.sum(1, keepdim=True)
     keep = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
     index = torch.where(keep, target, torch.zeros_like(target))
     y = torch.movedim(torch.nn.functional.one_hot(index, c).to(F32), -1, 1) * keep[:, None]

@@ -41,6 +41,7 @@ import pytest
 import torch
 
 from lossguard.catalog import CATALOG
+from lossguard.harness.kernel.model import Example
 from lossguard.harness.kernel.seeded import seeded_examples
 from lossguard.harness.kernel.tolerance import compare
 from lossguard.properties.generic import _kink_mask
@@ -67,7 +68,7 @@ FACTORS: dict[tuple[str, str], tuple[float, str]] = {
     ("complete_box_iou_loss", "boxes1"): (16.0, "sums"),  # 0.1
     ("complete_box_iou_loss", "boxes2"): (16.0, "sums"),  # 0.117
     ("cosine_embedding_loss", "value"): (16.0, "sums"),  # 0.0867
-    ("cross_entropy", "value"): (8.0, "sums"),  # 0.171
+    ("cross_entropy", "value"): (8.0, "sums"),  # 0.141
     ("dice_loss", "value"): (8.0, "sums"),  # 0.167
     ("dice_loss", "input"): (8.0, "sums"),  # 0.215
     ("distance_box_iou_loss", "value"): (8.0, "sums"),  # 0.172
@@ -81,8 +82,8 @@ FACTORS: dict[tuple[str, str], tuple[float, str]] = {
     ("huber_loss", "value"): (8.0, "sums"),  # 0.227
     ("info_nce_loss", "value"): (32.0, "sums"),  # 0.0529
     ("info_nce_loss", "query"): (32.0, "open"),  # 0.0495
-    ("info_nce_loss", "positive_key"): (64.0, "open"),  # 0.0301
-    ("info_nce_loss", "negative_keys"): (8.0, "open"),  # 0.133
+    ("info_nce_loss", "positive_key"): (64.0, "open"),  # 0.0273
+    ("info_nce_loss", "negative_keys"): (8.0, "open"),  # 0.2
     ("iou_loss", "value"): (8.0, "sums"),  # 0.128
     ("iou_loss", "boxes1"): (8.0, "sums"),  # 0.13
     ("iou_loss", "boxes2"): (8.0, "sums"),  # 0.13
@@ -90,22 +91,21 @@ FACTORS: dict[tuple[str, str], tuple[float, str]] = {
     ("jaccard_loss", "input"): (8.0, "sums"),  # 0.206
     ("jaccard_loss", "target"): (8.0, "sums"),  # 0.151
     ("kl_div", "value"): (8.0, "sums"),  # 0.211
-    ("linear_cross_entropy", "value"): (8.0, "sums"),  # 0.159
-    ("linear_cross_entropy", "hidden"): (16.0, "open"),  # 0.111
+    ("linear_cross_entropy", "value"): (8.0, "sums"),  # 0.187
+    ("linear_cross_entropy", "hidden"): (8.0, "open"),  # 0.198
     ("linear_cross_entropy", "weight"): (8.0, "open"),  # 0.159
     ("margin_ranking_loss", "value"): (8.0, "sums"),  # 0.195
     ("mse_loss", "value"): (8.0, "sums"),  # 0.217
     ("multiclass_dice_loss", "value"): (32.0, "sums"),  # 0.0436
-    ("multiclass_dice_loss", "input"): (64.0, "sums"),  # 0.0209
+    ("multiclass_dice_loss", "input"): (16.0, "sums"),  # 0.112
     ("nll_loss", "value"): (16.0, "sums"),  # 0.104
     ("nt_xent_loss", "value"): (32.0, "sums"),  # 0.0436
-    ("nt_xent_loss", "z_i"): (16.0, "open"),  # 0.107
-    ("nt_xent_loss", "z_j"): (16.0, "open"),  # 0.0912
+    ("nt_xent_loss", "z_i"): (8.0, "open"),  # 0.198
+    ("nt_xent_loss", "z_j"): (8.0, "open"),  # 0.247
     ("perceptual_loss", "value"): (8.0, "sums"),  # 0.164
-    ("sequence_cross_entropy", "value"): (8.0, "sums"),  # 0.126
-    ("sequence_cross_entropy", "logits"): (8.0, "open"),  # 0.157
+    ("sequence_cross_entropy", "value"): (16.0, "sums"),  # 0.0906
     ("softmax_focal_loss", "value"): (8.0, "sums"),  # 0.234
-    ("softmax_focal_loss", "input"): (32.0, "open"),  # 0.0369
+    ("softmax_focal_loss", "input"): (16.0, "open"),  # 0.0679
     ("triplet_margin_loss", "value"): (16.0, "sums"),  # 0.0901
     ("tversky_loss", "value"): (16.0, "sums"),  # 0.1
     ("tversky_loss", "target"): (8.0, "sums"),  # 0.206
@@ -169,9 +169,26 @@ def ratios(spec, example) -> dict[str, float]:
     return result
 
 
+def _targeted(name: str) -> list[Example]:
+    """Inputs aimed at the region a scale is derived for, where the seeded draws miss it."""
+    if name == "softmax_focal_loss":  # p_y -> 1: (1 - p_y)^gamma formed from a rounded p_y, gamma 3
+        return [
+            Example(
+                {
+                    "input": np.array([[gap, 0.0, -0.3], [0.7 * gap, 0.2, 0.0], [0.0, gap, 0.1]]),
+                    "target": np.array([0, 0, 1]),
+                },
+                {"alpha": None, "gamma": gamma, "ignore_index": -100, "reduction": "sum"},
+            )
+            for gap in (8.0, 10.0, 12.0, 15.0)
+            for gamma in (2.0, 3.0)
+        ]
+    return []
+
+
 def measure(spec, count: int = SEEDED) -> dict[str, float]:
     worst: dict[str, float] = {}
-    for example in seeded_examples(spec, count=count):
+    for example in [*seeded_examples(spec, count=count), *_targeted(spec.name)]:
         with np.errstate(all="ignore"):
             for part, ratio in ratios(spec, example).items():
                 worst[part] = max(worst.get(part, 0.0), ratio)
