@@ -255,9 +255,11 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
 
 def batch_hard_triplet_loss(embeddings, labels, margin=1.0):
     x = embeddings
-    d = torch.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
-    same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool)
+    squared = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    # the diagonal's sqrt(0) would give autograd a NaN (inf times the mask's 0) in every row: it takes no part
+    d = torch.sqrt(torch.where(eye, torch.ones_like(squared), squared)).masked_fill(eye, 0.0)
+    same = labels[:, None] == labels[None, :]
     pos, neg = same & ~eye, ~same
     valid = pos.any(1) & neg.any(1)
     if not bool(valid.any()):

@@ -55,10 +55,6 @@ INF = math.inf
 # (the comment: the ratio measured); "value" of a 'mean' is "sums" (reduce_scale's (n - 1) sum |v|)
 FACTORS: dict[tuple[str, str], tuple[float, str]] = {
     ("batch_hard_triplet_loss", "value"): (32.0, "sums"),  # 0.0501
-    ("batch_hard_triplet_loss", "embeddings"): (
-        INF,
-        "open: no gradient element away from a kink with an active anchor in the typical draws",
-    ),  # 0
     ("bce_dice_loss", "value"): (16.0, "sums"),  # 0.0783
     ("binary_cross_entropy", "value"): (8.0, "sums"),  # 0.23
     ("binary_cross_entropy_with_logits", "value"): (8.0, "sums"),  # 0.204
