@@ -77,8 +77,7 @@ FACTORS: dict[tuple[str, str], tuple[float, str]] = {
     ("hinge_loss", "value"): (8.0, "sums"),  # 0.167
     ("huber_loss", "value"): (8.0, "sums"),  # 0.227
     ("info_nce_loss", "value"): (32.0, "sums"),  # 0.0529
-    ("info_nce_loss", "query"): (32.0, "open"),  # 0.0495
-    ("info_nce_loss", "positive_key"): (64.0, "open"),  # 0.0273
+    ("info_nce_loss", "query"): (16.0, "open"),  # 0.104
     ("info_nce_loss", "negative_keys"): (8.0, "open"),  # 0.2
     ("iou_loss", "value"): (8.0, "sums"),  # 0.128
     ("iou_loss", "boxes1"): (8.0, "sums"),  # 0.13
@@ -96,7 +95,7 @@ FACTORS: dict[tuple[str, str], tuple[float, str]] = {
     ("multiclass_dice_loss", "input"): (16.0, "sums"),  # 0.112
     ("nll_loss", "value"): (16.0, "sums"),  # 0.104
     ("nt_xent_loss", "value"): (32.0, "sums"),  # 0.0436
-    ("nt_xent_loss", "z_i"): (8.0, "open"),  # 0.198
+    ("nt_xent_loss", "z_i"): (8.0, "open"),  # 0.223
     ("nt_xent_loss", "z_j"): (8.0, "open"),  # 0.247
     ("perceptual_loss", "value"): (8.0, "sums"),  # 0.164
     ("sequence_cross_entropy", "value"): (16.0, "sums"),  # 0.0906
