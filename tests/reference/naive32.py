@@ -38,10 +38,27 @@ def _softplus(z):
     return torch.log1p(torch.exp(z))
 
 
+class Overflow(ArithmeticError):
+    """The literal (unshifted) form would overflow float32 on this input: it is not evaluated there."""
+
+
+SHIFTED = True  # which of the two textbook forms of log softmax (and softmax) the functions below use
+
+
+def _shift(z, dim):
+    """The (detached) max along ``dim`` (SHIFTED), or 0 for the literal form, which raises Overflow where exp
+    would overflow float32 (logits above 80: info_nce at temperature 0.01 has cosines / T up to 100)."""
+    if SHIFTED:
+        m = z.detach().amax(dim=dim, keepdim=True)
+        return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    if bool((z.detach() > 80).any()):
+        raise Overflow
+    return torch.zeros((), dtype=z.dtype)
+
+
 def _log_softmax(z, dim):
-    """log softmax as the textbook evaluates it, shifted by the (detached) max: unshifted, exp overflows float32 for
-    logits above 88 (info_nce at temperature 0.01: cosines / T up to 100) and the rest of the softmax is lost."""
-    m = z.detach().amax(dim=dim, keepdim=True)
+    """log softmax as the textbook writes it, z - log sum exp z, shifted by the max or not (``SHIFTED``)."""
+    m = _shift(z, dim)
     return z - m - torch.log(torch.exp(z - m).sum(dim=dim, keepdim=True))
 
 
@@ -351,7 +368,7 @@ def tversky_loss(input, target, alpha=0.5, beta=0.5, smooth=1.0, from_logits=Tru
 
 def multiclass_dice_loss(input, target, smooth=1.0, ignore_index=None, batch=False, reduction="mean"):
     c = input.shape[1]
-    e = torch.exp(input - input.detach().amax(1, keepdim=True))
+    e = torch.exp(input - _shift(input, 1))
     p = e / e.sum(1, keepdim=True)
     keep = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
     index = torch.where(keep, target, torch.zeros_like(target))

@@ -16,6 +16,13 @@ Elements excluded from the comparison, each for a stated reason: where the exact
 d/dx sqrt at a zero distance), gradients of outputs at a kink (``LossSpec.kinks``, any subgradient is right),
 and examples holding float32 subnormals (the policy's ``tiny`` term covers them, not the scale).
 
+Functions the definitions name are called as functions: sigmoid, softplus (log1p(exp)), log sigmoid
+(pairwise_logistic_loss: "stable for any finite difference"), and BCE's log(1 - p) as log1p(-p): with the literal
+forms the scales are exceeded by far (p = 1e-30, y = 0: 7.6e6 units; -log(sigmoid(20)): 6.1e5 units), a question
+for the contract, not for this test. log softmax is evaluated in both textbook forms, shifted by the max and
+literal (where exp does not overflow): every form within K, the worse of the two reaching 1 / FACTOR. Inputs
+aimed at the region a scale is derived for are added where the seeded draws miss it (``_targeted``).
+
 Per-loss factors (FACTOR, the inverse of the least ratio the seeded inputs must reach; measured at the commit
 that introduced this table with ``SEEDED`` examples; an entry not listed is held to 4). The reasons:
 
@@ -64,7 +71,7 @@ FACTORS: dict[tuple[str, str], tuple[float, str]] = {
     ("complete_box_iou_loss", "boxes1"): (16.0, "sums"),  # 0.1
     ("complete_box_iou_loss", "boxes2"): (16.0, "sums"),  # 0.117
     ("cosine_embedding_loss", "value"): (16.0, "sums"),  # 0.0867
-    ("cross_entropy", "value"): (8.0, "sums"),  # 0.141
+    ("cross_entropy", "value"): (8.0, "sums"),  # 0.171
     ("dice_loss", "value"): (8.0, "sums"),  # 0.167
     ("dice_loss", "input"): (8.0, "sums"),  # 0.215
     ("distance_box_iou_loss", "value"): (8.0, "sums"),  # 0.172
@@ -98,9 +105,8 @@ FACTORS: dict[tuple[str, str], tuple[float, str]] = {
     ("nt_xent_loss", "z_i"): (8.0, "open"),  # 0.223
     ("nt_xent_loss", "z_j"): (8.0, "open"),  # 0.247
     ("perceptual_loss", "value"): (8.0, "sums"),  # 0.164
-    ("sequence_cross_entropy", "value"): (16.0, "sums"),  # 0.0906
-    ("softmax_focal_loss", "value"): (8.0, "sums"),  # 0.234
-    ("softmax_focal_loss", "input"): (16.0, "open"),  # 0.0679
+    ("sequence_cross_entropy", "value"): (8.0, "sums"),  # 0.126
+    ("softmax_focal_loss", "input"): (8.0, "open: 0.20 at p_y -> 1 (targeted) with the literal log softmax"),  # 0.204
     ("triplet_margin_loss", "value"): (16.0, "sums"),  # 0.0901
     ("tversky_loss", "value"): (16.0, "sums"),  # 0.1
     ("tversky_loss", "target"): (8.0, "sums"),  # 0.206
@@ -134,7 +140,23 @@ def _worst(actual, exact, scale, ulps) -> float:
 
 
 def ratios(spec, example) -> dict[str, float]:
-    """Worst |naive32 - exact| / (u32 scale) of the value and of each differentiable argument's gradient."""
+    """Worst |naive32 - exact| / (u32 scale) of the value and of each differentiable argument's gradient, over both
+    textbook forms of log softmax (shifted by the max, and literal where it does not overflow): the scale must cover
+    either (the upper bound) and the worse of the two must reach it (the lower bound)."""
+    worst: dict[str, float] = {}
+    for shifted in (True, False):
+        naive32.SHIFTED = shifted
+        try:
+            for part, ratio in _ratios(spec, example).items():
+                worst[part] = max(worst.get(part, 0.0), ratio)
+        except naive32.Overflow:
+            pass
+        finally:
+            naive32.SHIFTED = True
+    return worst
+
+
+def _ratios(spec, example) -> dict[str, float]:
     example = type(example)(
         {k: _f32(v) for k, v in example.args.items()}, {k: _f32(v) for k, v in example.params.items()}
     )
