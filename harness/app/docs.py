@@ -12,12 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import lossguard.properties.all  # noqa: F401  (registers every property)
 from lossguard.catalog import CATALOG
 from lossguard.harness.kernel.model import DTYPES, LossSpec
+from lossguard.properties.all import FAMILIES  # importing it registers every property
 from lossguard.properties.base import EVERY_DTYPE, PROPERTIES, Property
 
 COMMAND = "python -m lossguard.harness.app.docs > docs/LOSSES.md"
+
+
+def _in_module_order() -> list[tuple[str, Property]]:
+    """The properties in the order of ``properties.all.FAMILIES``, each module's in definition order: the
+    document must not depend on which module a process happened to import first."""
+    rank = {module.__name__: index for index, module in enumerate(FAMILIES)}
+    return sorted(PROPERTIES.items(), key=lambda item: rank.get(item[1].check.__module__, len(rank)))
 
 _EVERY_DTYPE = "every dtype the implementation supports"
 
@@ -143,7 +150,7 @@ def _property_section() -> list[str]:
         "| property | summary | dtypes | applies to |",
         "|---|---|---|---|",
     ]
-    for name, prop in PROPERTIES.items():
+    for name, prop in _in_module_order():
         losses = [spec.name for spec in CATALOG.values() if name in spec.properties]
         lines.append(
             "| "
