@@ -212,12 +212,16 @@ def measure(spec, count: int = SEEDED) -> dict[str, float]:
     return worst
 
 
+def _measured(name: str) -> dict[str, float]:
+    worst = measure(CATALOG[name])
+    assert worst, f"{name}: no usable example"
+    return worst
+
+
 @pytest.mark.parametrize("name", sorted(CATALOG))
 def test_scale_is_at_least_what_a_straightforward_evaluation_needs(name):
     spec = CATALOG[name]
-    worst = measure(spec)
-    assert worst, f"{name}: no usable example"
-    for part, ratio in worst.items():
+    for part, ratio in _measured(name).items():
         assert ratio <= spec.ulps, (
             f"{name} {part}: a straightforward float32 evaluation errs by {ratio:.3g} units of u32 * scale, "
             f"but should be within K = {spec.ulps} [the scale is below what the definition's evaluation needs]"
@@ -231,10 +235,7 @@ def test_scale_is_at_least_what_a_straightforward_evaluation_needs(name):
 @pytest.mark.pinned_from_below
 @pytest.mark.parametrize("name", sorted(CATALOG))
 def test_scale_pinned_from_below(name):
-    spec = CATALOG[name]
-    worst = measure(spec)
-    assert worst, f"{name}: no usable example"
-    for part, ratio in worst.items():
+    for part, ratio in _measured(name).items():
         factor, reason = FACTORS.get((name, part), (FACTOR, "default"))
         assert ratio >= 1.0 / factor, (
             f"{name} {part}: the worst error of a straightforward float32 evaluation is {ratio:.3g} units of "
