@@ -269,8 +269,9 @@ def _temperature_grad(g, g_scale, logits, err_logits, temperature):
     g = np.where(finite, g, 0.0)
     n = np.count_nonzero(finite)
     value = -np.sum(g * lg) / temperature
-    scale = np.sum(np.where(finite, g_scale, 0.0) * np.abs(lg) + np.abs(g) * np.where(finite, err_logits, 0.0))
-    scale = (scale + (n + 2.0) * np.sum(np.abs(g * lg))) / temperature
+    with np.errstate(over="ignore"):  # |l|^2 beyond float64 (logits of 1e155): a scale of inf, judged nowhere
+        scale = np.sum(np.where(finite, g_scale, 0.0) * np.abs(lg) + np.abs(g) * np.where(finite, err_logits, 0.0))
+        scale = (scale + (n + 2.0) * np.sum(np.abs(g * lg))) / temperature
     return Gradient(np.asarray(value), np.asarray(scale))
 
 

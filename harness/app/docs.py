@@ -26,6 +26,7 @@ def _in_module_order() -> list[tuple[str, Property]]:
     rank = {module.__name__: index for index, module in enumerate(FAMILIES)}
     return sorted(PROPERTIES.items(), key=lambda item: rank.get(item[1].check.__module__, len(rank)))
 
+
 _EVERY_DTYPE = "every dtype the implementation supports"
 
 _INTRO = f"""\

@@ -93,9 +93,7 @@ def scaled(example: Example, elements: int) -> Example:
     n = first.shape[0]
     rows = max(n, elements // max(first.size // n, 1))
     index = np.arange(rows) % n
-    return example.replace(
-        {k: np.take(a, index, axis=0) for k, a in arrays.items() if a.ndim >= 1 and a.shape[0] == n}
-    )
+    return example.replace({k: np.take(a, index, axis=0) for k, a in arrays.items() if a.ndim >= 1 and a.shape[0] == n})
 
 
 def first_rows(rows: int) -> Callable[[Example, np.random.Generator], Example]:

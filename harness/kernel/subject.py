@@ -224,18 +224,20 @@ class Subject:
         """Fail unless ``actual`` agrees with ``expected`` within the tolerance (where ``mask``); ``check``: the
         id of the property's sub-check this comparison is (see ``fail``)."""
         comparison = tolerance.compare(actual, expected, scale, self.dtype, self.spec.ulps * slack)
-        judged = comparison.ulps.size
-        if mask is not None:  # outside the property's domain nothing is judged, nor counted in the worst case
-            mask = np.broadcast_to(mask, comparison.ulps.shape)
-            judged = int(np.count_nonzero(mask))
+        # outside the property's domain, and where the scale bounds nothing, nothing is judged, nor counted in the
+        # worst case
+        judgeable = comparison.judgeable
+        mask = judgeable if mask is None else judgeable & np.broadcast_to(mask, judgeable.shape)
+        judged = int(np.count_nonzero(mask))
+        if judged < mask.size:
             comparison = tolerance.Comparison(
-                np.where(mask, comparison.ulps, 0.0), comparison.allowed, np.where(mask, comparison.error, 0.0)
+                np.where(mask, comparison.ulps, 0.0), comparison.allowed, np.where(mask, comparison.error, 0.0), mask
             )
         self.judged(judged)
         if not judged:
             self.observations.unjudged = (
                 f"every element of {what} lay outside what the property judges (a kink, a value outside "
-                f"{self.dtype}'s range, or outside the property's domain)"
+                f"{self.dtype}'s range, outside the property's domain, or an error scale beyond float64's range)"
             )
         else:
             self.observe(comparison)  # an error of 0 where nothing was judged is no observation

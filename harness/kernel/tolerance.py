@@ -20,6 +20,12 @@ allowed
 The achieved error is reported in units of ``u_D * s`` ("ulps of the computation's scale"), so a
 result near zero does not inflate it and implementations can be compared by accuracy.
 Gradients are judged the same way with the gradient's own scale.
+
+A scale of +inf (the error analysis' own terms overflow float64: InfoNCE's d/dtemperature carries
+``|logit|^2``, beyond 1.8e308 for logits of 1e201) bounds nothing: such an element is not judged
+(``Comparison.judgeable``), neither passed nor failed, and a property that judged only such elements is a
+``skip`` (``Subject.expect_close``). Treating it as a scale of 0 demanded exactness and was a false alarm.
+A NaN scale keeps the rule for NaN values: only the identical non-finite value agrees.
 """
 
 from __future__ import annotations
@@ -64,9 +70,10 @@ def smallest_normal(dtype: str) -> float:
 class Comparison:
     """Element-wise comparison of an implementation's output with the reference."""
 
-    ulps: np.ndarray  # achieved error in units of u_D * scale (0 where both agree exactly)
-    allowed: np.ndarray  # the absolute bound per element
+    ulps: np.ndarray  # achieved error in units of u_D * scale (0 where both agree exactly, or not judgeable)
+    allowed: np.ndarray  # the absolute bound per element (inf where not judgeable)
     error: np.ndarray  # |impl - ref|, inf where one is non-finite and the other is not
+    judgeable: np.ndarray  # False where the scale is +inf: the error analysis bounds nothing there
 
     @property
     def worst(self) -> float:
@@ -91,16 +98,18 @@ def compare(actual: np.ndarray, expected: np.ndarray, scale: np.ndarray, dtype: 
     expected = np.asarray(expected, dtype=np.float64)
     actual, expected, scale = np.broadcast_arrays(actual, expected, np.asarray(scale, dtype=np.float64))
     u, tiny = _ROUNDOFF[dtype]
-    unit = u * np.where(np.isfinite(scale), scale, 0.0) + tiny
-    allowed = ulps * unit + REFERENCE_ULPS * _ROUNDOFF["float64"][0] * np.where(np.isfinite(scale), scale, 0.0)
+    judgeable = ~np.isposinf(scale)
+    finite_scale = np.where(np.isfinite(scale), scale, 0.0)
+    unit = u * finite_scale + tiny
+    allowed = np.where(judgeable, ulps * unit + REFERENCE_ULPS * _ROUNDOFF["float64"][0] * finite_scale, np.inf)
     both_finite = np.isfinite(actual) & np.isfinite(expected)
     same_special = (np.isnan(actual) & np.isnan(expected)) | (
         np.isinf(actual) & np.isinf(expected) & (np.sign(actual) == np.sign(expected))
     )
     with np.errstate(invalid="ignore", over="ignore"):
         error = np.where(both_finite, np.abs(actual - expected), np.where(same_special, 0.0, np.inf))
-        achieved = np.where(np.isfinite(error), error / unit, np.inf)
-    return Comparison(achieved, allowed, error)
+        achieved = np.where(judgeable, np.where(np.isfinite(error), error / unit, np.inf), 0.0)
+    return Comparison(achieved, allowed, error, judgeable)
 
 
 def representable(values: np.ndarray, dtype: str) -> np.ndarray:
