@@ -42,6 +42,7 @@ example, against mpmath's central difference in T), margins 0..3; pairwise logis
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import mp_losses as mpl
@@ -102,14 +103,40 @@ def triplet(a, p, n, margin, pn, eps, swap):
     return max(d_ap - d_an + mpl._f(margin), 0)
 
 
-def batch_hard(x, labels, margin):
+def batch_hard(x, labels, margin, piece=None):
+    """The batch-hard loss; ``piece``: per anchor, a forced (hardest positive, hardest negative, active)
+    choice instead of the loss's own max, min and hinge (one smooth piece of the loss)."""
     losses = []
     for a in range(len(x)):
-        pos = [_norm(_diff(x[a], x[j])) for j in range(len(x)) if j != a and labels[j] == labels[a]]
-        neg = [_norm(_diff(x[a], x[k])) for k in range(len(x)) if labels[k] != labels[a]]
+        pos = {j: _norm(_diff(x[a], x[j])) for j in range(len(x)) if j != a and labels[j] == labels[a]}
+        neg = {k: _norm(_diff(x[a], x[k])) for k in range(len(x)) if labels[k] != labels[a]}
         if pos and neg:
-            losses.append(max(max(pos) - min(neg) + mpl._f(margin), 0))
+            if piece is not None and a in piece:
+                j, k, active = piece[a]
+                losses.append(pos[j] - neg[k] + mpl._f(margin) if active else mpf(0))
+            else:
+                losses.append(max(max(pos.values()) - min(neg.values()) + mpl._f(margin), 0))
     return mp.fsum(losses) / len(losses) if losses else mpf(0)
+
+
+def _batch_hard_pieces(x, labels, margin) -> list[dict]:
+    """The pieces of the batch-hard loss that meet ``x`` within float64 rounding: for each anchor, every
+    positive and negative whose distance ties the hardest one, and both states of a hinge t, within the
+    catalog's kink band (16 u of the terms: catalog ``_batch_hard_kinks``); anchors with no such tie keep
+    the loss's own choice. Empty when no anchor is within rounding of a kink."""
+    _, _, d, valid, pos, neg, t, scale = R.batch_hard_parts(x, labels, margin)
+    labels = np.asarray(labels)
+    choices = {}
+    for a in np.flatnonzero(valid):
+        band = 16 * U * (scale[a] + d[a])
+        same = (labels == labels[a]) & (np.arange(len(x)) != a)
+        positives = np.flatnonzero(same & (np.abs(d[a] - d[a, pos[a]]) <= band))
+        negatives = np.flatnonzero((labels != labels[a]) & (np.abs(d[a] - d[a, neg[a]]) <= band))
+        states = (True, False) if abs(t[a]) <= band[pos[a]] else (bool(t[a] > 0),)
+        if len(positives) > 1 or len(negatives) > 1 or len(states) > 1:
+            choices[int(a)] = [(int(j), int(k), s) for j in positives for k in negatives for s in states]
+    anchors = list(choices)
+    return [dict(zip(anchors, combo, strict=True)) for combo in itertools.product(*choices.values())] if anchors else []
 
 
 def _unit(v):
@@ -165,22 +192,29 @@ def _exact(fn, *args) -> mpf:
 
 
 def _check_gradient(
-    grad, fn, arrays: list[np.ndarray], names: list[str], what, smooth_over=None, near_kink=False
+    grad, fn, arrays: list[np.ndarray], names: list[str], what, smooth_over=None, near_kink=False, pieces=()
 ) -> None:
     """Every component of every named array's reference gradient against mpmath's derivative of ``fn(*flat)``.
 
     smooth_over: a lower bound of the distance (in coordinate units) to the nearest kink of ``fn`` and of the
     length over which its smooth pieces vary (the ``_*_smooth`` helpers), None if there is none; near_kink:
-    the catalog's kink function flags the example (within float64 rounding of a kink: ``check_derivative``)."""
+    the catalog's kink function flags the example (within float64 rounding of a kink: ``check_derivative``);
+    pieces: functions like ``fn``, the smooth pieces meeting the point within rounding (``_batch_hard_pieces``)."""
     sizes = [a.size for a in arrays]
     flat = [float(v) for a in arrays for v in a.ravel()]
 
-    def call(*values):
-        out, start = [], 0
-        for a, size in zip(arrays, sizes, strict=True):
-            out.append(np.array(values[start : start + size], dtype=object).reshape(a.shape))
-            start += size
-        return fn(*out)
+    def flattened(f):
+        def call(*values):
+            out, start = [], 0
+            for a, size in zip(arrays, sizes, strict=True):
+                out.append(np.array(values[start : start + size], dtype=object).reshape(a.shape))
+                start += size
+            return f(*out)
+
+        return call
+
+    call = flattened(fn)
+    pieces = [flattened(piece) for piece in pieces]
 
     start = 0
     for a, name in zip(arrays, names, strict=True):
@@ -195,6 +229,7 @@ def _check_gradient(
                 scale=float(g.scale.ravel()[i]),
                 smooth_over=smooth_over,
                 near_kink=near_kink,
+                pieces=pieces,
                 what=what,
             )
         start += a.size
@@ -336,6 +371,16 @@ def test_triplet_margin(arrays, margin, p, eps, swap):
 # labels [0, 1, 0, 1]: two anchors tie their two negatives within rounding, and the reference's -0.75 combines
 # the sides of both ties (oracle at fault: the pieces along the coordinate are -0.25 and -1, check_derivative)
 @example(([0, 1, 0, 1], [np.array([[1e4, 2.76756766871178]])]), 0.0)
+# explore seed 7 (oracle at fault, each): a hinge's kink at x = 0 with curvature 2.9e47 beside it (the one-sided
+# quotients of step 2^-64 erred by 3.8e-35 against a derivative of 1.5e-41: the step is now cut until they
+# converge); collinear rows whose hinge t = 1.75e-48 of distances 2e-8 (within rounding) and a distance's zero
+# coincide along the line (the reference's piece meets the point off the line: check_derivative's pieces);
+# a derivative 0 between quotients of -c h and c h (curvature, now told from a kink by the gap shrinking)
+@example(([0, 0, 1, 1], [np.array([[0.0, 5.84571541162383e-49, 1e-8]])]), 0.0)
+@example(([0, 0, 1, 1], [np.array([[5.84571541162383e-49, 0.0, 1e-8]])]), 0.0)
+@example(([0, 0, 0, 1], [np.array([[0.0, 1e-8]])]), 0.0)
+@example(([0, 0, 1], [np.array([[1.0, 5.84571541162383e-49, 1.0]])]), 0.0)
+@example(([0, 0, 1, 1], [np.array([[1.0, 5.84571541162383e-49]])]), 1.0)
 def test_batch_hard(case, margin):
     labels, _ = case
     n = len(labels)
@@ -355,6 +400,10 @@ def test_batch_hard(case, margin):
         (x, labels),
         smooth_over=_batch_hard_smooth(x, labels, margin),
         near_kink=_at_kink("batch_hard_triplet_loss", {"embeddings": x, "labels": labels}, {"margin": margin}),
+        pieces=[
+            lambda e, piece=piece: batch_hard([list(r) for r in e], list(labels), margin, piece)
+            for piece in _batch_hard_pieces(x, labels, margin)
+        ],
     )
 
 

@@ -334,6 +334,8 @@ def check_reductions(ref, args, kwargs, exact, bound, *, scale=None, normaliser=
 
 KINK = mp.mpf(2) ** -40  # one-sided derivatives further apart than this (relative) mark a kink
 DIFFERENCE_ULPS = 1e-6  # the central difference's own error (~2^-80 relative), added to gradient bounds
+CUT_BITS = 24  # at a kink the step is cut by 2^-CUT_BITS until the one-sided quotients converge
+MAX_REFINEMENTS = 12  # steps down to 2^-(64 + 11 * 24) of the reach before the oracle gives up
 NEAR_BITS = 40  # near a kink: a step of 2^-40 of the coordinate's reach must straddle it (check_derivative)
 
 
@@ -348,16 +350,26 @@ def check_derivative(
     smooth_over=None,
     extent=None,
     near_kink=False,
+    pieces=(),
     what="",
 ):
     """Compare a reference derivative with mpmath's (``mp_losses.slopes``; its docstring gives the step
     h = 2^-64 min(max(|x|, 2^-52 extent), smooth_over) and the precision).
 
     Where the left and right difference quotients agree, the central one is the derivative. Where
-    they do not, the step is cut by 2^-24, twice: a gap that shrinks with the step is curvature on
-    the step's scale (a derivative near 0, or a jump of f'' as in asymmetric_mse at e = 0), one that
-    does not is a kink. Either way the reference must then lie in [min, max] of the one-sided
-    derivatives of the smallest step (the subdifferential at a kink), up to the bound.
+    they do not, the step is cut by 2^-CUT_BITS until both one-sided quotients have converged (each moved
+    by less than a quarter of the check's slack since the previous step), and the reference must lie in
+    [min, max] of the last one-sided quotients, up to the bound. A gap that shrinks with the step is
+    curvature on the step's scale (a derivative near 0, or a jump of f'' as in asymmetric_mse at e = 0):
+    the bracket closes on the derivative. One that does not is a kink: the bracket closes on the
+    subdifferential. A one-sided quotient errs by h f'' / 2, which the first step (2^-64 of the reach)
+    keeps below the slack only when the derivative is not far smaller than f'' times the reach: a
+    batch-hard coordinate whose derivative is 1.5e-41 beside a distance of 1.75e-48 (curvature 2.9e47)
+    needs h below 1e-98, and a kink 1.3e-88 away (a hinge tied within rounding) is then no longer within
+    the step (explore seed 7, EXPLORATION.md); a cosine derivative of 2.5e-97 between first quotients of
+    -6e-24 and 6e-24 likewise. Quotients still moving after MAX_REFINEMENTS cuts (a derivative of exactly
+    0 beside curvature, whose slack is 2 ulps of a scale of 0) are judged by the bracket of that smallest
+    step, 2^-(64 + 11 CUT_BITS) of the reach.
 
     ``near_kink``: the point is within the float64 rounding of a kink (the catalog's kink function says
     so). A kink exactly at the point is judged as above. One a few roundings away, which the quotients do
@@ -372,11 +384,16 @@ def check_derivative(
     kink within rounding the reference is one of the two pieces; with several (ties among collinear
     rows: a batch-hard anchor's two negatives and another's) it may combine the sides of each in a piece
     that this coordinate's line does not cross, whose derivative lies between the line's pieces when the
-    jumps share a sign (the batch-hard ties: -0.75 between -0.25 and -1).
+    jumps share a sign (the batch-hard ties: -0.75 between -0.25 and -1), and otherwise not: collinear rows
+    whose kinks coincide along the line (batch-hard, explore seed 7: a hinge t = 1.75e-48 of distances 2e-8,
+    and a distance reaching 0, at the same point of the line) leave a piece that meets the point only off
+    the line. ``pieces`` (functions of the same arguments) name every smooth piece that meets the point
+    within float64 rounding, from the reference's own kink quantities; the reference may follow any of them.
     """
     bound += DIFFERENCE_ULPS
     reach = None if smooth_over is None else float(smooth_over)
-    for _refinement in range(3):
+    previous = None
+    for _refinement in range(MAX_REFINEMENTS):
         left, central, right = mpl.slopes(fn, args, index, reach, extent)
         with mp.workdps(mpl.DPS):
             if abs(left - right) <= KINK * max(abs(left), abs(right)) + mp.mpf(2) ** -1100:
@@ -385,21 +402,37 @@ def check_derivative(
                 try:
                     return check([actual], [central], bound, scale=None if scale is None else [scale], what=what)
                 except AssertionError:
-                    far = _far_sides(fn, args, index, reach, extent)
-                    if far is None:
-                        raise  # no kink within 2^-NEAR_BITS of the reach: the reference is wrong
-                    left, right = min(central, *far), max(central, *far)
+                    sides = _near_sides(fn, args, index, reach, extent, pieces)
+                    if not sides:
+                        raise  # no kink within 2^-NEAR_BITS of the reach, no piece within rounding: wrong
+                    left, right = min(central, *sides), max(central, *sides)
                     break
-        with mp.workdps(mpl.DPS):
+            slack = _slack(bound, scale, left, right)
+            if previous is not None and max(abs(left - previous[0]), abs(right - previous[1])) <= slack / 4:
+                break
+            previous = (left, right)
             point = [mpl._f(v) for v in args]
             h = mpl.step(point[index], max([abs(v) for v in point]) if extent is None else extent, reach)
-            reach = h * mp.ldexp(1, mpl.STEP_BITS - 24)  # the next step: 2^-24 of this one
+            reach = h * mp.ldexp(1, mpl.STEP_BITS - CUT_BITS)  # the next step: 2^-CUT_BITS of this one
     with mp.workdps(mpl.DPS):
         lo, hi = min(left, right), max(left, right)
-        unit = max(abs(lo), abs(hi)) if scale is None else scale
-        slack = bound * EPS * max(mp.mpf(unit), mp.mpf(TINY))
+        slack = _slack(bound, scale, lo, hi)
         assert lo - slack <= mp.mpf(actual) <= hi + slack, f"{actual!r} outside [{lo}, {hi}] (kink); {what}"
     return 0.0
+
+
+def _near_sides(fn, args, index, reach, extent, pieces) -> list:
+    """The derivatives a reference near a kink may follow (``check_derivative``): those of the pieces beyond
+    the kinks on either side along this coordinate (``_far_sides``), and the central derivative of each
+    piece in ``pieces`` (smooth pieces meeting the point within float64 rounding, in any direction)."""
+    sides = list(_far_sides(fn, args, index, reach, extent) or [])
+    return sides + [mpl.slopes(piece, args, index, reach, extent)[1] for piece in pieces]
+
+
+def _slack(bound, scale, lo, hi):
+    """The check's allowance around a derivative: ``bound`` ulps of the scale (or of the larger quotient)."""
+    unit = max(abs(lo), abs(hi)) if scale is None else scale
+    return bound * EPS * max(mp.mpf(unit), mp.mpf(TINY))
 
 
 def _moved(point: list, index: int, shift) -> list:
@@ -758,9 +791,7 @@ def test_multi_margin(case, p, margin):
 
 
 @SETTINGS
-@given(
-    rows_with_target_matrix(LABELS)
-)
+@given(rows_with_target_matrix(LABELS))
 def test_multilabel_soft_margin(case):
     x, y, weight = case
     w = None if weight is None else list(map(float, weight))
