@@ -1,8 +1,9 @@
 """Deterministic examples of a catalog entry outside a property run: benchmark inputs, catalog checks.
 
 The entry's own examples builder (``LossSpec.examples``) is the one source of valid inputs; here it runs
-under Hypothesis with a fixed seed (derandomized, no database, generation only), so the same seed gives
-the same example on every run and machine for a given Hypothesis version. ``benchmark_example`` scales
+under Hypothesis with a fixed seed (derandomized, no database, generation only, no constants of loaded
+modules: ``profiles.seed_only_generation``), so the same seed gives the same example on every run and
+machine for a given Hypothesis version. ``benchmark_example`` scales
 that example to a realistic size (its rows repeated) and applies the entry's optional ``benchmark``
 builder, for losses whose realistic call differs (the language-model head of linear_cross_entropy).
 """
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from lossguard.harness.kernel.model import Example, LossSpec
+from lossguard.harness.kernel.profiles import seed_only_generation
 
 SEED = 20240601
 ELEMENTS = 1 << 16  # benchmark size: elements of the first argument (a (256, 256) batch of logits, say)
@@ -39,6 +41,7 @@ def seeded_examples(
 ) -> list[Example]:
     """Up to ``count`` examples of ``spec`` from its examples builder, the same ones for the same arguments."""
     found: list[Example] = []
+    seed_only_generation()
 
     def build(data: Any) -> None:
         found.append(spec.examples(data.draw, dtype, regime, choose or canonical(spec)))

@@ -18,13 +18,19 @@ and examples holding float32 subnormals (the policy's ``tiny`` term covers them,
 
 Functions the definitions name are called as functions: sigmoid, softplus (log1p(exp)), log sigmoid
 (pairwise_logistic_loss: "stable for any finite difference"), and BCE's log(1 - p) as log1p(-p): with the literal
-forms the scales are exceeded by far (p = 1e-30, y = 0: 7.6e6 units; -log(sigmoid(20)): 6.1e5 units), a question
-for the contract, not for this test. log softmax is evaluated in both textbook forms, shifted by the max and
-literal (where exp does not overflow): every form within K, the worse of the two reaching 1 / FACTOR. Inputs
-aimed at the region a scale is derived for are added where the seeded draws miss it (``_targeted``).
+forms the scales are exceeded by far (p = 1e-30, y = 0: 7.6e6 units; -log(sigmoid(20)): 6.1e5 units). Decided:
+the scales stay those of the accurate forms. The literal forms lose every significant digit of a loss of 1e-30
+or 2e-9 (log(1 - 1e-30) = 0 in float32), a real accuracy defect that lossguard reports; what it matters in
+practice (an absolute error of 1e-30) is a question of severity, not of the contract. log softmax is evaluated in
+both textbook forms, shifted by the max and literal (where exp does not overflow): every form within K, the worse of
+the two reaching 1 / FACTOR. Inputs aimed at the region a scale is derived for are added where the seeded draws
+miss it (``_targeted``).
 
-Per-loss factors (FACTOR, the inverse of the least ratio the seeded inputs must reach; measured at the commit
-that introduced this table with ``SEEDED`` examples; an entry not listed is held to 4). The reasons:
+Per-loss factors (FACTOR, the inverse of the least ratio the seeded inputs must reach: the smallest power of two
+at least 4 that the ratio measured with ``SEEDED`` examples meets, the ratio in each line's comment; an entry not
+listed is held to 4). The measurement depends on the seed alone (``seed_only_generation``, tests/conftest.py);
+it once also depended on which modules a session had loaded, and the lower bound left the default run. The
+reasons:
 
 * ``sums``: the scale includes Higham's worst-case summation bound ``(m - 1) u sum |v|`` (``reduce_scale``, the
   segmentation sums, the detection running bound), which random inputs do not reach: their rounding errors
@@ -39,6 +45,7 @@ that introduced this table with ``SEEDED`` examples; an entry not listed is held
 
 from __future__ import annotations
 
+import functools
 import math
 from types import SimpleNamespace
 
@@ -53,7 +60,7 @@ from lossguard.harness.kernel.seeded import seeded_examples
 from lossguard.harness.kernel.tolerance import compare
 from lossguard.properties.generic import _kink_mask
 
-SEEDED = 24  # examples per entry
+SEEDED = 96  # examples per entry (24 reached the factors only with constants Hypothesis took from loaded modules)
 KINK_EPS = 2.0**-20  # within this relative distance of a kink float32 may take either side
 FACTOR = 4.0
 INF = math.inf
@@ -61,59 +68,42 @@ INF = math.inf
 # (entry, "value" or argument) -> factor, reason; filled from the measurement at SEEDED examples
 # (the comment: the ratio measured); "value" of a 'mean' is "sums" (reduce_scale's (n - 1) sum |v|)
 FACTORS: dict[tuple[str, str], tuple[float, str]] = {
-    ("batch_hard_triplet_loss", "value"): (32.0, "sums"),  # 0.0501
-    ("bce_dice_loss", "value"): (16.0, "sums"),  # 0.0783
-    ("binary_cross_entropy", "value"): (8.0, "sums"),  # 0.23
-    ("binary_cross_entropy_with_logits", "value"): (8.0, "sums"),  # 0.204
-    ("boundary_loss", "value"): (8.0, "sums"),  # 0.133
-    ("ce_dice_loss", "value"): (8.0, "sums"),  # 0.149
-    ("complete_box_iou_loss", "value"): (8.0, "sums"),  # 0.165
-    ("complete_box_iou_loss", "boxes1"): (16.0, "sums"),  # 0.1
-    ("complete_box_iou_loss", "boxes2"): (16.0, "sums"),  # 0.117
-    ("cosine_embedding_loss", "value"): (16.0, "sums"),  # 0.0867
-    ("cross_entropy", "value"): (8.0, "sums"),  # 0.171
-    ("dice_loss", "value"): (8.0, "sums"),  # 0.167
-    ("dice_loss", "input"): (8.0, "sums"),  # 0.215
-    ("distance_box_iou_loss", "value"): (8.0, "sums"),  # 0.172
-    ("distance_box_iou_loss", "boxes1"): (16.0, "sums"),  # 0.0998
-    ("distance_box_iou_loss", "boxes2"): (16.0, "sums"),  # 0.103
-    ("gaussian_nll_loss", "value"): (8.0, "sums"),  # 0.181
-    ("generalized_box_iou_loss", "value"): (16.0, "sums"),  # 0.112
-    ("generalized_box_iou_loss", "boxes1"): (16.0, "sums"),  # 0.0772
-    ("generalized_box_iou_loss", "boxes2"): (32.0, "sums"),  # 0.0547
-    ("hinge_loss", "value"): (8.0, "sums"),  # 0.167
-    ("huber_loss", "value"): (8.0, "sums"),  # 0.227
-    ("info_nce_loss", "value"): (32.0, "sums"),  # 0.0529
-    ("info_nce_loss", "query"): (16.0, "open"),  # 0.104
-    ("info_nce_loss", "negative_keys"): (8.0, "open"),  # 0.2
-    ("iou_loss", "value"): (8.0, "sums"),  # 0.128
+    ("batch_hard_triplet_loss", "value"): (8.0, "sums"),  # 0.152
+    ("bce_dice_loss", "value"): (8.0, "sums"),  # 0.194
+    ("boundary_loss", "value"): (8.0, "sums"),  # 0.18
+    ("complete_box_iou_loss", "boxes1"): (16.0, "sums"),  # 0.117
+    ("complete_box_iou_loss", "boxes2"): (8.0, "sums"),  # 0.131
+    ("complete_box_iou_loss", "value"): (8.0, "sums"),  # 0.234
+    ("contrastive_loss", "value"): (8.0, "sums"),  # 0.245
+    ("cosine_embedding_loss", "value"): (16.0, "sums"),  # 0.0791
+    ("distance_box_iou_loss", "boxes1"): (8.0, "sums"),  # 0.13
+    ("distance_box_iou_loss", "boxes2"): (8.0, "sums"),  # 0.129
+    ("distance_box_iou_loss", "value"): (8.0, "sums"),  # 0.188
+    ("generalized_box_iou_loss", "boxes1"): (16.0, "sums"),  # 0.0714
+    ("generalized_box_iou_loss", "boxes2"): (16.0, "sums"),  # 0.0725
+    ("generalized_box_iou_loss", "value"): (8.0, "sums"),  # 0.134
+    ("info_nce_loss", "value"): (16.0, "sums"),  # 0.0775
     ("iou_loss", "boxes1"): (8.0, "sums"),  # 0.13
-    ("iou_loss", "boxes2"): (8.0, "sums"),  # 0.13
-    ("jaccard_loss", "value"): (8.0, "sums"),  # 0.218
-    ("jaccard_loss", "input"): (8.0, "sums"),  # 0.206
-    ("jaccard_loss", "target"): (8.0, "sums"),  # 0.151
-    ("kl_div", "value"): (8.0, "sums"),  # 0.211
-    ("linear_cross_entropy", "value"): (8.0, "sums"),  # 0.187
-    ("linear_cross_entropy", "hidden"): (8.0, "open"),  # 0.198
-    ("linear_cross_entropy", "weight"): (8.0, "open"),  # 0.159
-    ("margin_ranking_loss", "value"): (8.0, "sums"),  # 0.195
-    ("mse_loss", "value"): (8.0, "sums"),  # 0.217
-    ("multiclass_dice_loss", "value"): (32.0, "sums"),  # 0.0436
-    ("multiclass_dice_loss", "input"): (16.0, "sums"),  # 0.112
-    ("nll_loss", "value"): (16.0, "sums"),  # 0.104
-    ("nt_xent_loss", "value"): (32.0, "sums"),  # 0.0436
-    ("nt_xent_loss", "z_i"): (8.0, "open"),  # 0.223
-    ("nt_xent_loss", "z_j"): (8.0, "open"),  # 0.247
-    ("perceptual_loss", "value"): (8.0, "sums"),  # 0.164
-    ("sequence_cross_entropy", "value"): (8.0, "sums"),  # 0.126
+    ("iou_loss", "boxes2"): (8.0, "sums"),  # 0.145
+    ("iou_loss", "value"): (8.0, "sums"),  # 0.193
+    ("jaccard_loss", "input"): (8.0, "sums"),  # 0.223
+    ("jaccard_loss", "target"): (8.0, "sums"),  # 0.147
+    ("jaccard_loss", "value"): (8.0, "sums"),  # 0.227
+    ("l1_loss", "value"): (8.0, "sums"),  # 0.222
+    ("linear_cross_entropy", "hidden"): (8.0, "open"),  # 0.25
+    ("linear_cross_entropy", "value"): (8.0, "sums"),  # 0.18
+    ("margin_ranking_loss", "value"): (8.0, "sums"),  # 0.242
+    ("multiclass_dice_loss", "input"): (8.0, "sums"),  # 0.197
+    ("multiclass_dice_loss", "value"): (16.0, "sums"),  # 0.112
+    ("nt_xent_loss", "value"): (8.0, "sums"),  # 0.191
+    ("nt_xent_loss", "z_i"): (8.0, "open"),  # 0.17
+    ("perceptual_loss", "value"): (8.0, "sums"),  # 0.179
     ("softmax_focal_loss", "input"): (8.0, "open: 0.20 at p_y -> 1 (targeted) with the literal log softmax"),  # 0.204
-    ("triplet_margin_loss", "value"): (16.0, "sums"),  # 0.0901
-    ("tversky_loss", "value"): (16.0, "sums"),  # 0.1
-    ("tversky_loss", "target"): (8.0, "sums"),  # 0.206
-    ("vae_loss", "value"): (8.0, "sums"),  # 0.211
+    ("triplet_margin_loss", "value"): (8.0, "sums"),  # 0.144
+    ("tversky_loss", "value"): (8.0, "sums"),  # 0.167
     ("vae_loss", "mu"): (INF, "exact"),  # 0
-    ("wgan_critic_loss", "fake_scores"): (8.0, "one-rounding"),  # 0.25
-    ("wgan_generator_loss", "fake_scores"): (8.0, "one-rounding"),  # 0.25
+    ("wgan_critic_loss", "value"): (8.0, "sums"),  # 0.153
+    ("wgan_generator_loss", "value"): (8.0, "sums"),  # 0.213
 }
 
 
@@ -212,7 +202,8 @@ def measure(spec, count: int = SEEDED) -> dict[str, float]:
     return worst
 
 
-def _measured(name: str) -> dict[str, float]:
+@functools.cache
+def _measured(name: str) -> dict[str, float]:  # both bounds judge one measurement
     worst = measure(CATALOG[name])
     assert worst, f"{name}: no usable example"
     return worst
@@ -228,11 +219,6 @@ def test_scale_is_at_least_what_a_straightforward_evaluation_needs(name):
         )
 
 
-# Not in the default run yet: inside the whole suite (every test module collected), 7 entries' worst ratios
-# come out lower than when this module runs alone (wgan_generator_loss 0.104 against 0.25 and more), so the
-# verdict depends on what else was collected. Until that is found, the lower bound runs on request:
-# `pytest -m pinned_from_below tests/reference/test_scales_pinned.py` (docs/CONTRIBUTING.md).
-@pytest.mark.pinned_from_below
 @pytest.mark.parametrize("name", sorted(CATALOG))
 def test_scale_pinned_from_below(name):
     for part, ratio in _measured(name).items():
