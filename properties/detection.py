@@ -148,6 +148,7 @@ _FLAT = ("w1", "h1", "w2", "h2", "both points", "same point", "both flat")
     "zero_area_boxes",
     "zero-area boxes (x1 = x2 or y1 = y2) give the finite values of the catalog's convention, finite gradients",
     dtypes=FLOAT64_AND_FLOAT32,
+    checks=("value", "finite_gradient"),  # the value (finite, and the reference's); the gradients finite
 )
 def zero_area_boxes(subject, data) -> None:
     """Every row gets a zero-area box (boxes1, boxes2, both, or one point box repeated): the value must be the
@@ -176,8 +177,8 @@ def zero_area_boxes(subject, data) -> None:
     expected = subject.reference(flat)
     if not np.all(np.isfinite(outcome.value)):
         i = _first(~np.isfinite(outcome.value))
-        subject.fail(f"loss at row {i} = {outcome.value[i]!r}, but should be finite ({expected[i]!r})", flat)
-    subject.expect_close("loss with zero-area boxes", outcome.value, expected, subject.scale(flat), flat)
+        subject.fail(f"loss at row {i} = {outcome.value[i]!r}, but should be finite ({expected[i]!r})", flat, "value")
+    subject.expect_close("loss with zero-area boxes", outcome.value, expected, subject.scale(flat), flat, check="value")
     with np.errstate(all="ignore"):
         exact = subject.spec.reference.grad(**flat.kwargs())
     for name in names:
@@ -185,4 +186,6 @@ def zero_area_boxes(subject, data) -> None:
         bad = ~np.isfinite(grad) & tolerance.representable(exact[name].value, subject.dtype)
         if np.any(bad):
             i = _first(np.any(bad, axis=1))
-            subject.fail(f"d loss / d {name} at row {i} = {grad[i].tolist()}, but should be finite", flat)
+            subject.fail(
+                f"d loss / d {name} at row {i} = {grad[i].tolist()}, but should be finite", flat, "finite_gradient"
+            )

@@ -48,6 +48,7 @@ def gan_bce_composition(subject, data) -> None:
     "wgan_antisymmetry",
     "WGAN losses are odd: swapping real and fake (negating the fakes) negates the loss, so it takes negative values",
     dtypes=FLOAT64_AND_FLOAT32,
+    checks=("antisymmetry", "sign"),  # L(swapped) = -L; negative wherever the reference is
 )
 def wgan_antisymmetry(subject, data) -> None:
     """Exact statement (Arjovsky et al. 2017): the critic loss mean(f) - mean(r) satisfies L(real=f, fake=r) =
@@ -62,12 +63,16 @@ def wgan_antisymmetry(subject, data) -> None:
         swapped = example.replace({args[0]: -np.asarray(example.args[args[0]])})
     value, mirrored = subject.value(example), subject.value(swapped)
     scale = subject.scale(example) + subject.scale(swapped)
-    subject.expect_close("loss with real and fake swapped (fakes negated)", mirrored, -value, scale, swapped)
+    subject.expect_close(
+        "loss with real and fake swapped (fakes negated)", mirrored, -value, scale, swapped, check="antisymmetry"
+    )
     for actual, case in ((value, example), (mirrored, swapped)):
         exact = subject.reference(case)
         allowed = subject.compare(actual, exact, subject.scale(case)).allowed
         if exact < -allowed and not actual < 0:
-            subject.fail(f"loss = {float(actual)!r}, but should be negative (exact value {float(exact)!r})", case)
+            subject.fail(
+                f"loss = {float(actual)!r}, but should be negative (exact value {float(exact)!r})", case, "sign"
+            )
 
 
 @register(

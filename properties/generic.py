@@ -168,7 +168,11 @@ def _take(example, first: str, rows, batch: int):
     )
 
 
-@register("batch", "reduction='none' is batch-independent and permutation-equivariant", dtypes=FLOAT64_AND_FLOAT32)
+@register(
+    "batch",
+    "reduction='none' is batch-independent and permutation-equivariant",
+    dtypes=FLOAT64_AND_FLOAT32,
+)
 def batch(subject, data) -> None:
     subject.need(subject.accepts("reduction"))
     example = subject.draw(data, regime="typical", reduction=NONE)
@@ -178,12 +182,22 @@ def batch(subject, data) -> None:
     full = subject.value(example)
     subject.need(full.ndim >= 1 and full.shape[0] == n)  # unbatched class inputs have no batch axis
     scale = subject.scale(example)
+    # the permuted batch first (an output in the wrong order), then each row alone (rows coupled through a
+    # batch statistic, which permuting leaves unchanged)
+    order = np.array(data.draw(st.permutations(range(n)), label="permutation"))
+    if np.array_equal(order, np.arange(n)):
+        order = order[::-1]  # the identity would judge nothing (n >= 2)
+    permuted = _take(example, first, order, n)
+    subject.expect_close(
+        "output of the permuted batch",
+        subject.value(permuted),
+        full[order],
+        scale[order],
+        permuted,
+    )
     for i in range(n):
         alone = _take(example, first, slice(i, i + 1), n)
         subject.expect_close(f"row {i} computed alone", subject.value(alone)[0], full[i], scale[i], alone)
-    order = np.array(data.draw(st.permutations(range(n)), label="permutation"))
-    permuted = _take(example, first, order, n)
-    subject.expect_close("output of the permuted batch", subject.value(permuted), full[order], scale[order], permuted)
 
 
 @register(

@@ -18,7 +18,6 @@ from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, register
 LABELS = ("label", "labels", "target")
 
 
-
 def _embedding_args(subject) -> list[str]:
     return [name for name in subject.spec.args if name not in LABELS]
 

@@ -118,6 +118,7 @@ def _near_zero(data, shape: tuple[int, ...], logits: bool) -> np.ndarray:
     "empty_masks_finite",
     "finite value and gradients on empty masks with predictions near 0",
     dtypes=FLOAT64_AND_FLOAT32,
+    checks=("value", "gradient"),  # each finite (a clearer message first) and equal to the reference's
 )
 def empty_masks_finite(subject, data) -> None:
     """All targets 0 and p ~ 0 (p = 0 exactly at logits -1e4 or probability 0): TP = FN = 0 and FP ~ 0,
@@ -131,8 +132,10 @@ def empty_masks_finite(subject, data) -> None:
     outcome = subject.call(empty, grad=names)
     expected = subject.reference(empty)
     if not np.all(np.isfinite(outcome.value)):
-        subject.fail(f"loss = {outcome.value.tolist()}, but should be finite (exact {expected.tolist()})", empty)
-    subject.expect_close("loss on empty masks", outcome.value, expected, subject.scale(empty), empty)
+        subject.fail(
+            f"loss = {outcome.value.tolist()}, but should be finite (exact {expected.tolist()})", empty, "value"
+        )
+    subject.expect_close("loss on empty masks", outcome.value, expected, subject.scale(empty), empty, check="value")
     with np.errstate(all="ignore"):
         grads = subject.spec.reference.grad(**empty.kwargs())
     for name in names:
@@ -141,9 +144,15 @@ def empty_masks_finite(subject, data) -> None:
                 f"d loss / d {name} has non-finite entries {outcome.grads[name].ravel().tolist()}, "
                 "but should be finite",
                 empty,
+                "gradient",
             )
         subject.expect_close(
-            f"d loss / d {name} on empty masks", outcome.grads[name], grads[name].value, grads[name].scale, empty
+            f"d loss / d {name} on empty masks",
+            outcome.grads[name],
+            grads[name].value,
+            grads[name].scale,
+            empty,
+            check="gradient",
         )
 
 
@@ -151,6 +160,7 @@ def empty_masks_finite(subject, data) -> None:
     "composite_sum",
     "bce_dice / ce_dice = w_1 * (its cross-entropy) + w_2 * (its Dice), each a mean",
     needs=("relations.parts",),
+    checks=("parts", "sum"),  # each part alone times its weight; the weighted loss the sum of the parts
 )
 def composite_sum(subject, data) -> None:
     """L(w_1, w_2, ...) = w_1 L_1 + w_2 L_2 + ... exactly (each part with its 'mean'), the parts and their
@@ -170,9 +180,9 @@ def composite_sum(subject, data) -> None:
         value = subject.value(alone)
         expected = weight * subject.reference(part, spec)
         scale = abs(weight) * subject.scale(part, spec)
-        subject.expect_close(f"{spec.name} part (weight {weight:g})", value, expected, scale, alone)
+        subject.expect_close(f"{spec.name} part (weight {weight:g})", value, expected, scale, alone, check="parts")
         values.append(value)
     total = values[0]
     for value in values[1:]:
         total = total + value
-    subject.expect_close("weighted loss", subject.value(example), total, subject.scale(example), example)
+    subject.expect_close("weighted loss", subject.value(example), total, subject.scale(example), example, check="sum")

@@ -140,6 +140,7 @@ def _chunk_keywords(fn: Callable) -> tuple[str, ...]:
     "for every chunk size",
     dtypes=FLOAT64_AND_FLOAT32,
     needs=("relations.cross_entropy",),
+    checks=("value", "gradient"),  # the loss for the drawn chunking; every argument's gradient
 )
 def linear_materialised(subject, data) -> None:
     """Exact statement: for every blocking of the computation (``chunk_size`` vocabulary entries in
@@ -170,7 +171,9 @@ def linear_materialised(subject, data) -> None:
         scales = subject.spec.reference.grad(**example.kwargs())
     chunks = ", ".join(f"{k}={v}" for k, v in sizes.items()) or "default chunks"
     domain = _representable(subject, expected)
-    subject.expect_close(f"loss ({chunks})", outcome.value, expected, subject.scale(example), example, domain)
+    subject.expect_close(
+        f"loss ({chunks})", outcome.value, expected, subject.scale(example), example, domain, check="value"
+    )
     if not np.all(tolerance.representable(expected, subject.dtype)):
         return  # where the loss overflows the dtype, autograd has no meaningful gradient to give
     materialised = {"hidden": g @ weight, "weight": g.T @ hidden, "bias": g.sum(axis=0)}
@@ -183,4 +186,5 @@ def linear_materialised(subject, data) -> None:
             scales[name].scale,
             example,
             tolerance.representable(reference, subject.dtype),
+            check="gradient",
         )

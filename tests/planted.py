@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from lossguard.catalog import spec
+
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
@@ -27,6 +29,37 @@ def _u(x: torch.Tensor) -> float:
 def _biased(x: torch.Tensor, ulps: float = 32) -> torch.Tensor:
     """``x`` times (1 + ulps u): a relative error of ``ulps`` units of roundoff of its dtype."""
     return x * (1 + ulps * _u(x))
+
+
+def _numpy(value):
+    """A tensor as the float64 reference takes it (floating tensors in float64, integer ones as they are)."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    value = value.detach().cpu()
+    return (value.double() if value.is_floating_point() else value).numpy()
+
+
+def _scale(loss: str, like: torch.Tensor, argument: str | None = None, **call) -> torch.Tensor:
+    """The error scale the properties judge ``loss`` with on this call (its float64 reference's), for the value
+    or for the gradient of ``argument``: planted biases of 32 u of it are 32 units of roundoff of what is judged,
+    whatever the scale's size relative to the value."""
+    reference = spec(loss).reference
+    arrays = {name: _numpy(value) for name, value in call.items()}
+    scale = reference.error_scale(**arrays) if argument is None else reference.grad(**arrays)[argument].scale
+    return torch.as_tensor(scale, dtype=like.dtype, device=like.device)
+
+
+def _value_bias(loss: str, value: torch.Tensor, ulps: float = 32, **call) -> torch.Tensor:
+    """``value`` plus ``ulps`` u of its scale (its gradient untouched)."""
+    return value + (ulps * _u(value) * _scale(loss, value, **call)).detach()
+
+
+def _gradient_bias(loss: str, value: torch.Tensor, argument: str, ulps: float = 32, **call) -> torch.Tensor:
+    """``value`` unchanged (x b - x b is exactly 0), its gradient in ``argument`` plus ``ulps`` u of that
+    gradient's scale."""
+    x = call[argument]
+    tilt = (x * (ulps * _u(x) * _scale(loss, x, argument, **call))).sum()
+    return value + (tilt - tilt.detach())
 
 
 def mse_wrong_dtype(input, target, reduction="mean"):
@@ -205,11 +238,12 @@ class _SigmoidByExp(torch.autograd.Function):
 def bce_logits_gradient_overflows(input, target, weight=None, reduction="mean", pos_weight=None):
     """Right value; d loss / d input is NaN for logits above log(max) (~88.7 in float32), where exp(z) overflows
     (stability, gradient)."""
-    if weight is not None or pos_weight is not None:
+    if pos_weight is not None:  # another gradient form; the defect is planted where pos_weight is None
         return F.binary_cross_entropy_with_logits(
             input, target, weight=weight, reduction=reduction, pos_weight=pos_weight
         )
-    return _reduce(_SigmoidByExp.apply(input, target), reduction)
+    loss = _SigmoidByExp.apply(input, target)
+    return _reduce(loss if weight is None else loss * weight, reduction)
 
 
 def mse_mutating(input, target, reduction="mean"):
@@ -508,3 +542,10 @@ def smooth_l1_biased(input, target, reduction="mean", beta=1.0):
 def multilabel_biased(input, target, weight=None, reduction="mean"):
     """multilabel_soft_margin times (1 + 32 u) (multilabel_mean_bce)."""
     return _biased(F.multilabel_soft_margin_loss(input, target, weight=weight, reduction=reduction))
+
+
+def mse_rows_sorted(input, target, reduction="mean"):
+    """reduction='none' returns the per-row losses sorted (a top-k style gather that loses the batch order; right
+    for a single row, and for 'mean' and 'sum') (batch)."""
+    loss = F.mse_loss(input, target, reduction=reduction)
+    return loss.flatten().sort().values.reshape(loss.shape) if reduction == "none" and loss.dim() else loss

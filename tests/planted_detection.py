@@ -12,6 +12,8 @@ import torch
 
 from lossguard.implementations.own import detection as own
 
+from planted import _biased
+
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
@@ -73,11 +75,39 @@ def iou_loss_biased(boxes1, boxes2, eps=1e-7, reduction="mean"):
 
 
 def giou_penalty_short(boxes1, boxes2, eps=1e-7, reduction="mean"):
-    """GIoU loss minus 32 x 24 u (1 + penalty): below 1 - IoU where the penalty is 0 (nested or identical boxes) by
-    about 32 units of roundoff of the two losses' scales there (GIoU's and IoU's, together ~ 20 at unit-sized
-    boxes; the bound allows the sum of both tolerances) (box_loss_range, at_least)."""
+    """GIoU loss minus 32 x 24 u (1 + penalty) where the boxes differ (IoU below 1 - 1e-3): below 1 - IoU where the
+    penalty is 0 (nested boxes) by about 32 units of roundoff of the two losses' scales there (GIoU's and IoU's,
+    together ~ 20 at unit-sized boxes; the bound allows the sum of both tolerances), and never below 0, so only
+    the lower bound by 1 - IoU can see it (box_loss_range, at_least)."""
     g = _geometry(boxes1, boxes2, eps)
     area_c = g.cw * g.ch
     penalty = (area_c - g.union) / (area_c + eps)
     u = torch.finfo(penalty.dtype).eps / 2
-    return _reduce(1 - g.iou + penalty - 32 * 24 * u * (1 + penalty), reduction)
+    short = torch.where(g.iou < 1 - 1e-3, 32 * 24 * u * (1 + penalty), torch.zeros_like(penalty))
+    return _reduce(1 - g.iou + penalty - short, reduction)
+
+
+def ciou_aspect_masked_division(boxes1, boxes2, eps=1e-7, reduction="mean"):
+    """The aspect angle as atan(w / h) where h > 0, else the limit (pi / 2 for w > 0, 0 for a point box): the
+    convention's value, but torch.where's backward multiplies the masked branch's infinite or NaN slope by 0, a
+    NaN gradient at every box with h = 0 (zero_area_boxes, finite_gradient)."""
+    g = _geometry(boxes1, boxes2, eps)
+
+    def angle(w, h):
+        limit = torch.where(w > 0, torch.full_like(w, math.pi / 2), torch.zeros_like(w))
+        return torch.where(h > 0, torch.atan(w / h), limit)
+
+    d = angle(g.w2, g.h2) - angle(g.w1, g.h1)
+    v = (4 / math.pi**2) * (d * d)
+    alpha = v / (1 - g.iou + v + eps)
+    return _reduce(own._diou_loss(g) + alpha * v, reduction)
+
+
+def iou_flat_rows_biased(boxes1, boxes2, eps=1e-7, reduction="mean"):
+    """1 - IoU times (1 + 32 u) on rows where a box has zero area, right elsewhere: a degenerate-box branch off by
+    32 units of roundoff (zero_area_boxes, value)."""
+    loss = own.iou_loss(boxes1, boxes2, eps=eps, reduction="none")
+    flat = ((boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1]) == 0) | (
+        (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1]) == 0
+    )
+    return _reduce(torch.where(flat, _biased(loss), loss), reduction)

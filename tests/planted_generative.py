@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from lossguard.implementations.own import generative as own
 
+from planted import _u
+
 
 def gan_generator_saturating(fake_logits):
     """The saturating generator loss -BCE(fake, 0) = mean log(1 - D(G(z))) of Goodfellow et al.'s minimax game,
@@ -92,3 +94,16 @@ def vae_kl_term_biased(recon, x, mu, logvar, beta=1.0, recon_loss="bce"):
     reconstruction = (recon - x).square().sum() if mse else own._binary_cross_entropy_sum(recon, x)
     kl = 0.5 * (mu.square() + (torch.expm1(logvar) - logvar)).sum()
     return reconstruction + beta * kl * (1 + 32 * torch.finfo(kl.dtype).eps / 2)
+
+
+def wgan_critic_offset(real_scores, fake_scores):
+    """mean(fake) - mean(real) + 32 u (sum |fake| + sum |real|): an even offset of 32 units of roundoff of the
+    terms, so swapping real and fake no longer negates the loss (wgan_antisymmetry, antisymmetry)."""
+    offset = 32 * _u(fake_scores) * (fake_scores.abs().sum() + real_scores.abs().sum())
+    return fake_scores.mean() - real_scores.mean() + offset
+
+
+def wgan_critic_roles_swapped(real_scores, fake_scores):
+    """mean(real) - mean(fake): odd, but the critic's sign convention reversed, so it is positive wherever the
+    Wasserstein estimate is negative (wgan_antisymmetry, sign)."""
+    return real_scores.mean() - fake_scores.mean()

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from lossguard.implementations.own import segmentation as own
 
+from planted import _gradient_bias, _value_bias
+
 
 def _total(v: torch.Tensor, batch: bool) -> torch.Tensor:
     """Sum over the spatial dims (and the batch with ``batch``)."""
@@ -95,3 +97,33 @@ tversky_biased_as_jaccard = _tversky_biased_at(1.0)
 tversky_biased_as_jaccard.__name__ = "tversky_biased_as_jaccard"
 tversky_biased_as_jaccard.__doc__ = """Times (1 + 32 (n + 2) u), n the pixels summed, at alpha = beta = 1: about
 32 units of roundoff of its scale (tversky_identities, jaccard)."""
+
+
+def dice_biased(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    """The Dice loss plus 32 u of its scale: on empty masks v = FP / (FP + smooth) off by 32 units of roundoff of
+    what the property judges (empty_masks_finite, value)."""
+    call = {"input": input, "target": target, "smooth": smooth, "from_logits": from_logits, "batch": batch}
+    return _value_bias("dice_loss", own.dice_loss(**call, reduction=reduction), **call, reduction=reduction)
+
+
+def dice_sqrt_of_false_positives(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    """The Dice loss plus 0 * sqrt(FP): the same value, but sqrt's infinite slope at FP = 0 (an empty mask
+    predicted as exactly 0) times 0 makes the gradient NaN (empty_masks_finite, gradient)."""
+    p, _, _, _ = _sums(input, target, from_logits, batch)
+    loss = own.dice_loss(input, target, smooth, from_logits, batch, reduction="none")
+    return _reduce(loss + 0.0 * torch.sqrt(_total(p * (1 - target), batch)), reduction)
+
+
+def dice_gradient_biased(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
+    """The right value; d loss / d input plus 32 u of its scale (empty_masks_finite, gradient)."""
+    call = {"input": input, "target": target, "smooth": smooth, "from_logits": from_logits, "batch": batch}
+    loss = own.dice_loss(**call, reduction=reduction)
+    return _gradient_bias("dice_loss", loss, "input", **call, reduction=reduction)
+
+
+def bce_dice_combined_biased(input, target, bce_weight=0.5, dice_weight=1.0, smooth=1.0):
+    """Each part alone right (the other weight 0), their weighted sum plus 32 u of its scale when both weights are
+    non-zero (composite_sum, sum)."""
+    call = {"input": input, "target": target, "bce_weight": bce_weight, "dice_weight": dice_weight, "smooth": smooth}
+    loss = own.bce_dice_loss(**call)
+    return _value_bias("bce_dice_loss", loss, **call) if bce_weight != 0 and dice_weight != 0 else loss

@@ -10,6 +10,8 @@ import torch
 
 from lossguard.implementations.own.sequence import linear_cross_entropy, sequence_cross_entropy
 
+from planted import _gradient_bias, _value_bias
+
 
 def seq_ce_smoothing_over_ignored(logits, target, ignore_index=-100, label_smoothing=0.0):
     """The label-smoothing term -eps mean_c log p_c is summed over every token, ignored ones included
@@ -110,11 +112,25 @@ def seq_ce_ignored_gradient_leaks(logits, target, ignore_index=-100, label_smoot
 
 
 def seq_ce_value_swayed_by_ignored(logits, target, ignore_index=-100, label_smoothing=0.0):
-    """The loss plus 64 (n + 2) u |loss|, n the tokens averaged, when ignore_index is negative but not the default
-    -100: about 32 units of roundoff of the two calls' summed scale (each about (n + 1) |loss|, the mean's
-    summation bound); the gradient untouched (ignored_tokens, value)."""
+    """The loss plus 64 u of its scale when ignore_index is negative but not the default -100: about 32 units of
+    roundoff of the two calls' summed scale that the property judges with; the gradient untouched (ignored_tokens,
+    value)."""
     loss = sequence_cross_entropy(logits, target, ignore_index, label_smoothing)
-    valid = int((target != ignore_index).sum())
-    swayed = ignore_index < 0 and ignore_index != -100
-    bias = 64 * (valid + 2) * torch.finfo(loss.dtype).eps / 2 * loss.detach().abs()
-    return loss + bias if swayed else loss
+    if not (ignore_index < 0 and ignore_index != -100):
+        return loss
+    call = {"logits": logits, "target": target, "ignore_index": ignore_index, "label_smoothing": label_smoothing}
+    return _value_bias("sequence_cross_entropy", loss, 64, **call)
+
+
+def linear_ce_weight_gradient_biased(hidden, weight, target, bias=None, ignore_index=-100, reduction="mean"):
+    """The right value; d loss / d weight plus 32 u of its scale (linear_materialised, gradient)."""
+    call = {"hidden": hidden, "weight": weight, "target": target, "bias": bias, "ignore_index": ignore_index}
+    loss = linear_cross_entropy(**call, reduction=reduction)
+    return _gradient_bias("linear_cross_entropy", loss, "weight", **call, reduction=reduction)
+
+
+def linear_ce_value_biased(hidden, weight, target, bias=None, ignore_index=-100, reduction="mean"):
+    """The loss plus 32 u of its scale, every gradient right (linear_materialised, value)."""
+    call = {"hidden": hidden, "weight": weight, "target": target, "bias": bias, "ignore_index": ignore_index}
+    loss = linear_cross_entropy(**call, reduction=reduction)
+    return _value_bias("linear_cross_entropy", loss, **call, reduction=reduction)

@@ -22,9 +22,17 @@ CASES = [
     ("box_translation_invariance", "generalized_box_iou_loss", planted.giou_enclosing_from_origin, "float64"),
     ("box_scale_invariance", "iou_loss", planted.iou_plus_one_pixel, "float64"),
     ("zero_area_boxes", "complete_box_iou_loss", planted.ciou_aspect_by_division, "float64"),
+    ("zero_area_boxes", "iou_loss", planted.iou_flat_rows_biased, "float64"),
+    ("zero_area_boxes", "complete_box_iou_loss", planted.ciou_aspect_masked_division, "float64"),
 ]
 # the sub-check a planted bug proves, for a property with several (tests/test_properties_catch_bugs.py's meta-test)
-SUB_CHECKS = {planted.iou_loss_biased: "range", planted.giou_penalty_short: "at_least"}
+SUB_CHECKS = {
+    planted.iou_loss_biased: "range",
+    planted.giou_penalty_short: "at_least",
+    planted.ciou_aspect_by_division: "value",
+    planted.iou_flat_rows_biased: "value",
+    planted.ciou_aspect_masked_division: "finite_gradient",
+}
 
 
 @pytest.mark.parametrize(("prop", "loss", "wrong", "dtype"), CASES, ids=[f"{c[0]}-{c[2].__name__}" for c in CASES])

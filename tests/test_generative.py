@@ -25,6 +25,8 @@ CASES = [
     ("gan_bce_composition", "gan_generator_loss", planted.gan_generator_saturating, "float64"),
     ("gan_bce_composition", "gan_discriminator_loss", planted.gan_discriminator_one_sided_smoothing, "float32"),
     ("wgan_antisymmetry", "wgan_critic_loss", planted.wgan_critic_clamped, "float64"),
+    ("wgan_antisymmetry", "wgan_critic_loss", planted.wgan_critic_offset, "float64"),
+    ("wgan_antisymmetry", "wgan_critic_loss", planted.wgan_critic_roles_swapped, "float64"),
     ("vae_kl", "vae_loss", planted.vae_kl_term_biased, "float32"),
     ("vae_kl", "vae_loss", planted.vae_not_exactly_zero, "float32"),
     ("uncertainty_minimiser", "uncertainty_weighted_loss", planted.uncertainty_minimum_biased, "float64"),
@@ -33,6 +35,9 @@ CASES = [
 ]
 # the sub-check a planted bug proves, for a property with several (tests/test_properties_catch_bugs.py's meta-test)
 SUB_CHECKS = {
+    planted.wgan_critic_clamped: "antisymmetry",
+    planted.wgan_critic_offset: "antisymmetry",
+    planted.wgan_critic_roles_swapped: "sign",
     planted.vae_kl_term_biased: "kl_term",
     planted.vae_not_exactly_zero: "zero_at_prior",
     planted.uncertainty_minimum_biased: "minimum",

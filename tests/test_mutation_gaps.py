@@ -103,7 +103,7 @@ def test_wgan_antisymmetry_catches_a_clamped_generator_loss():
         """max(0, -mean(fake)): must go negative where the fakes score positive on average."""
         return torch.clamp(-fake_scores.mean(), min=0.0)
 
-    assert_catches("wgan_antisymmetry", "wgan_generator_loss", wgan_generator_clamped, right)
+    assert_catches("wgan_antisymmetry", "wgan_generator_loss", wgan_generator_clamped, right, check="antisymmetry")
 
 
 def test_metric_triplet_swap_gradient_matches_central_differences():

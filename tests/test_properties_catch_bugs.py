@@ -37,6 +37,7 @@ CASES = [
     ("reduction", "sum", "mse_loss", planted.mse_sum_biased, "float64", F.mse_loss),
     ("reduction", "mean", "mse_loss", planted.mse_mean_biased, "float64", F.mse_loss),
     ("batch", "batch", "mse_loss", planted.mse_batch_coupled, "float64", F.mse_loss),
+    ("batch", "batch", "mse_loss", planted.mse_rows_sorted, "float64", F.mse_loss),
     (
         "stability",
         "value",

@@ -17,16 +17,26 @@ CASES = [
     ("overlap_symmetry", "dice_loss", planted.dice_squared_prediction, "float64"),
     ("zero_at_perfect", "dice_loss", planted.dice_without_smooth_in_numerator, "float32"),
     ("empty_masks_finite", "dice_loss", planted.dice_without_smooth, "float64"),
+    ("empty_masks_finite", "dice_loss", planted.dice_biased, "float64"),
+    ("empty_masks_finite", "dice_loss", planted.dice_sqrt_of_false_positives, "float64"),
+    ("empty_masks_finite", "dice_loss", planted.dice_gradient_biased, "float64"),
     ("batch_of_one", "dice_loss", planted.dice_batch_replaces_spatial, "float64"),
     ("tversky_identities", "tversky_loss", planted.tversky_biased_as_dice, "float64"),
     ("tversky_identities", "tversky_loss", planted.tversky_biased_as_jaccard, "float64"),
     ("composite_sum", "bce_dice_loss", planted.bce_dice_summed_bce, "float64"),
+    ("composite_sum", "bce_dice_loss", planted.bce_dice_combined_biased, "float64"),
 ]
 # the sub-check a planted bug proves, for a property with several (tests/test_properties_catch_bugs.py's meta-test)
 SUB_CHECKS = {
     planted.dice_without_smooth_in_numerator: "at_perfect",
     planted.tversky_biased_as_dice: "dice",
     planted.tversky_biased_as_jaccard: "jaccard",
+    planted.dice_without_smooth: "value",
+    planted.dice_biased: "value",
+    planted.dice_sqrt_of_false_positives: "gradient",
+    planted.dice_gradient_biased: "gradient",
+    planted.bce_dice_summed_bce: "parts",
+    planted.bce_dice_combined_biased: "sum",
 }
 
 

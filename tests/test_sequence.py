@@ -36,6 +36,8 @@ CASES = [
     ("ignored_tokens", "linear_cross_entropy", planted.linear_ce_gradient_from_ignored, "float64"),
     ("perplexity", "sequence_cross_entropy", planted.seq_ce_perplexity_mean_of_exp, "float64"),
     ("linear_materialised", "linear_cross_entropy", planted.linear_ce_online_lse_not_rescaled, "float64"),
+    ("linear_materialised", "linear_cross_entropy", planted.linear_ce_weight_gradient_biased, "float64"),
+    ("linear_materialised", "linear_cross_entropy", planted.linear_ce_value_biased, "float64"),
 ]
 # the sub-check a planted bug proves, for a property with several (tests/test_properties_catch_bugs.py's meta-test)
 SUB_CHECKS = {
@@ -43,6 +45,9 @@ SUB_CHECKS = {
     planted.seq_ce_ignored_gradient_leaks: "zero_gradient",
     planted.seq_ce_gradient_swayed_by_ignored: "other_gradients",
     planted.linear_ce_gradient_from_ignored: "other_gradients",
+    planted.linear_ce_online_lse_not_rescaled: "gradient",
+    planted.linear_ce_value_biased: "value",
+    planted.linear_ce_weight_gradient_biased: "gradient",
 }
 
 

@@ -72,10 +72,12 @@ def _intercepting(prop: str, expect_close=None, fail=None) -> Callable:
     original = PROPERTIES[prop].check
 
     def weakened(subject, data):
-        if expect_close is not None:
-            subject.expect_close = lambda *a, _own=subject.expect_close, **k: expect_close(_own, subject, *a, **k)
-        if fail is not None:
-            subject.fail = lambda *a, _own=subject.fail, **k: fail(_own, *a, **k)
+        if not getattr(subject, "weakened", False):  # once per Subject: it judges every example of the run
+            if expect_close is not None:
+                subject.expect_close = lambda *a, _own=subject.expect_close, **k: expect_close(_own, subject, *a, **k)
+            if fail is not None:
+                subject.fail = lambda *a, _own=subject.fail, **k: fail(_own, *a, **k)
+            subject.weakened = True
         original(subject, data)
 
     return weakened
