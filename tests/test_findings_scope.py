@@ -3,7 +3,9 @@
 A cell with a recorded finding is judged in two parts: the finding's witness must still fail inside the
 finding's domain (else ``xpass``), and the property's search runs as for any other cell with the domain
 discarded, so a second departure outside it is a plain ``fail``. An implementation that raises is ``error``
-unless the finding names that exception (``raises``). These tests plant such second departures.
+unless the finding names that exception (``raises``). These tests plant such second departures, and check that
+every recorded finding's domain holds its witness and leaves some of the loss's inputs outside (no predicate
+covers a whole cell).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lossguard.catalog import CATALOG
 from lossguard.harness.app.inventory import bind, implementations
 from lossguard.harness.app.runner import Selection, _findings, plan, run_one
 from lossguard.harness.kernel.model import Example, Finding
+from lossguard.harness.kernel.seeded import seeded_examples
 from lossguard.implementations.torch_builtins import FINDINGS
 from lossguard.reference._core import Gradient
 
@@ -196,3 +199,22 @@ def test_the_built_in_findings_still_give_their_xfail_cells():
     results = {(impl.name, name, dtype): run_one(impl, name, "cpu", dtype, CI) for impl, name, dtype in cells}
     assert {k: r.status for k, r in results.items() if r.status != "xfail"} == {}
     assert all("domain:" in r.message for r in results.values())
+
+
+def test_no_finding_domain_covers_every_input():
+    """Each finding's domain is narrower than the loss's inputs: on the entry's own seeded examples (both regimes,
+    the finding's dtypes) it excludes at least one, so the search still judges that cell somewhere. A predicate
+    that held everywhere would blind its cell as the witness-only judgement once did."""
+    for loss, findings in FINDINGS.items():
+        spec = CATALOG[loss]
+        for finding in findings:
+            if finding.domain is None:
+                continue
+            for dtype in finding.dtypes or ("float64",):
+                drawn = [
+                    example
+                    for regime in ("typical", "extreme")
+                    for example in seeded_examples(spec, count=16, dtype=dtype, regime=regime)
+                ]
+                outside = [example for example in drawn if not finding.domain(example, dtype)]
+                assert outside, f"{loss} {finding.property} {dtype}: its domain ({finding.where}) covers every draw"

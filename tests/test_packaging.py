@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -92,16 +93,38 @@ def test_python_dash_m_lossguard_is_the_console_script(tmp_path):
     assert '"mse_loss"' in done.stdout
 
 
-def test_the_layering_contracts_hold(installed, tmp_path):
-    """import-linter on the installed copy (it walks package folders, which an editable install maps
-    through an import hook): the contracts of pyproject.toml [tool.importlinter]."""
+def _lint_imports(site: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """import-linter on the installed copy at ``site`` (it walks package folders, which an editable install
+    maps through an import hook): the contracts of pyproject.toml [tool.importlinter]."""
     lint = Path(sys.executable).parent / "lint-imports"
-    done = subprocess.run(
-        [lint, ROOT / "pyproject.toml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(installed)},
+    return subprocess.run(
+        [lint, ROOT / "pyproject.toml"], cwd=cwd, capture_output=True, text=True, env={"PYTHONPATH": str(site)}
     )
+
+
+def test_the_layering_contracts_hold(installed, tmp_path):
+    done = _lint_imports(installed, tmp_path)
     assert done.returncode == 0, done.stdout[-3000:]
     assert "0 broken" in done.stdout
+
+
+# one planted import per contract: (module file in the installed copy, the import, the contract it breaks)
+VIOLATIONS = [
+    ("harness/kernel/model.py", "import lossguard.properties.base", "Layers: the application above"),
+    ("reference/_core.py", "import torch", "The references are pure float64"),
+    ("properties/generic.py", "import lossguard.reference", "Properties and reports stand on the kernel only"),
+    ("harness/kernel/tolerance.py", "import lossguard.reference", "The kernel knows no concrete loss"),
+    ("implementations/own/regression.py", "import lossguard.properties", "Implementations import neither"),
+]
+
+
+@pytest.mark.parametrize(("module", "line", "contract"), VIOLATIONS, ids=[v[2] for v in VIOLATIONS])
+def test_each_layering_contract_catches_a_planted_import(installed, tmp_path, module, line, contract):
+    """The contracts can fail: one import that breaks exactly one of them, planted into a copy of the install."""
+    site = tmp_path / "site"
+    shutil.copytree(installed, site)
+    planted = site / "lossguard" / module
+    planted.write_text(planted.read_text() + f"\n{line}  # planted\n")
+    done = _lint_imports(site, tmp_path)
+    assert done.returncode != 0, f"{line} in {module} passed the contracts"
+    assert contract in done.stdout.split("Broken contracts")[-1], done.stdout[-3000:]

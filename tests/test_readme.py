@@ -52,8 +52,14 @@ def test_the_readme_has_its_two_quick_start_commands():
 @pytest.mark.parametrize(("command", "status"), console_commands(), ids=[c for c, _ in console_commands()])
 def test_readme_command(command, status):
     words = shlex.split(command)
-    done = subprocess.run([sys.executable, "-m", "lossguard", *words[1:]], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "CI": "true"}, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "lossguard", *words[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI": "true"},
+        timeout=900,
+    )
     assert done.returncode == status, done.stdout[-4000:] + done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("lossguard:"), "every command ends with a one-line summary"
