@@ -392,20 +392,18 @@ def check_derivative(
     """
     bound += DIFFERENCE_ULPS
     reach = None if smooth_over is None else float(smooth_over)
-    previous = None
+    previous, widened = None, False
     for _refinement in range(MAX_REFINEMENTS):
         left, central, right = mpl.slopes(fn, args, index, reach, extent)
         with mp.workdps(mpl.DPS):
             if abs(left - right) <= KINK * max(abs(left), abs(right)) + mp.mpf(2) ** -1100:
-                if not near_kink:
-                    return check([actual], [central], bound, scale=None if scale is None else [scale], what=what)
                 try:
                     return check([actual], [central], bound, scale=None if scale is None else [scale], what=what)
                 except AssertionError:
-                    sides = _near_sides(fn, args, index, reach, extent, pieces)
+                    sides = _near_sides(fn, args, index, reach, extent, pieces) if near_kink else []
                     if not sides:
-                        raise  # no kink within 2^-NEAR_BITS of the reach, no piece within rounding: wrong
-                    left, right = min(central, *sides), max(central, *sides)
+                        raise  # not near a kink, or none within 2^-NEAR_BITS and no piece within rounding
+                    left, right, widened = min(central, *sides), max(central, *sides), True
                     break
             slack = _slack(bound, scale, left, right)
             if previous is not None and max(abs(left - previous[0]), abs(right - previous[1])) <= slack / 4:
@@ -417,6 +415,10 @@ def check_derivative(
     with mp.workdps(mpl.DPS):
         lo, hi = min(left, right), max(left, right)
         slack = _slack(bound, scale, lo, hi)
+        if near_kink and not widened and not lo - slack <= mp.mpf(actual) <= hi + slack:
+            sides = _near_sides(fn, args, index, reach, extent, pieces)  # the pieces within rounding, as above
+            lo, hi = min(lo, *sides), max(hi, *sides)
+            slack = _slack(bound, scale, lo, hi)
         assert lo - slack <= mp.mpf(actual) <= hi + slack, f"{actual!r} outside [{lo}, {hi}] (kink); {what}"
     return 0.0
 
