@@ -240,6 +240,7 @@ def _expect_finite(
 ) -> None:
     """Fail where ``must`` (``_must_be_finite``) holds but ``actual`` is not finite."""
     exact = np.asarray(exact, dtype=np.float64)
+    subject.same_shape(what, actual, exact, example, check)
     actual = np.broadcast_to(actual, exact.shape)
     bad = must & ~np.isfinite(actual)
     subject.judged(int(np.count_nonzero(must)))

@@ -26,7 +26,7 @@ from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Uns
 
 import lossguard.properties.all  # noqa: F401  (registers every property)
 from lossguard.catalog import CATALOG
-from lossguard.harness.kernel.failures import Failure, ImplementationRaised
+from lossguard.harness.kernel.failures import Failure, ImplementationRaised, PropertyCrashed
 from lossguard.harness.kernel.frameworks import binding as framework_binding
 from lossguard.harness.kernel.model import Finding, Implementation, LossSpec, PropertyResult
 from lossguard.harness.kernel.profiles import settings_for
@@ -112,6 +112,10 @@ def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str) ->
             if subject.covered(failure.status, str(failure)):
                 reject()  # inside a recorded finding's domain: discarded, never judged
             raise
+        except HypothesisException:
+            raise  # reject(), assume(): Hypothesis' own control flow
+        except Exception as crash:  # the property's own code: an error that says so, never a dead run
+            raise PropertyCrashed(prop.name, crash) from crash
         subject.end_example()
 
     check._hypothesis_internal_add_digest = key.encode()  # a distinct database key and seed per run

@@ -50,6 +50,21 @@ class WrongOutput(Failure):
     status = "error"
 
 
+class PropertyCrashed(Failure):
+    """lossguard's own property code raised on this implementation's results (a defect of lossguard, never a
+    verdict on the implementation): reported as an ``error`` that says so, never as a crash of the run."""
+
+    status = "error"
+
+    def __init__(self, property_name: str, exc: BaseException):
+        self.original = exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        super().__init__(
+            f"harness problem, not a verdict on the implementation: property {property_name!r} raised "
+            f"{type(exc).__name__}: {first} (please report it to lossguard)"
+        )
+
+
 class NotDifferentiable(Failure):
     """The output does not depend differentiably on an argument the contract makes differentiable."""
 

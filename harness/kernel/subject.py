@@ -181,9 +181,16 @@ class Subject:
     def compare(self, actual: Any, expected: Any, scale: Any, slack: float = 1.0) -> tolerance.Comparison:
         """The element-wise comparison under the tolerance policy. A property judges with it (an inequality on
         its ``allowed``), so it counts as a comparison made when it has at least one element (``judged``)."""
+        self.same_shape("result", actual, expected, self.failed_example)
         comparison = tolerance.compare(actual, expected, scale, self.dtype, self.spec.ulps * slack)
         self.judged(comparison.ulps.size)
         return comparison
+
+    def same_shape(self, what: str, actual: Any, expected: Any, example: Example | None, check: str | None = None):
+        """Fail unless ``actual`` has ``expected``'s shape (any shape against a scalar): an output or gradient of
+        another shape is the implementation's failure with that message, never a broadcasting crash."""
+        if np.ndim(expected) and np.shape(actual) != np.shape(expected):
+            self.fail(f"{what} shape = {np.shape(actual)}, but should be {np.shape(expected)}", example, check)
 
     def judged(self, count: int = 1) -> None:
         """Record one comparison made, when it judged ``count`` > 0 elements or facts. ``expect_close`` and
@@ -223,6 +230,7 @@ class Subject:
     ) -> tolerance.Comparison:
         """Fail unless ``actual`` agrees with ``expected`` within the tolerance (where ``mask``); ``check``: the
         id of the property's sub-check this comparison is (see ``fail``)."""
+        self.same_shape(what, actual, expected, example, check)
         comparison = tolerance.compare(actual, expected, scale, self.dtype, self.spec.ulps * slack)
         # outside the property's domain, and where the scale bounds nothing, nothing is judged, nor counted in the
         # worst case

@@ -1,0 +1,45 @@
+"""An output of another shape is the implementation's failure with a clear message, on every property that compares
+outputs, never a crash of lossguard; and a property whose own code raises is an ``error`` that says it is
+lossguard's problem, not a dead run and not a verdict on the implementation."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch.nn.functional as F
+from judging import judge
+
+from lossguard.properties.base import PROPERTIES
+
+
+def mse_extra_axis(input, target, reduction="mean"):
+    """'none' with a leading axis of 1: (1, N) instead of (N,)."""
+    loss = F.mse_loss(input, target, reduction=reduction)
+    return loss[None, ...] if reduction == "none" else loss
+
+
+def mse_repeated_columns(input, target, reduction="mean"):
+    """'none' of shape (N, 3): every loss repeated in three columns."""
+    loss = F.mse_loss(input, target, reduction=reduction)
+    return loss.reshape(-1, 1).expand(-1, 3) if reduction == "none" else loss
+
+
+@pytest.mark.parametrize("wrong", [mse_extra_axis, mse_repeated_columns], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("prop", ["agreement", "stability", "batch", "reduction", "non_negative", "zero_at_perfect"])
+def test_an_output_of_another_shape_fails_with_its_shape(prop, wrong):
+    result = judge(prop, "mse_loss", wrong)
+    assert result.status == "fail", f"{prop}: {result.status} {result.message}"
+    assert "shape = " in result.message and "but should be" in result.message, result.message
+
+
+def test_a_property_that_raises_is_a_harness_error_not_a_crash(monkeypatch):
+    def crashes(subject, data):
+        subject.value(subject.draw(data))
+        raise ValueError("operands could not be broadcast together")
+
+    monkeypatch.setitem(PROPERTIES, "agreement", dataclasses.replace(PROPERTIES["agreement"], check=crashes))
+    result = judge("agreement", "mse_loss", F.mse_loss)
+    assert result.status == "error"
+    assert result.message.startswith("harness problem, not a verdict on the implementation: property 'agreement'")
+    assert "ValueError: operands could not be broadcast together" in result.message
