@@ -1,5 +1,7 @@
-"""An output of another shape is the implementation's failure with a clear message, on every property that compares
-outputs, never a crash of lossguard; and a property whose own code raises is an ``error`` that says it is
+"""Odd behaviour of the judged code, judged for what it is. An output of another shape is the implementation's
+failure with a clear message, on every property that compares outputs, never a crash of lossguard; an
+implementation that raises on every call is an ``error`` with that reason, even on ``invalid_input`` (whose
+invalid cases it would all "reject"); and a property whose own code raises is an ``error`` that says it is
 lossguard's problem, not a dead run and not a verdict on the implementation."""
 
 from __future__ import annotations
@@ -43,3 +45,13 @@ def test_a_property_that_raises_is_a_harness_error_not_a_crash(monkeypatch):
     assert result.status == "error"
     assert result.message.startswith("harness problem, not a verdict on the implementation: property 'agreement'")
     assert "ValueError: operands could not be broadcast together" in result.message
+
+
+def mse_always_raises(input, target, reduction="mean"):
+    raise RuntimeError("this build has no CPU kernel")
+
+
+def test_an_implementation_that_always_raises_is_an_error_on_invalid_input():
+    result = judge("invalid_input", "mse_loss", mse_always_raises)
+    assert result.status == "error", f"{result.status} {result.message}"
+    assert "RuntimeError: this build has no CPU kernel" in result.message
