@@ -98,7 +98,7 @@ def details(results: Sequence[PropertyResult], out: TextIO) -> None:
 def summary_line(results: Sequence[PropertyResult], seconds: float) -> str:
     """The one-line summary, e.g. ``lossguard: FAILED 532 results: 480 pass, 2 fail, ... in 58.1 s``."""
     counts = Counter(r.status for r in results)
-    verdict = "FAILED" if any(counts[s] for s in FAILING_STATUSES) else "OK"
+    verdict = "FAILED" if any(counts[s] for s in FAILING_STATUSES) else "OK" if results else "NOTHING RAN"
     parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s] or s in ("pass", "fail"))
     return f"lossguard: {verdict} {len(results)} results: {parts} in {seconds:.1f} s"
 

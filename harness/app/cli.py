@@ -157,8 +157,16 @@ def _job(args: argparse.Namespace, base: Sequence[str], profile: str) -> dict[st
 
 
 def _finish(
-    results: list[PropertyResult], header: dict[str, str], args, command: str, profile: str, started: float
+    results: list[PropertyResult],
+    header: dict[str, str],
+    args,
+    command: str,
+    profile: str,
+    started: float,
+    empty: str = "check the filters",
 ) -> int:
+    """Report, write the JSON, print the summary line; the exit status. ``empty``: why nothing ran, if nothing did
+    (a run with no result exits 1: a gate that checked nothing has not passed)."""
     from lossguard.reports import json_report, terminal
 
     seconds = time.perf_counter() - started
@@ -173,7 +181,7 @@ def _finish(
         target = {k: v for k, v in header.items() if k not in versions}
         json_report.write(args.json, json_report.document(results, command, target, versions, profile, seconds, status))
     line = terminal.summary_line(results, seconds)
-    print(line if results else f"{line} (nothing ran: check the filters)", file=out)
+    print(line if results else f"{line} ({empty})", file=out)
     return status
 
 
@@ -207,7 +215,10 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     }
     terminal.header(header, sys.stdout)
     results = run(impls, selection, progress=terminal.Progress(), workers=args.jobs or default_workers())
-    return _finish(results, header, args, command, profile, started)
+    empty = "check the filters"
+    if not implementations(args.impl):
+        empty = f"lossguard binds no {args.impl} implementation yet: audit a library's loss with lossguard audit"
+    return _finish(results, header, args, command, profile, started, empty)
 
 
 def _plot(args: argparse.Namespace) -> int:
