@@ -2,7 +2,8 @@
 failure with a clear message, on every property that compares outputs, never a crash of lossguard; an
 implementation that raises on every call is an ``error`` with that reason, even on ``invalid_input`` (whose
 invalid cases it would all "reject"); and a property whose own code raises is an ``error`` that says it is
-lossguard's problem, not a dead run and not a verdict on the implementation."""
+lossguard's problem, not a dead run and not a verdict on the implementation. A counterexample shows only the
+parameters the target received."""
 
 from __future__ import annotations
 
@@ -55,3 +56,14 @@ def test_an_implementation_that_always_raises_is_an_error_on_invalid_input():
     result = judge("invalid_input", "mse_loss", mse_always_raises)
     assert result.status == "error", f"{result.status} {result.message}"
     assert "RuntimeError: this build has no CPU kernel" in result.message
+
+
+def mse_without_reduction(input, target):
+    """Takes no ``reduction``: the element-wise losses, biased by 1e-3."""
+    return (input - target) ** 2 * 1.001
+
+
+def test_a_counterexample_shows_only_the_parameters_the_target_received():
+    result = judge("agreement", "mse_loss", mse_without_reduction)
+    assert result.status == "fail" and result.counterexample
+    assert "reduction" not in result.counterexample, result.counterexample

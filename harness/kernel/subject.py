@@ -129,7 +129,7 @@ class Subject:
         self.observations.examples += 1
         self.failed_example = example  # if the call raises, this is the example it raised on
         passed = Example(example.args, self.received_params(example))
-        self.observations.last_example = describe(example)
+        self.observations.last_example = describe(passed)  # what the target received, nothing it did not
         return self.binding.call(
             self.impl,
             self.spec.args,
@@ -267,7 +267,7 @@ class Subject:
         """Raise a PropertyFailure; ``example`` becomes the reported counterexample, ``check`` (one of the ids the
         property declares; None for its only one) the sub-check that failed."""
         if example is not None:
-            self.observations.last_example = describe(example)
+            self.observations.last_example = describe(Example(example.args, self.received_params(example)))
             self.failed_example = example
         raise PropertyFailure(message, check)
 
