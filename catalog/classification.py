@@ -354,7 +354,8 @@ CLASSIFICATION = (
     class_logit_entry(
         name="cross_entropy",
         outcome=MULTICLASS,
-        definition="-sum_c w_c t_c log softmax(z)_c; class indices or probabilities; (N, C, *) inputs; "
+        definition="-sum_c w_c t_c log softmax(z)_c; class indices or probabilities; (N, C, *) inputs or an "
+        "unbatched (C,) with a 0-d target (torch's contract; the examples draw both); "
         "label smoothing t = (1 - eps) y + eps / C",
         reference=C.cross_entropy,
         examples=_ce_examples,
