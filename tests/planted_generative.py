@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from lossguard.implementations.own import generative as own
 
-from planted import _u
+from planted import _u, _value_bias
 
 
 def gan_generator_saturating(fake_logits):
@@ -89,11 +89,13 @@ def uncertainty_flat_above_minimiser(losses, log_vars):
 
 
 def vae_kl_term_biased(recon, x, mu, logvar, beta=1.0, recon_loss="bce"):
-    """The KL term times (1 + 32 u) (vae_kl, kl_term)."""
-    mse = recon_loss == "mse"
-    reconstruction = (recon - x).square().sum() if mse else own._binary_cross_entropy_sum(recon, x)
-    kl = 0.5 * (mu.square() + (torch.expm1(logvar) - logvar)).sum()
-    return reconstruction + beta * kl * (1 + 32 * torch.finfo(kl.dtype).eps / 2)
+    """The loss plus 64 u of its scale wherever the KL term is present (mu or logvar non-zero): the isolated
+    beta KL off by about 32 units of roundoff of the two calls' summed scale that the property judges, the
+    prior's loss untouched (vae_kl, kl_term)."""
+    call = {"recon": recon, "x": x, "mu": mu, "logvar": logvar, "beta": beta, "recon_loss": recon_loss}
+    loss = own.vae_loss(**call)
+    present = bool(torch.any(mu != 0) or torch.any(logvar != 0))
+    return _value_bias("vae_loss", loss, 64, **call) if present else loss
 
 
 def wgan_critic_offset(real_scores, fake_scores):
