@@ -1,6 +1,6 @@
 """A speed bar relative to another commit: this tree against a git ref, side by side (a benchmark script).
 
-    python benchmarks/against.py REF [--bar RATIO] [--repeat N] [--json FILE] [-- LOSSGUARD ARGS...]
+    python -m benchmarks.against REF [--bar RATIO] [--repeat N] [--json FILE] [-- LOSSGUARD ARGS...]
 
 Measures the wall time of ``lossguard check --impl all --profile ci --device cpu`` (or the lossguard
 arguments after ``--``) for the working tree and for ``REF`` (e.g. ``main``, a commit before a change),
