@@ -168,11 +168,7 @@ def _take(example, first: str, rows, batch: int):
     )
 
 
-@register(
-    "batch",
-    "reduction='none' is batch-independent and permutation-equivariant",
-    dtypes=FLOAT64_AND_FLOAT32,
-)
+@register("batch", "reduction='none' is batch-independent and permutation-equivariant", dtypes=FLOAT64_AND_FLOAT32)
 def batch(subject, data) -> None:
     subject.need(subject.accepts("reduction"))
     example = subject.draw(data, regime="typical", reduction=NONE)

@@ -204,7 +204,8 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
         for name, spec in CATALOG.items()
         if (not args.loss or name in args.loss) and (not args.family or spec.family in args.family)
     }
-    impls = [i for i in implementations(args.impl) if i.loss in wanted]
+    available = implementations(args.impl)
+    impls = [i for i in available if i.loss in wanted]
     selection = selection_from(_job(args, ["lossguard", "check", "--impl", args.impl], profile))
     started = time.perf_counter()
     header = {
@@ -216,7 +217,7 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     terminal.header(header, sys.stdout)
     results = run(impls, selection, progress=terminal.Progress(), workers=args.jobs or default_workers())
     empty = "check the filters"
-    if not implementations(args.impl):
+    if not available:
         empty = f"lossguard binds no {args.impl} implementation yet: audit a library's loss with lossguard audit"
     return _finish(results, header, args, command, profile, started, empty)
 

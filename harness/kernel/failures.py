@@ -34,6 +34,12 @@ class GlobalStateChanged(Failure):
     """The call changed process-wide state (default dtype, grad mode, threads, RNG, ...)."""
 
 
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ('' for an empty one)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 class ImplementationRaised(Failure):
     """The implementation raised where the contract expects a result."""
 
@@ -41,7 +47,7 @@ class ImplementationRaised(Failure):
 
     def __init__(self, exc: BaseException):
         self.original = exc
-        super().__init__(f"raised {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+        super().__init__(f"raised {type(exc).__name__}: {_first_line(exc)}")
 
 
 class WrongOutput(Failure):
@@ -58,10 +64,9 @@ class PropertyCrashed(Failure):
 
     def __init__(self, property_name: str, exc: BaseException):
         self.original = exc
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         super().__init__(
             f"harness problem, not a verdict on the implementation: property {property_name!r} raised "
-            f"{type(exc).__name__}: {first} (please report it to lossguard)"
+            f"{type(exc).__name__}: {_first_line(exc)} (please report it to lossguard)"
         )
 
 

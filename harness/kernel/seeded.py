@@ -3,9 +3,9 @@
 The entry's own examples builder (``LossSpec.examples``) is the one source of valid inputs; here it runs
 under Hypothesis with a fixed seed (derandomized, no database, generation only, no constants of loaded
 modules: ``profiles.seed_only_generation``), so the same seed gives the same example on every run and
-machine for a given Hypothesis version. ``benchmark_example`` scales
-that example to a realistic size (its rows repeated) and applies the entry's optional ``benchmark``
-builder, for losses whose realistic call differs (the language-model head of linear_cross_entropy).
+machine for a given Hypothesis version. ``benchmark_example`` scales that example to a realistic size (its
+rows repeated) and applies the entry's optional ``benchmark`` builder, for losses whose realistic call
+differs (the language-model head of linear_cross_entropy).
 """
 
 from __future__ import annotations

@@ -116,6 +116,11 @@ class Subject:
         """The parameters the implementation receives: those of ``example`` it accepts."""
         return {k: v for k, v in example.params.items() if k in self.impl.accepted}
 
+    def received(self, example: Example) -> Example:
+        """``example`` as the implementation receives it (its arguments, the parameters it accepts): what is
+        passed, and what a counterexample shows."""
+        return Example(example.args, self.received_params(example))
+
     # --- calls ------------------------------------------------------------------------
 
     def call(
@@ -128,7 +133,7 @@ class Subject:
     ) -> Outcome:
         self.observations.examples += 1
         self.failed_example = example  # if the call raises, this is the example it raised on
-        passed = Example(example.args, self.received_params(example))
+        passed = self.received(example)
         self.observations.last_example = describe(passed)  # what the target received, nothing it did not
         return self.binding.call(
             self.impl,
@@ -267,7 +272,7 @@ class Subject:
         """Raise a PropertyFailure; ``example`` becomes the reported counterexample, ``check`` (one of the ids the
         property declares; None for its only one) the sub-check that failed."""
         if example is not None:
-            self.observations.last_example = describe(Example(example.args, self.received_params(example)))
+            self.observations.last_example = describe(self.received(example))
             self.failed_example = example
         raise PropertyFailure(message, check)
 
