@@ -19,10 +19,10 @@ def agreement(subject, data) -> None:
     example = subject.draw(data, regime="any")
     outcome = subject.call(example)
     expected = subject.reference(example)
-    if outcome.dtype != subject.dtype:
-        subject.fail(
-            f"output dtype = {outcome.dtype}, but should be {subject.dtype} [the input dtype]", example, check="dtype"
-        )
+    promised = subject.impl.output_dtype(subject.dtype)
+    if outcome.dtype != promised:
+        why = "the input dtype" if promised == subject.dtype else f"its binding's dtype policy for {subject.dtype}"
+        subject.fail(f"output dtype = {outcome.dtype}, but should be {promised} [{why}]", example, check="dtype")
     if outcome.value.shape != expected.shape:
         subject.fail(f"output shape = {outcome.value.shape}, but should be {expected.shape}", example, check="shape")
     domain = tolerance.representable(expected, subject.dtype) | np.isnan(expected)
@@ -276,6 +276,8 @@ def invalid_input(subject, data) -> None:
         if subject.device == "cuda" and "class index" in case.description:
             continue  # a device-side assert kills the process: such cases run only on the CPU
         invalid = subject.rounded(case.make(example))
+        if not subject.supports(invalid):
+            continue  # outside what the implementation's binding declares it supports: not its contract
         if subject.excused(case.description, invalid):
             continue  # a recorded finding's departure (its witness is judged apart); the other cases still are
         try:

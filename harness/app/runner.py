@@ -76,7 +76,9 @@ def _lookup(catalog: Mapping[str, LossSpec]) -> Callable[[str], LossSpec]:
 
 def _restriction_problem(spec, impl: Implementation, restriction) -> str | None:
     for name, value in restriction.items():
-        if name not in impl.accepted and spec.params.get(name) != value:
+        if name in impl.fixed and impl.fixed[name] != value:
+            return f"holds only with {name}={value!r}, and this implementation computes with {impl.fixed[name]!r}"
+        if name not in impl.accepted and name not in impl.fixed and spec.params.get(name) != value:
             return f"holds only with {name}={value!r}, which this implementation does not accept"
     return None
 

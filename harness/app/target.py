@@ -69,19 +69,19 @@ def resolve_object(target: str) -> tuple[Any, str]:
         obj = getattr(obj, part)
     if not callable(obj):
         raise TargetError(f"{target!r} is a {type(obj).__name__}, not a function or an nn.Module")
-    source = inspect.getsourcefile(obj if not _is_module_instance(obj) else type(obj)) or getattr(
+    source = inspect.getsourcefile(obj if not is_module_instance(obj) else type(obj)) or getattr(
         module, "__file__", ""
     )
     return obj, str(source or "")
 
 
-def _is_module_class(obj: Any) -> bool:
+def is_module_class(obj: Any) -> bool:
     import torch
 
     return inspect.isclass(obj) and issubclass(obj, torch.nn.Module)
 
 
-def _is_module_instance(obj: Any) -> bool:
+def is_module_instance(obj: Any) -> bool:
     import torch
 
     return isinstance(obj, torch.nn.Module)
@@ -100,13 +100,13 @@ def user_implementation(target: str, loss: str) -> Implementation:
     if loss not in CATALOG:
         raise TargetError(f"unknown loss {loss!r}; run 'lossguard list' for the catalog")
     obj, source = resolve_object(target)
-    if _is_module_class(obj):
+    if is_module_class(obj):
         constructor = accepted_parameters(obj.__init__, loss)
         forward = accepted_parameters(obj.forward, loss)
         accepted = constructor | forward
         call = _module_class_call(obj, constructor)
         kind = "nn.Module class"
-    elif _is_module_instance(obj):
+    elif is_module_instance(obj):
         accepted, call, kind = accepted_parameters(obj.forward, loss), None, "nn.Module instance"
     else:
         accepted, call, kind = accepted_parameters(obj, loss), None, "function"

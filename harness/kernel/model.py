@@ -325,6 +325,21 @@ FACTS = (
 
 
 @dataclass(frozen=True)
+class Domain:
+    """A part of a catalog contract that an implementation supports, declared by its binding (hard labels only,
+    spatial dimensions required, batched input only, ...): examples outside it are never used to judge it.
+
+    contains: whether an example lies in it. project: maps a drawn example of the contract into it (hard labels:
+    the target rounded to {0, 1}), the result still inside the contract; None: examples outside are discarded.
+    """
+
+    name: str
+    description: str
+    contains: Callable[[Example], bool]
+    project: Callable[[Example], Example] | None = None
+
+
+@dataclass(frozen=True)
 class Implementation:
     """A callable under test bound to a catalog entry.
 
@@ -332,6 +347,15 @@ class Implementation:
     accepted: the canonical parameters the callable accepts; the others stay at their defaults.
     call: maps (callable, framework arrays by canonical name, parameters) to the loss, for
         signatures that differ from the canonical one (None: call canonically by keyword).
+    fixed: canonical parameters and reference variants the callable computes with although it does not receive
+        them (a library's own default, the variant it follows): every draw pins them, the reference sees them.
+    domain: the parts of the contract it supports (``Domain``); examples outside them are never judged.
+    output: maps the float64 output and the example's parameters to the canonical output layout (a library's
+        'none' per class, summed over classes). Only a map that preserves the output's sum is allowed: the
+        gradients are those of the library's summed output.
+    output_dtypes: input dtype -> the output dtype it returns by design (float32 for half inputs); others: the
+        input dtype.
+    adaptations: what its binding adapts, in words, for the report.
     """
 
     name: str
@@ -343,6 +367,19 @@ class Implementation:
     findings: tuple[Finding, ...] = ()
     source: str = ""
     call: Callable[..., Any] | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    domain: tuple[Domain, ...] = ()
+    output: Callable[[np.ndarray, Mapping[str, Any]], np.ndarray] | None = None
+    output_dtypes: Mapping[str, str] = field(default_factory=dict)
+    adaptations: tuple[str, ...] = ()
+
+    def output_dtype(self, dtype: str) -> str:
+        """The dtype of its output for inputs in ``dtype``."""
+        return self.output_dtypes.get(dtype, dtype)
+
+    def supports(self, example: Example) -> bool:
+        """Whether ``example`` lies in every part of the contract it supports."""
+        return all(d.contains(example) for d in self.domain)
 
     def finding_for(self, property_name: str, dtype: str, device: str) -> Finding | None:
         return next((f for f in self.findings if f.matches(property_name, dtype, device)), None)

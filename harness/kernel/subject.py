@@ -8,6 +8,7 @@ tolerance policy, records the worst error for the report and steers Hypothesis t
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,20 +86,35 @@ class Subject:
         parameters (only those the implementation accepts are pinned, the rest keep their defaults;
         the runner skips a property whose restriction needs a parameter the implementation lacks)."""
         accepted = self.impl.accepted
-        pinned = {k: v for k, v in {**self.restriction, **fixed}.items() if k in accepted}
+        # what the implementation computes with unasked (its binding's fixed values) is pinned on every draw
+        pinned = {**{k: v for k, v in {**self.restriction, **fixed}.items() if k in accepted}, **self.impl.fixed}
 
         def choose(strategies: Mapping[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
             return S.draw_params(data.draw, strategies, defaults, accepted, pinned)
 
         # the canonical parameters, and the reference-only variants the implementation offers (checked too)
-        defaults = {**self.spec.params, **{k: v for k, v in self.spec.variant_defaults.items() if k in accepted}}
+        variants = {k: v for k, v in self.spec.variant_defaults.items() if k in accepted or k in self.impl.fixed}
+        defaults = {**self.spec.params, **variants}
         if self.witness is not None:
             params = {**defaults, **self.witness.params, **pinned}
             return self.rounded(Example(dict(self.witness.args), params))
         if regime == "any":
             regime = data.draw(st.sampled_from(["typical", "extreme"]), label="regime")
         example = self.spec.examples(data.draw, self.dtype, regime, choose)
-        return self.rounded(example)
+        return self.rounded(self.supported(example))
+
+    def supported(self, example: Example) -> Example:
+        """``example`` projected into the parts of the contract the implementation supports (its binding's
+        domain); discarded when a part cannot take it (never used to judge the implementation)."""
+        for part in self.impl.domain:
+            if part.project is not None and not part.contains(example):
+                example = part.project(example)
+        assume(self.impl.supports(example))
+        return example
+
+    def supports(self, example: Example) -> bool:
+        """Whether the implementation supports ``example`` (a property's own example, an error case)."""
+        return self.impl.supports(example)
 
     def rounded(self, example: Example) -> Example:
         """Every float array and scalar parameter rounded to the dtype: what the implementation computes with."""
@@ -131,11 +147,13 @@ class Subject:
         requires_grad: bool = True,
         device: str | None = None,
     ) -> Outcome:
+        # an example a property built itself, outside what the implementation supports: discarded, never judged
+        assume(self.impl.supports(example))
         self.observations.examples += 1
         self.failed_example = example  # if the call raises, this is the example it raised on
         passed = self.received(example)
         self.observations.last_example = describe(passed)  # what the target received, nothing it did not
-        return self.binding.call(
+        outcome = self.binding.call(
             self.impl,
             self.spec.args,
             passed,
@@ -145,6 +163,9 @@ class Subject:
             watch_inputs=watch_inputs,
             requires_grad=requires_grad,
         )
+        if self.impl.output is None:
+            return outcome
+        return dataclasses.replace(outcome, value=np.asarray(self.impl.output(outcome.value, example.params)))
 
     def value(self, example: Example) -> np.ndarray:
         """The implementation's loss, checked for shape against the reference."""

@@ -1,8 +1,10 @@
-"""Framework bindings, by framework name."""
+"""Framework bindings, by framework name. Each is imported on first use: JAX stays an optional dependency."""
 
 from __future__ import annotations
 
 from functools import cache
+
+FRAMEWORKS = ("jax", "torch")
 
 
 @cache
@@ -12,4 +14,8 @@ def binding(framework: str):
         from lossguard.harness.kernel.frameworks.torch_binding import TorchBinding
 
         return TorchBinding()
-    raise ValueError(f"unknown framework {framework!r}; known: torch")
+    if framework == "jax":
+        from lossguard.harness.kernel.frameworks.jax_binding import JaxBinding
+
+        return JaxBinding()
+    raise ValueError(f"unknown framework {framework!r}; known: {', '.join(FRAMEWORKS)}")

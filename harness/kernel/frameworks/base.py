@@ -2,7 +2,8 @@
 
 A binding (``torch_binding.TorchBinding`` now; a JAX binding fits the same contract) provides:
 ``versions()``, ``devices()`` (device -> None or why unusable), ``round(array, dtype)`` (the
-float64 values an implementation in ``dtype`` sees), and ``call(impl, arg_names, example,
+float64 values an implementation in ``dtype`` sees), ``moveaxis(array, source, destination)`` (differentiable,
+for a binding's input layout), and ``call(impl, arg_names, example,
 dtype, device, grad, watch_inputs, requires_grad) -> Outcome``, raising the exceptions of
 ``lossguard.harness.kernel.failures`` when the judged code misbehaves.
 """

@@ -122,6 +122,11 @@ class TorchBinding:
     def round(self, array: np.ndarray, dtype: str) -> np.ndarray:
         return round_to(array, dtype)
 
+    @staticmethod
+    def moveaxis(tensor: Any, source: int, destination: int) -> Any:
+        """``tensor`` with axis ``source`` moved to ``destination`` (a binding's input layout), differentiably."""
+        return torch.movedim(tensor, source, destination)
+
     def call(
         self,
         impl: Implementation,

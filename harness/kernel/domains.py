@@ -1,0 +1,149 @@
+"""The named parts of a contract a binding may declare its implementation supports (``--domain NAME``).
+
+Each is a ``Domain``: a predicate, and where it can, a projection that maps a drawn example of the catalog's
+contract into the part (the result still inside the contract, so the reference stays the judge). Only examples
+inside the declared parts are ever used to judge the implementation (``Subject.supported``); a part that an
+implementation needs but does not declare shows as an ``error`` raised for a reason other than the property.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from lossguard.harness.kernel.model import Domain, Example
+
+
+def _arrays(example: Example) -> dict[str, np.ndarray]:
+    return {k: v for k, v in example.args.items() if isinstance(v, np.ndarray)}
+
+
+def _float_target(example: Example) -> np.ndarray | None:
+    target = example.args.get("target")
+    if isinstance(target, np.ndarray) and np.issubdtype(target.dtype, np.floating):
+        return target
+    return None
+
+
+def _index_target(example: Example) -> np.ndarray | None:
+    target = example.args.get("target")
+    if isinstance(target, np.ndarray) and np.issubdtype(target.dtype, np.integer):
+        return target
+    return None
+
+
+def _hard(example: Example) -> bool:
+    target = _float_target(example)
+    return target is None or bool(np.all((target == 0.0) | (target == 1.0)))
+
+
+def _harden(example: Example) -> Example:
+    target = _float_target(example)
+    return example.replace({"target": (target >= 0.5).astype(np.float64)})
+
+
+def _input_ndim(example: Example) -> int:
+    return np.ndim(example.args.get("input", example.args.get(next(iter(example.args)))))
+
+
+def _with_spatial(example: Example) -> Example:
+    """Every argument with a trailing pixel axis of size 1: (N, C) -> (N, C, 1), class indices (N,) -> (N, 1)."""
+    return example.replace({k: v[..., None] for k, v in _arrays(example).items()})
+
+
+def _with_batch(example: Example) -> Example:
+    """Every argument as a batch of one: (C,) -> (1, C), a class index () -> (1,)."""
+    return example.replace({k: v[None, ...] for k, v in _arrays(example).items()})
+
+
+def _ignore_index(example: Example) -> Any:
+    return example.params.get("ignore_index")
+
+
+def _no_ignored(example: Example) -> bool:
+    target, ignore = _index_target(example), _ignore_index(example)
+    return target is None or ignore is None or not bool(np.any(target == ignore))
+
+
+def _unignored(example: Example) -> Example:
+    target = _index_target(example)
+    return example.replace({"target": np.where(target == _ignore_index(example), 0, target)})
+
+
+def _indices(example: Example) -> bool:
+    return _float_target(example) is None or np.ndim(example.args["target"]) != _input_ndim(example)
+
+
+def _to_indices(example: Example) -> Example:
+    """Class probabilities (N, C, *) as the class of highest probability (N, *): a class-index target."""
+    return example.replace({"target": np.argmax(_float_target(example), axis=1 if _input_ndim(example) > 1 else 0)})
+
+
+def _probabilities(example: Example) -> bool:
+    return _index_target(example) is None
+
+
+def _to_probabilities(example: Example) -> Example | None:
+    """Class indices as one-hot class probabilities (classes on axis 1): the same cross-entropy."""
+    target, n_classes = _index_target(example), np.shape(example.args["input"])[1 if _input_ndim(example) > 1 else 0]
+    onehot = np.moveaxis(np.eye(n_classes)[np.clip(target, 0, n_classes - 1)], -1, 1 if target.ndim else 0)
+    return example.replace({"target": onehot})
+
+
+def _proper_boxes(example: Example) -> bool:
+    boxes = [v for k, v in _arrays(example).items() if k.startswith("boxes")]
+    return all(bool(np.all((b[..., 2] > b[..., 0]) & (b[..., 3] > b[..., 1]))) for b in boxes)
+
+
+def _at_least_two_classes(example: Example) -> bool:
+    return _input_ndim(example) >= 1 and np.shape(example.args["input"])[1 if _input_ndim(example) > 1 else 0] >= 2
+
+
+DOMAINS: Mapping[str, Domain] = {
+    d.name: d
+    for d in (
+        Domain("hard-targets", "targets exactly 0 or 1 (no soft labels); drawn targets rounded", _hard, _harden),
+        Domain(
+            "spatial",
+            "inputs with at least one spatial dimension, (N, C, *) with * non-empty; (N, C) drawn as (N, C, 1)",
+            lambda e: _input_ndim(e) >= 3,
+            _with_spatial,
+        ),
+        Domain(
+            "batched",
+            "batched inputs only (N, C, ...), no unbatched (C,); an unbatched draw as a batch of one",
+            lambda e: _input_ndim(e) >= 2,
+            _with_batch,
+        ),
+        Domain(
+            "no-ignore-index",
+            "no target equal to ignore_index (it ignores nothing); such entries drawn as class 0",
+            _no_ignored,
+            _unignored,
+        ),
+        Domain(
+            "class-indices",
+            "class-index targets only; class probabilities drawn as their argmax",
+            _indices,
+            _to_indices,
+        ),
+        Domain(
+            "class-probabilities",
+            "class-probability targets only (soft targets); class indices drawn as one-hot probabilities",
+            _probabilities,
+            _to_probabilities,
+        ),
+        Domain("proper-boxes", "boxes with x1 < x2 and y1 < y2 (no empty box)", _proper_boxes),
+        Domain("two-classes", "at least two classes (C >= 2)", _at_least_two_classes),
+    )
+}
+
+
+def domain(name: str) -> Domain:
+    """The part named ``name``; a ValueError that lists the names for any other."""
+    try:
+        return DOMAINS[name]
+    except KeyError:
+        raise ValueError(f"unknown domain {name!r}; known: {', '.join(DOMAINS)}") from None
