@@ -1,0 +1,243 @@
+"""The JAX binding: float64 NumPy in, the implementation called on JAX arrays, NumPy out.
+
+The JAX counterpart of ``torch_binding`` under the contract of ``base``: properties judge a JAX loss exactly as
+they judge a torch one. Gradients are those of the summed output, from ``jax.vjp`` with a cotangent of ones.
+
+Float64 needs ``jax_enable_x64``: building the binding enables it. That is lossguard's setting, process-wide;
+the global-state check of every call compares against the configuration after it. JAX is an optional
+dependency: nothing but this module imports it, and ``frameworks.binding("jax")`` imports this module on first use.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+
+from lossguard.harness.kernel.frameworks.base import (
+    GlobalStateChanged,
+    ImplementationRaised,
+    InputMutated,
+    NotDifferentiable,
+    Outcome,
+    WrongOutput,
+)
+from lossguard.harness.kernel.model import Example, Implementation
+
+JAX_DTYPES = {"float64": jnp.float64, "float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
+
+# the process-wide JAX configuration a judgement depends on, read as attributes of ``jax.config``
+WATCHED_SETTINGS = (
+    "jax_enable_x64",
+    "jax_default_matmul_precision",
+    "jax_numpy_rank_promotion",
+    "jax_numpy_dtype_promotion",
+    "jax_debug_nans",
+    "jax_debug_infs",
+    "jax_disable_jit",
+)
+NUMPY_RNG = "NumPy's global random-number-generator state"
+
+
+def round_to(array: np.ndarray, dtype: str) -> np.ndarray:
+    """The float64 values of ``array`` rounded to ``dtype`` (what the implementation will see), nearest-even.
+
+    float16 and bfloat16 are reached through float32, as torch converts float64: bit for bit torch's rounding,
+    so a JAX and a torch implementation are judged on the same examples. (JAX's own float64 -> float16
+    conversion rounds once, and differs where float32's rounding lands on a float16 tie.) ``to_jax`` then
+    converts these values exactly."""
+    values = np.asarray(array, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # beyond the range: infinity, as torch gives; NaN stays NaN
+        narrowed = values if dtype == "float64" else values.astype(np.float32)
+        return narrowed.astype(JAX_DTYPES[dtype]).astype(np.float64)
+
+
+def to_jax(value: Any, dtype: str, device: str) -> Any:
+    """A NumPy array as a JAX array on ``device`` (a copy: the implementation never shares the example's memory):
+    floats in ``dtype``, booleans as booleans, integers as JAX's canonical integer (int64 with x64, else int32).
+    Anything else (a Python float parameter, a string) unchanged."""
+    if isinstance(value, np.generic):
+        value = np.asarray(value)
+    if not isinstance(value, np.ndarray):
+        return value
+    if np.issubdtype(value.dtype, np.floating):
+        kind = JAX_DTYPES[dtype]
+    elif value.dtype == np.bool_:
+        kind = np.bool_
+    else:
+        kind = jax.dtypes.canonicalize_dtype(np.int64)
+    return jnp.array(value, dtype=kind, device=jax.devices(device)[0])
+
+
+def _is_float_array(value: Any) -> bool:
+    return isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jnp.floating)
+
+
+def _global_state() -> dict[str, Any]:
+    state = {name: getattr(jax.config, name) for name in WATCHED_SETTINGS}
+    state[NUMPY_RNG] = np.random.get_state()
+    return state
+
+
+def _same_rng(a: tuple, b: tuple) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    changed = [
+        f"{name} ({before[name]!r} -> {after[name]!r})"
+        for name in WATCHED_SETTINGS if before[name] != after[name]
+    ]
+    if not _same_rng(before[NUMPY_RNG], after[NUMPY_RNG]):
+        changed.append(NUMPY_RNG)
+    return changed
+
+
+def _restore(state: dict[str, Any]) -> None:
+    for name in WATCHED_SETTINGS:
+        if getattr(jax.config, name) != state[name]:
+            jax.config.update(name, state[name])
+    np.random.set_state(state[NUMPY_RNG])
+
+
+class _NotAnArray(Exception):
+    """Carries a non-array output out of ``jax.vjp``'s trace, which would convert a float or reject a string."""
+
+    def __init__(self, output: Any):
+        super().__init__(type(output).__name__)
+        self.output = output
+
+
+def _invoke(
+    apply: Callable[[Mapping[str, Any]], Any], primals: dict[str, jax.Array]
+) -> tuple[Any, Callable[[jax.Array], Any] | None]:
+    """The call ``apply(primals)`` (``primals`` in place of those inputs), under ``jax.vjp`` when there are any.
+    Returns the output and its VJP function; None when nothing is traced or the output does not depend on what
+    is (a constant, ``stop_gradient``: no tracer comes out), as torch's output would then not require grad."""
+    if not primals:
+        return apply({}), None
+    seen = {}
+
+    def differentiated(leaves: dict[str, jax.Array]) -> jax.Array:
+        out = apply(leaves)
+        if not isinstance(out, jax.Array):
+            raise _NotAnArray(out)
+        seen["traced"] = isinstance(out, jax.core.Tracer)
+        return out
+
+    try:
+        out, backward = jax.vjp(differentiated, primals)
+    except _NotAnArray as returned:
+        return returned.output, None
+    return out, backward if seen["traced"] else None
+
+
+def _gradients(
+    out: jax.Array, backward: Callable[[jax.Array], Any] | None, names: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """The gradients of ``out``'s sum with respect to ``names`` (a cotangent of ones through ``backward``)."""
+    if not names:
+        return {}
+    if backward is None or not jnp.issubdtype(out.dtype, jnp.floating):
+        raise NotDifferentiable(f"the output does not depend differentiably on {', '.join(names)}")
+    try:
+        (computed,) = backward(np.ones(out.shape, out.dtype))  # NumPy: no computation to compile per shape
+    except Exception as exc:
+        raise ImplementationRaised(exc) from exc
+    return {name: np.asarray(computed[name]).astype(np.float64) for name in names}
+
+
+class JaxBinding:
+    """Calls a JAX implementation; see ``lossguard.harness.kernel.frameworks.base`` for the contract."""
+
+    name = "jax"
+
+    def __init__(self) -> None:
+        jax.config.update("jax_enable_x64", True)  # float64 examples; lossguard's setting (module docstring)
+
+    def versions(self) -> dict[str, str]:
+        return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+    def devices(self) -> dict[str, str | None]:
+        """Device -> None if JAX can use it here, else the reason it cannot."""
+        try:
+            jax.devices("cuda")
+        except RuntimeError:
+            return {"cpu": None, "cuda": "JAX has no CUDA device on this machine (a CPU-only jaxlib, or no GPU)"}
+        return {"cpu": None, "cuda": None}
+
+    def round(self, array: np.ndarray, dtype: str) -> np.ndarray:
+        return round_to(array, dtype)
+
+    @staticmethod
+    def moveaxis(array: Any, source: int, destination: int) -> Any:
+        """``array`` with axis ``source`` moved to ``destination`` (a binding's input layout), differentiably."""
+        return jnp.moveaxis(array, source, destination)
+
+    def call(
+        self,
+        impl: Implementation,
+        arg_names: Iterable[str],
+        example: Example,
+        dtype: str,
+        device: str = "cpu",
+        grad: Iterable[str] = (),
+        watch_inputs: bool = False,
+        requires_grad: bool = True,
+    ) -> Outcome:
+        """Call ``impl`` on ``example`` converted to JAX arrays in ``dtype`` on ``device``.
+
+        grad: names (float arrays among the arguments and parameters) whose gradient of the summed output is
+        returned. requires_grad: JAX has no such flag; its counterpart is tracing: with no gradient asked for, the
+        float arguments are traced for differentiation when True (the implementation sees JAX's tracers, as a
+        torch one sees tensors requiring grad), passed as concrete arrays when False. Gradients asked for are
+        always traced. watch_inputs: compare the host copy of every array handed over before and after the call.
+        JAX arrays are immutable (and a tracer has no buffer at all), so a JAX implementation cannot modify its
+        inputs short of writing through a buffer it exported (DLPack); the check is kept so that the immutability
+        property judges one. (On the CPU the host copy reads the buffer itself; on a GPU JAX caches the copy it
+        made first, so such a write there goes unseen.)
+        """
+        arg_names = tuple(arg_names)
+        args = {name: to_jax(example.args[name], dtype, device) for name in arg_names if name in example.args}
+        params = {name: to_jax(value, dtype, device) for name, value in example.params.items()}
+        inputs = {**args, **params}
+        grad = tuple(grad)
+        leaves = tuple(name for name in grad if _is_float_array(inputs.get(name)))
+        if grad or not requires_grad:
+            traced = leaves
+        else:
+            traced = tuple(name for name, value in args.items() if _is_float_array(value))
+
+        def apply(primals: Mapping[str, Any]) -> Any:
+            a = {name: primals.get(name, value) for name, value in args.items()}
+            p = {name: primals.get(name, value) for name, value in params.items()}
+            if impl.call is not None:
+                return impl.call(impl.fn, a, p)
+            return impl.fn(*[a[name] for name in arg_names if name in a], **p)
+
+        originals = {k: np.array(v) for k, v in inputs.items() if isinstance(v, jax.Array)} if watch_inputs else {}
+        before = _global_state()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out, backward = _invoke(apply, {name: inputs[name] for name in traced})
+        except Exception as exc:
+            _restore(before)
+            raise ImplementationRaised(exc) from exc
+        changed = _changed(before, _global_state())
+        if changed:
+            _restore(before)
+            raise GlobalStateChanged(f"the call changed global state: {', '.join(changed)}")
+        mutated = [k for k, v in originals.items() if np.asarray(inputs[k]).tobytes() != v.tobytes()]
+        if mutated:
+            raise InputMutated(f"the call modified its input(s) in place: {', '.join(mutated)}")
+        if not isinstance(out, jax.Array):
+            raise WrongOutput(f"returned {type(out).__name__}, not a JAX array")
+        value = np.asarray(out).astype(np.float64)
+        return Outcome(value=value, grads=_gradients(out, backward, leaves), dtype=str(out.dtype))
+
