@@ -9,7 +9,12 @@ Bars (wall time of the command, interpreter start-up included, each run as a sub
   dtype set) in at most 120 s;
 - check: the same for the whole catalog (no ``--family``) in at most 300 s;
 - audit: ``lossguard audit FILE.py:huber --loss huber_loss`` of a small correct user loss at the default
-  profile (``dev``: the environment variable CI is removed for the run) in at most 30 s.
+  profile (``dev``: the environment variable CI is removed for the run) in at most 30 s;
+- audit-libraries: ``lossguard audit --library all --profile ci --json FILE`` (every shipped library's
+  exports, on every device the machine has) in at most 900 s; the report adds, per library, the losses
+  audited, the exports not audited and the results by status, read from FILE.
+
+``--only NAME`` (repeatable) measures only the bars named.
 
 Each command runs N times (default 3); the median decides the verdict and every run is reported.
 Each audit run starts in a fresh temporary directory, so the ``dev`` profile's example database
@@ -42,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE_BAR_S = 120.0
 CHECK_BAR_S = 300.0
 AUDIT_BAR_S = 30.0
+LIBRARIES_BAR_S = 900.0
 
 # A small, correct user loss: what a team would point ``lossguard audit`` at.
 USER_LOSS = textwrap.dedent(
@@ -89,6 +95,7 @@ class Bar:
     shown: str
     bar_s: float
     runs: list[Run] = field(default_factory=list)
+    libraries: dict[str, dict[str, int]] = field(default_factory=dict)  # the last run's per-library figures
 
     @property
     def median_s(self) -> float:
@@ -172,28 +179,34 @@ def _done(bar: Bar, index: int, repeat: int) -> None:
     _log(f"[{bar.name} {index}/{repeat}] {run.seconds:.1f} s, exit {run.exit_status} ({load})")
 
 
-def measure(repeat: int, quiet: bool = False) -> list[Bar]:
+def measure(repeat: int, quiet: bool = False, only: Sequence[str] = ()) -> list[Bar]:
     lossguard = _lossguard()
     check_args = ["check", "--impl", "all", "--profile", "ci", "--device", "cpu"]
     core_args = [*check_args, "--family", "regression", "--family", "classification"]
     audit_args = ["audit", "huber.py:huber", "--loss", "huber_loss"]
+    library_args = ["audit", "--library", "all", "--profile", "ci", "--json", "libraries.json"]
     checks = [
         Bar("check-core", [*lossguard, *core_args], " ".join(["lossguard", *core_args]), CORE_BAR_S),
         Bar("check", [*lossguard, *check_args], " ".join(["lossguard", *check_args]), CHECK_BAR_S),
     ]
     audit = Bar("audit", [*lossguard, *audit_args], " ".join(["lossguard", *audit_args]), AUDIT_BAR_S)
-    for check in checks:
+    libraries = Bar(
+        "audit-libraries", [*lossguard, *library_args], " ".join(["lossguard", *library_args]), LIBRARIES_BAR_S
+    )
+    wanted = [b for b in (*checks, audit, libraries) if not only or b.name in only]
+    for bar in wanted:
         for index in range(1, repeat + 1):
-            _log(f"[{check.name} {index}/{repeat}] {' '.join(check.command)}")
-            check.runs.append(_run(check.command, ROOT, quiet))
-            _done(check, index, repeat)
-    for index in range(1, repeat + 1):
-        with tempfile.TemporaryDirectory(prefix="lossguard-bars-") as where:
-            (Path(where) / "huber.py").write_text(USER_LOSS, encoding="utf-8")
-            _log(f"[audit {index}/{repeat}] {' '.join(audit.command)} (in {where}, CI unset)")
-            audit.runs.append(_run(audit.command, Path(where), quiet))
-        _done(audit, index, repeat)
-    return [*checks, audit]
+            with tempfile.TemporaryDirectory(prefix="lossguard-bars-") as where:
+                # checks run in the repository; audits each in a fresh directory, so the dev profile's example
+                # database never replays a previous run's examples (every run is a user's first audit)
+                cwd = ROOT if bar in checks else Path(where)
+                (Path(where) / "huber.py").write_text(USER_LOSS, encoding="utf-8")
+                _log(f"[{bar.name} {index}/{repeat}] {' '.join(bar.command)} (in {cwd})")
+                bar.runs.append(_run(bar.command, cwd, quiet))
+                if bar is libraries and (Path(where) / "libraries.json").is_file():
+                    bar.libraries = json.loads((Path(where) / "libraries.json").read_text())["libraries"]
+            _done(bar, index, repeat)
+    return wanted
 
 
 def _versions() -> dict[str, str]:
@@ -219,6 +232,9 @@ def report(bars: Sequence[Bar]) -> str:
         )
         lines.append(f"{bar.name}: {bar.shown}")
         lines.append(f"  runs: {runs}; median {bar.median_s:.1f} s; last summary: {bar.runs[-1].summary}")
+        for library, counts in bar.libraries.items():
+            figures = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+            lines.append(f"  {library}: {figures}")
     lines.append("")
     lines.extend(bar.verdict() for bar in bars)
     return "\n".join(lines)
@@ -229,12 +245,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, metavar="N", help="runs of each command (default 3)")
     parser.add_argument("--json", metavar="FILE", help="also save the figures as JSON")
     parser.add_argument("--quiet", action="store_true", help="do not forward lossguard's own progress lines")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=("check-core", "check", "audit", "audit-libraries"),
+        help="measure only this bar (repeatable)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     machine = _machine()
     _log(f"bars: {args.repeat} run(s) of each command on {machine['platform']}, {machine['cores']} cores")
-    bars = measure(args.repeat, args.quiet)
+    bars = measure(args.repeat, args.quiet, args.only or ())
     print(report(bars))
     if args.json:
         document = {

@@ -8,12 +8,14 @@ Schema ``lossguard-results/1`` (docs/json-schema.md describes every field)::
      "versions": {"lossguard": ..., "python": ..., "torch": ..., "numpy": ..., "scipy": ..., "hypothesis": ...},
      "profile": "ci",
      "summary": {"pass": n, "fail": n, "error": n, "skip": n, "xfail": n, "xpass": n, "seconds": t, "exit_status": 0|1},
+     "libraries": {"kornia": {"losses audited": n, "not audited": n, "pass": n, ...}, ...},   # audit --library
      "results": [PropertyResult, ...]}
 
 A PropertyResult has: loss, implementation, kind, device, dtype, property, status, message,
 counterexample, reproduce, worst_ulps (null when the property measures no error), examples,
 comparisons (judgements made; a run without one is a skip), duration_s, parameters (the canonical
-parameters the implementation accepts, i.e. exercised).
+parameters the implementation accepts, i.e. exercised), check (the failed sub-check's id), replay (the
+failing example's Hypothesis choice sequence, for ``--replay``), library (the audited library, or "").
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lossguard.harness.kernel.model import STATUSES, PropertyResult
+from lossguard.reports.terminal import per_library
 
 SCHEMA = "lossguard-results/1"
 
@@ -46,6 +49,7 @@ def document(
         "versions": dict(versions),
         "profile": profile,
         "summary": {**{s: counts[s] for s in STATUSES}, "seconds": round(seconds, 3), "exit_status": exit_status},
+        "libraries": per_library(results),
         "results": [r.to_json() for r in results],
     }
 

@@ -95,6 +95,29 @@ def details(results: Sequence[PropertyResult], out: TextIO) -> None:
         print(file=out)
 
 
+def per_library(results: Sequence[PropertyResult]) -> dict[str, dict[str, int]]:
+    """Per library (``audit --library``): the losses audited (bound implementations that ran), the exports
+    not audited (skipped as a whole, with the reason), and the results by status."""
+    found: dict[str, dict[str, int]] = {}
+    for library in dict.fromkeys(r.library for r in results if r.library):
+        mine = [r for r in results if r.library == library]
+        ran = {r.implementation for r in mine if r.dtype != "all" or r.status != "skip"}
+        whole = {r.implementation for r in mine if r.dtype == "all" and r.status == "skip"} - ran
+        counts = Counter(r.status for r in mine)
+        found[library] = {"losses audited": len(ran), "not audited": len(whole), **{s: counts[s] for s in STATUSES}}
+    return found
+
+
+def library_lines(results: Sequence[PropertyResult], out: TextIO) -> None:
+    """One line per library: what was audited, and the verdicts (the failures a person reads first)."""
+    for library, counts in per_library(results).items():
+        statuses = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
+        audited = f"{counts['losses audited']} losses audited, {counts['not audited']} exports not audited"
+        print(f"library {library}: {audited}; {statuses}", file=out)
+    if any(r.library for r in results):
+        print(file=out)
+
+
 def summary_line(results: Sequence[PropertyResult], seconds: float) -> str:
     """The one-line summary, e.g. ``lossguard: FAILED 532 results: 480 pass, 2 fail, ... in 58.1 s``."""
     counts = Counter(r.status for r in results)

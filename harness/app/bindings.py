@@ -82,7 +82,17 @@ def read_file(path: str | Path) -> tuple[dict[str, Any], list[Binding]]:
     stray = [k for k, v in document.items() if not isinstance(v, dict)]
     if stray:
         raise BindingError(f"{path}: top-level key {stray[0]!r} is neither a binding table nor one of {_LIBRARY_KEYS}")
-    return library, [from_table(name, table, str(path)) for name, table in document.items()]
+    return library, [from_table(name, _beside(table, path), str(path)) for name, table in document.items()]
+
+
+def _beside(table: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A relative ``file.py:attr`` target is found beside the binding file (then from the working directory)."""
+    location, sep, attr = str(table.get("target", "")).rpartition(":")
+    if sep and location.endswith(".py") and not Path(location).is_absolute():
+        beside = path.resolve().parent / location
+        if beside.is_file():
+            return {**table, "target": f"{beside}:{attr}"}
+    return table
 
 
 def _python_module(path: Path) -> Any:
@@ -110,6 +120,14 @@ def construct(value: Any) -> Any:
 # --- compiling a binding ----------------------------------------------------------------------------------------
 
 
+def binding_from_fields(fields: Mapping[str, Any]) -> Binding:
+    """A Binding from plain fields (the CLI's TARGET and inline options, as a JSON job carries them)."""
+    try:
+        return from_table(fields.get("name") or fields["target"], fields, "the command line")
+    except BindingError as problem:
+        raise BindingError(str(problem).replace("binding [", "binding for [")) from problem
+
+
 def free_entry(binding: Binding) -> LossSpec:
     """The entry a loss outside the catalog is judged under: the inputs of its ``like`` entry, the reference-free
     properties only (``lossguard.properties.reference_free``), no identity and no reference to agree with."""
@@ -130,12 +148,17 @@ def free_entry(binding: Binding) -> LossSpec:
     )
 
 
-def compile_binding(binding: Binding, catalog: Mapping[str, LossSpec] | None = None) -> tuple[Implementation, LossSpec]:
-    """The Implementation ``binding`` describes, and the entry it is judged against (a free entry for a loss
-    outside the catalog). Raises BindingError (or TargetError) with what to fix."""
+def compile_binding(
+    binding: Binding, catalog: Mapping[str, LossSpec] | None = None, kind: str = "third-party"
+) -> tuple[Implementation, LossSpec]:
+    """The Implementation ``binding`` describes (of ``kind``: a shipped library's 'third-party', a user's 'user'),
+    and the entry it is judged against (a free entry for a loss outside the catalog). Raises BindingError (or
+    TargetError) with what to fix."""
     catalog = CATALOG if catalog is None else catalog
     if binding.loss is not None and binding.loss not in catalog:
         raise BindingError(f"binding {binding.label!r}: unknown loss {binding.loss!r}; run 'lossguard list'")
+    if binding.loss is None and binding.label in CATALOG:
+        raise BindingError(f"binding {binding.label!r} outside the catalog has a catalog entry's name: rename it")
     spec = catalog[binding.loss] if binding.loss is not None else free_entry(binding)
     _check_names(binding, spec)
     obj, source = resolve_object(binding.target)
@@ -148,7 +171,7 @@ def compile_binding(binding: Binding, catalog: Mapping[str, LossSpec] | None = N
     impl = Implementation(
         name=binding.label,
         loss=spec.name,
-        kind="third-party",
+        kind=kind,
         fn=obj,
         accepted=accepted,
         framework=binding.framework,
@@ -256,8 +279,9 @@ def _output_map(output: Mapping[str, str], spec: LossSpec) -> Callable[[np.ndarr
         layout = output.get(params.get("reduction", default), output.get("*"))
         if layout == "sum-classes" and value.ndim >= 2:
             return value.sum(axis=1)
-        if layout == "squeeze-spatial" and value.ndim > 2 and all(n == 1 for n in value.shape[2:]):
-            return value.reshape(value.shape[:2])
+        lead = 1 if params.get("batch") else 2  # batch=True drops N: (C, 1, 1) -> (C,)
+        if layout == "squeeze-spatial" and value.ndim > lead and all(n == 1 for n in value.shape[lead:]):
+            return value.reshape(value.shape[:lead])
         return value
 
     return canonical

@@ -14,6 +14,7 @@ fail, error or xpass, 2 a usage or configuration error, with one line saying wha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -56,6 +57,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--property", action="append", metavar="NAME", help="run only this property (repeatable)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON (schema lossguard-results/1)")
+    parser.add_argument(
+        "--replay", metavar="BLOB", help="replay a reported failing example first (from a reproduce command)"
+    )
+    parser.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -71,16 +76,47 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--family", action="append", metavar="NAME", help="check only this family's losses (repeatable; see list)"
     )
-    check.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: one per core)")
+    check.add_argument("--binding-name", metavar="LABEL", help="check only the implementation of this name")
     _common(check)
-    audit = commands.add_parser("audit", help="audit your own loss: TARGET is package.module:attr or file.py:attr")
-    audit.add_argument("target", metavar="TARGET")
-    audit.add_argument("--loss", required=True, metavar="NAME", help="the catalog entry it implements")
+    audit = commands.add_parser(
+        "audit",
+        help="audit a loss as shipped: TARGET (package.module:attr or file.py:attr), a binding file, or a library",
+    )
+    audit.add_argument("target", metavar="TARGET", nargs="?", help="the loss to audit (omit with --binding/--library)")
+    audit.add_argument(
+        "--loss",
+        metavar="NAME",
+        help="the catalog entry it implements (omit for a loss outside the catalog: reference-free checks)",
+    )
+    audit.add_argument("--binding", metavar="FILE", help="a binding file (TOML, or Python defining BINDINGS)")
+    audit.add_argument("--binding-name", metavar="LABEL", help="audit only this binding of the file or library")
+    audit.add_argument(
+        "--library",
+        action="append",
+        metavar="NAME",
+        help="audit every loss a library exports through lossguard's shipped bindings (repeatable; 'all')",
+    )
+    inline = audit.add_argument_group("inline binding (with TARGET; see docs/BINDINGS.md)")
+    inline.add_argument("--param", action="append", metavar="CANONICAL=LIBRARY", help="a renamed parameter")
+    inline.add_argument("--init", action="append", metavar="NAME=VALUE", help="a constructor argument (TOML value)")
+    inline.add_argument("--domain", action="append", metavar="NAME", help="a part of the contract it supports")
+    inline.add_argument("--variant", action="append", metavar="NAME=VALUE", help="a reference variant it follows")
+    inline.add_argument(
+        "--fixed", action="append", metavar="NAME=VALUE", help="a parameter it computes with unasked (its default)"
+    )
+    inline.add_argument("--none", action="append", metavar="NAME=VALUE", help="how it spells a parameter's None")
+    inline.add_argument(
+        "--output", action="append", metavar="REDUCTION=LAYOUT", help="its output layout (sum-classes, squeeze-spatial)"
+    )
+    inline.add_argument("--args", metavar="NAME,NAME", help="the canonical arrays in its positional order")
+    inline.add_argument("--like", metavar="ENTRY", help="outside the catalog: draw inputs like this entry's")
+    inline.add_argument("--framework", choices=("torch", "jax"), default="torch")
     audit.add_argument(
         "--no-isolate",
         dest="isolate",
         action="store_false",
-        help="run in this process (default for package.module targets; file targets run isolated)",
+        default=None,  # the first action of a dest sets its default: None = decided by the target's kind
+        help="run in this process (default for package.module targets and libraries; files run isolated)",
     )
     audit.add_argument(
         "--isolate",
@@ -153,6 +189,7 @@ def _job(args: argparse.Namespace, base: Sequence[str], profile: str) -> dict[st
         "properties": list(args.property or ()),
         "profile": profile,
         "base_command": list(base),
+        "replay": args.replay,
     }
 
 
@@ -176,6 +213,7 @@ def _finish(
     out = sys.stdout
     terminal.table(results, out)
     terminal.details(results, out)
+    terminal.library_lines(results, out)
     if args.json:
         versions = {k: header[k] for k in ("python", "lossguard", "torch", "numpy", "scipy", "hypothesis")}
         target = {k: v for k, v in header.items() if k not in versions}
@@ -205,7 +243,7 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
         if (not args.loss or name in args.loss) and (not args.family or spec.family in args.family)
     }
     available = implementations(args.impl)
-    impls = [i for i in available if i.loss in wanted]
+    impls = [i for i in available if i.loss in wanted and args.binding_name in (None, i.name)]
     selection = selection_from(_job(args, ["lossguard", "check", "--impl", args.impl], profile))
     started = time.perf_counter()
     header = {
@@ -224,8 +262,10 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from lossguard.catalog import CATALOG
+    from lossguard.harness.app.bindings import compile_binding
     from lossguard.harness.app.inventory import implementations
-    from lossguard.harness.app.target import TargetError, user_implementation
+    from lossguard.harness.app.target import TargetError
+    from lossguard.harness.kernel.binding import Binding
     from lossguard.reports.curves import plot
 
     if args.loss not in CATALOG:
@@ -235,7 +275,7 @@ def _plot(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.loss} has no one-dimensional sweep to plot")
     try:
         impls = (
-            [user_implementation(args.target, args.loss)]
+            [compile_binding(Binding(target=args.target, loss=args.loss, inspect=True), kind="user")[0]]
             if args.target
             else [i for i in implementations("all") if i.loss == args.loss]
         )
@@ -249,16 +289,94 @@ def _plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _pairs(option: str, values: Sequence[str] | None, literal: bool) -> dict[str, Any]:
+    """``NAME=VALUE`` options as a mapping; ``literal``: VALUE is a TOML value (2, 1e-5, true, "binary"), a bare
+    word is a string."""
+    from lossguard.harness.app.bindings import tomllib
+
+    found: dict[str, Any] = {}
+    for text in values or ():
+        name, sep, value = text.partition("=")
+        if not sep or not name:
+            raise UsageError(f"{option} {text!r} must be NAME=VALUE")
+        if literal:
+            with contextlib.suppress(tomllib.TOMLDecodeError):  # a bare word stays the string itself
+                value = tomllib.loads(f"v = {value}")["v"]
+        found[name.strip()] = value
+    return found
+
+
+_SELECTION = ("--property", "--dtype", "--device", "--profile", "--replay", "--json", "--jobs", "--binding-name")
+
+
+def _without_selection(argv: Sequence[str]) -> list[str]:
+    """The command's words without the options a reproduce command sets itself (it adds its own selection)."""
+    words, skip = ["lossguard"], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _SELECTION:
+            skip = True
+        elif not word.startswith(tuple(f"{option}=" for option in _SELECTION)):
+            words.append(word)
+    return words
+
+
+def _sources(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The audit job's binding sources (harness.app.jobs), from TARGET and its inline options, --binding or
+    --library; exactly one of the three."""
+    from lossguard.harness.app.bindings import libraries
+
+    given = [bool(args.target), bool(args.binding), bool(args.library)]
+    if sum(given) != 1:
+        raise UsageError("give exactly one of TARGET, --binding FILE or --library NAME")
+    if args.library:
+        names = libraries() if "all" in args.library else args.library
+        unknown = [n for n in names if n not in libraries()]
+        if unknown:
+            shipped = ", ".join(libraries())
+            raise UsageError(f"unknown library {unknown[0]!r}; lossguard ships bindings for {shipped}, all")
+        return [{"library": name} for name in names]
+    if args.binding:
+        return [{"file": args.binding, "name": args.binding_name}]
+    fields: dict[str, Any] = {"target": args.target, "framework": args.framework}
+    if args.loss:
+        fields["loss"] = args.loss
+    params = _pairs("--param", args.param, literal=False)
+    if params:
+        fields["params"] = params
+    else:
+        fields["inspect"] = True  # no --param: the parameters it takes are found by name in its signature
+    for option in ("init", "variant", "fixed", "none", "output"):
+        pairs = _pairs(f"--{option}", getattr(args, option), literal=option != "output")
+        if pairs:
+            fields[option] = pairs
+    if args.args:
+        fields["args"] = [name.strip() for name in args.args.split(",")]
+    if args.domain:
+        fields["domain"] = list(args.domain)
+    if args.like:
+        fields["like"] = args.like
+    return [{"inline": fields}]
+
+
 def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
     from lossguard.harness.app.isolation import IsolatedTargetError, run_isolated
     from lossguard.harness.app.jobs import prepare
-    from lossguard.harness.app.runner import run
+    from lossguard.harness.app.runner import default_workers, run
     from lossguard.harness.app.target import TargetError
     from lossguard.reports import terminal
 
-    base = ["lossguard", "audit", args.target, "--loss", args.loss]
-    job = {**_job(args, base, profile), "target": args.target, "loss": args.loss, "memory_limit_gb": args.memory_limit}
-    isolate = args.isolate if args.isolate is not None else args.target.rpartition(":")[0].endswith(".py")
+    sources = _sources(args)
+    if args.loss and not args.target:
+        raise UsageError("--loss names the entry TARGET implements; a binding file or library states its own")
+    job = {
+        **_job(args, _without_selection(args.argv), profile),
+        "bindings": sources,
+        "memory_limit_gb": args.memory_limit,
+    }
+    target_file = bool(args.target) and args.target.rpartition(":")[0].endswith(".py")
+    isolate = args.isolate if args.isolate is not None else target_file or bool(args.binding)
     started = time.perf_counter()
     progress = terminal.Progress()
     extra = {"isolation": "subprocess" if isolate else "in-process", "profile": profile}
@@ -274,9 +392,18 @@ def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
             header, results = run_isolated(job, args.time_limit, progress, on_header=show)
             header = {**{k: v for k, v in header.items() if k != "base"}, **extra}
         else:
-            impl, selection, header = prepare(job)
-            header = show(header)
-            results = run([impl], selection, progress)
+            prepared, selection = prepare(job)
+            header = show(prepared.header)
+            results = run(
+                prepared.impls,
+                selection,
+                progress,
+                workers=args.jobs or default_workers(),
+                catalog=prepared.catalog,
+            )
+            for result in results:
+                result.library = prepared.library_of.get(result.implementation, "")
+            results = [*prepared.known, *results]
     except (TargetError, IsolatedTargetError) as problem:
         raise UsageError(str(problem)) from problem
     return _finish(results, header, args, command, profile, started)
@@ -294,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         profile = args.profile or default_profile()
         command = "lossguard " + " ".join(argv)
+        args.argv = argv
         return _check(args, profile, command) if args.command == "check" else _audit(args, profile, command)
     except UsageError as problem:
         print(f"lossguard: error: {problem}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 
@@ -78,8 +79,32 @@ def own() -> list[Implementation]:
     return _bind_all(lossguard_own.OWN, "own", "lossguard", {})
 
 
+@functools.cache
+def shipped_third_party() -> tuple[tuple[Implementation, ...], Mapping[str, LossSpec]]:
+    """Every shipped binding of every installed library, compiled, and the catalog extended by the entries of the
+    losses outside it (``implementations/bindings/``; a library not installed contributes nothing)."""
+    from lossguard.harness.app.jobs import Prepared, add_library
+
+    prepared = Prepared()
+    for name in shipped_libraries():
+        add_library(prepared, name)
+    return tuple(prepared.impls), prepared.catalog
+
+
+def shipped_libraries() -> list[str]:
+    from lossguard.harness.app.bindings import libraries
+
+    return libraries()
+
+
+def third_party() -> list[Implementation]:
+    """The shipped bindings of installed libraries whose loss has a catalog entry (``check --impl third-party``)."""
+    return [i for i in shipped_third_party()[0] if i.loss in CATALOG]
+
+
 def implementations(kind: str = "all") -> list[Implementation]:
-    """The built-in implementations of ``kind``: torch, own, third-party (none yet) or all."""
+    """The built-in implementations of ``kind``: torch, own, third-party (installed libraries' catalogued losses,
+    through their shipped bindings) or all."""
     if kind not in KINDS:
         raise ValueError(f"unknown implementation kind {kind!r}; choose one of {', '.join(KINDS)}")
     found = []
@@ -87,4 +112,14 @@ def implementations(kind: str = "all") -> list[Implementation]:
         found += torch_builtins()
     if kind in ("own", "all"):
         found += own()
+    if kind in ("third-party", "all"):
+        found += third_party()
     return found
+
+
+def find(kind: str, name: str) -> tuple[Implementation, Mapping[str, LossSpec] | None]:
+    """A shipped implementation by kind and name, and the catalog it is judged against (None: lossguard's)."""
+    if kind == "third-party":
+        impls, catalog = shipped_third_party()
+        return next(i for i in impls if i.name == name), catalog
+    return next(i for i in implementations(kind) if i.name == name), None

@@ -49,11 +49,15 @@ def _events(process: subprocess.Popen, time_limit: float):
                 yield json.loads(line)
 
 
-def _error(run: list[str], base: dict[str, Any], message: str) -> PropertyResult:
-    prop, device, dtype = run
+def _error(run: list[Any], message: str) -> PropertyResult:
+    prop, device, dtype, base = run
     return PropertyResult(
         **{**base, "property": prop, "device": device, "dtype": dtype, "status": "error", "message": message}
     )
+
+
+def _result(fields: dict[str, Any]) -> PropertyResult:
+    return PropertyResult(**{**fields, "parameters": tuple(fields["parameters"])})
 
 
 def run_isolated(
@@ -67,6 +71,7 @@ def run_isolated(
     ``on_header`` is called once with the resolved header, as soon as the first worker has it.
     """
     results: list[PropertyResult] = []
+    known: list[PropertyResult] = []  # the results known before running (a library not installed, ...)
     header: dict[str, Any] = {}
     plan: list[list[str]] = []
     skip = 0
@@ -90,13 +95,13 @@ def run_isolated(
             if kind == "plan":
                 if not plan and on_header:
                     on_header(event["header"])
+                if not header:
+                    known = [_result(r) for r in event["known"]]
                 header, plan = event["header"], event["runs"]
             elif kind == "start":
                 started = event["index"]
             elif kind == "result":
-                results.append(
-                    PropertyResult(**{**event["result"], "parameters": tuple(event["result"]["parameters"])})
-                )
+                results.append(_result(event["result"]))
                 started = None
                 if progress:
                     progress(len(results), len(plan), results[-1])
@@ -106,24 +111,24 @@ def run_isolated(
                 os.killpg(process.pid, signal.SIGKILL)
         code = process.wait()
         if finished:
-            return header, results
+            return header, [*known, *results]
         if not plan:
             raise IsolatedTargetError(f"importing the target killed its process (exit status {code})")
         if started is None:  # died between runs: resume after the last result
             started = len(results)
             if started >= len(plan):
-                return header, results
+                return header, [*known, *results]
         why = (
             f"no result within {time_limit:g} s: the implementation hangs or is too slow (time limit per property)"
             if code == -signal.SIGKILL
             else f"the implementation killed its process (exit status {code}) during this property"
         )
-        results.append(_error(plan[started], header["base"], why))
+        results.append(_error(plan[started], why))
         if progress:
             progress(len(results), len(plan), results[-1])
         skip = started + 1
         if skip >= len(plan):
-            return header, results
+            return header, [*known, *results]
 
 
 def _worker() -> None:
@@ -142,28 +147,40 @@ def _worker() -> None:
     from lossguard.harness.app.jobs import prepare
 
     try:
-        impl, selection, header = prepare(job)
+        prepared, selection = prepare(job)
     except Exception as exc:  # the target itself is the problem: a usage error for the user
         emit({"event": "target_error", "message": str(exc)})
         return
     from lossguard.harness.app.runner import plan, run_one
 
-    runs = plan([impl], selection)
-    base = {
-        "loss": impl.loss,
-        "implementation": impl.name,
-        "kind": impl.kind,
-        "status": "error",
-        "parameters": sorted(impl.accepted),
+    runs = plan(prepared.impls, selection, prepared.catalog)
+    bases = {
+        impl.name: {
+            "loss": impl.loss,
+            "implementation": impl.name,
+            "kind": impl.kind,
+            "status": "error",
+            "parameters": sorted(impl.accepted),
+            "library": prepared.library_of.get(impl.name, ""),
+        }
+        for impl in prepared.impls
     }
-    emit({"event": "plan", "header": {**header, "base": base}, "runs": [[n, d, t] for _, n, d, t in runs]})
-    for index, (impl_, name, device, dtype) in enumerate(runs):
+    emit(
+        {
+            "event": "plan",
+            "header": prepared.header,
+            "known": [asdict(r) for r in prepared.known],
+            "runs": [[n, d, t, bases[i.name]] for i, n, d, t in runs],
+        }
+    )
+    for index, (impl, name, device, dtype) in enumerate(runs):
         if index < job["skip"]:
             continue
         emit({"event": "start", "index": index})
         started = time.perf_counter()
-        result = run_one(impl_, name, device, dtype, selection)
+        result = run_one(impl, name, device, dtype, selection, prepared.catalog)
         result.duration_s = time.perf_counter() - started
+        result.library = bases[impl.name]["library"]
         emit({"event": "result", "index": index, "result": asdict(result)})
     emit({"event": "done"})
 

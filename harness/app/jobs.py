@@ -1,16 +1,30 @@
-"""What ``check`` and ``audit`` share: the versions header, the selection, and an audit job."""
+"""What ``check`` and ``audit`` share: the versions header, the selection, and an audit job.
+
+An audit job is JSON (it crosses into the isolated worker): the selection, and ``bindings``, a list of
+sources, each ``{"inline": {Binding fields}}`` (a TARGET and the CLI's inline options), ``{"file": PATH,
+"name": LABEL or null}`` (a binding file, all its bindings or the one labelled) or ``{"library": NAME}`` (a
+shipped library). ``prepare`` compiles them into implementations, the catalog they are judged against (extended
+by the entries of losses outside it), and the results known before anything runs (a library not installed, an
+export without a binding, a binding that does not compile): those are reported, never passed.
+"""
 
 from __future__ import annotations
 
 import platform
+import re
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from lossguard.harness.app.runner import Selection
-from lossguard.harness.app.target import user_implementation
-from lossguard.harness.kernel.model import Implementation
+from lossguard.catalog import CATALOG
+from lossguard.harness.app import bindings as B
+from lossguard.harness.app.runner import EVERY_PROPERTY, Selection
+from lossguard.harness.app.target import TargetError
+from lossguard.harness.kernel.binding import Binding
+from lossguard.harness.kernel.model import Implementation, LossSpec, PropertyResult
 
 LIBRARIES = ("lossguard", "torch", "numpy", "scipy", "hypothesis")
+INSTALL_HINT = "pip install -c constraints.txt -e '.[audit]'"
 
 
 def versions() -> dict[str, str]:
@@ -31,18 +45,124 @@ def selection_from(job: dict[str, Any]) -> Selection:
         properties=tuple(job["properties"]) if job.get("properties") else None,
         profile=job["profile"],
         base_command=tuple(job["base_command"]),
+        replay=job.get("replay"),
     )
 
 
-def prepare(job: dict[str, Any]) -> tuple[Implementation, Selection, dict[str, Any]]:
-    """Resolve an audit job's target into (implementation, selection, header lines)."""
-    impl = user_implementation(job["target"], job["loss"])
-    accepted = ", ".join(sorted(impl.accepted)) or "none (all parameters at their canonical defaults)"
-    header = {
-        "target": job["target"],
-        "resolved": impl.source,
-        "loss": job["loss"],
-        "parameters exercised": accepted,
-        **versions(),
-    }
-    return impl, selection_from(job), header
+@dataclass
+class Prepared:
+    """A compiled audit: what to run, against which entries, and what is known before running."""
+
+    impls: list[Implementation] = field(default_factory=list)
+    catalog: dict[str, LossSpec] = field(default_factory=lambda: dict(CATALOG))
+    known: list[PropertyResult] = field(default_factory=list)
+    libraries: dict[str, str] = field(default_factory=dict)  # library -> installed version
+    library_of: dict[str, str] = field(default_factory=dict)  # implementation name -> its library
+    header: dict[str, str] = field(default_factory=dict)
+
+
+def _note(prepared: Prepared, library: str, label: str, loss: str, status: str, message: str) -> None:
+    prepared.known.append(
+        PropertyResult(
+            loss=loss,
+            implementation=label,
+            kind="third-party",
+            device="cpu",
+            dtype="all",
+            property=EVERY_PROPERTY,
+            status=status,
+            message=message,
+            library=library,
+        )
+    )
+
+
+def _add(prepared: Prepared, binding: Binding, library: str = "", strict: bool = True) -> None:
+    """Compile ``binding`` into ``prepared``. ``strict``: a binding that does not compile is the user's usage
+    error (raised); otherwise (a shipped library) it is reported as an ``error`` result of lossguard's binding."""
+    if binding.skip:
+        _note(prepared, library, binding.label, binding.loss or "(outside the catalog)", "skip", binding.skip)
+        return
+    try:
+        impl, spec = B.compile_binding(binding, prepared.catalog, kind="third-party" if library else "user")
+    except TargetError as problem:
+        if strict:
+            raise
+        message = f"lossguard's binding does not compile against this version: {problem}"
+        _note(prepared, library, binding.label, binding.loss or "(outside the catalog)", "error", message)
+        return
+    prepared.impls.append(impl)
+    prepared.catalog.setdefault(spec.name, spec)
+    if library:
+        prepared.library_of[impl.name] = library
+
+
+def add_library(prepared: Prepared, name: str) -> None:
+    """Library ``name``'s shipped bindings into ``prepared``: compiled where installed, reported where not."""
+    shipped = B.library(name)
+    installed = shipped.installed()
+    if installed is None:
+        message = f"{shipped.distribution} is not installed, nothing of it was audited ({INSTALL_HINT})"
+        _note(prepared, shipped.name, shipped.name, "(library)", "skip", message)
+        return
+    prepared.libraries[shipped.name] = installed
+    for binding in shipped.bindings:
+        _add(prepared, binding, shipped.name, strict=False)
+    for export in unbound_exports(shipped):
+        message = "exported loss without a binding: lossguard does not know its inputs (add one to its binding file)"
+        _note(prepared, shipped.name, f"{shipped.exports}.{export}", "(outside the catalog)", "skip", message)
+
+
+def unbound_exports(shipped: B.Library) -> list[str]:
+    """The losses ``shipped.exports`` exports (names matching its pattern) that no binding names."""
+    import importlib
+
+    module = importlib.import_module(shipped.exports)
+    exported = getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]
+    bound = {b.target.rpartition(":")[2].split(".")[0] for b in shipped.bindings}
+    pattern = re.compile(shipped.export_pattern)
+    return sorted(
+        n for n in exported if pattern.search(n) and callable(getattr(module, n, None)) and n not in bound
+    )
+
+
+def prepare(job: dict[str, Any]) -> tuple[Prepared, Selection]:
+    """Compile an audit job's bindings (see the module docstring)."""
+    prepared = Prepared()
+    for source in job["bindings"]:
+        if "library" in source:
+            add_library(prepared, source["library"])
+        elif "file" in source:
+            _, found = B.read_file(source["file"])
+            chosen = [b for b in found if source.get("name") in (None, b.label)]
+            if not chosen:
+                labels = ", ".join(b.label for b in found)
+                raise B.BindingError(f"{source['file']} has no binding labelled {source['name']!r} (it has: {labels})")
+            for binding in chosen:
+                _add(prepared, binding)
+        else:
+            _add(prepared, B.binding_from_fields(source["inline"]))
+    prepared.header = _header(prepared, job)
+    return prepared, selection_from(job)
+
+
+def _header(prepared: Prepared, job: dict[str, Any]) -> dict[str, str]:
+    header: dict[str, str] = {}
+    if len(prepared.impls) == 1 and not prepared.libraries:
+        impl = prepared.impls[0]
+        accepted = ", ".join(sorted(impl.accepted)) or "none (all parameters at their canonical defaults)"
+        header = {
+            "target": impl.name,
+            "resolved": impl.source,
+            "loss": impl.loss if impl.loss in CATALOG else f"{impl.loss} (outside the catalog: reference-free checks)",
+            "parameters exercised": accepted,
+        }
+        if impl.adaptations:
+            header["binding"] = "; ".join(impl.adaptations)
+    else:
+        named = (s.get("library") or s.get("file") or s["inline"]["target"] for s in job["bindings"])
+        header["target"] = ", ".join(named)
+        header["implementations"] = str(len(prepared.impls))
+    for name, installed in prepared.libraries.items():
+        header[name] = installed
+    return {**header, **versions()}

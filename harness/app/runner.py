@@ -20,7 +20,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import as_completed as _as_completed
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, given, reject, settings
+import hypothesis
+from hypothesis import HealthCheck, given, reject, reproduce_failure, settings
 from hypothesis import strategies as st
 from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Unsatisfiable
 
@@ -47,15 +48,20 @@ class Selection:
     properties: Sequence[str] | None = None
     profile: str = "ci"
     base_command: tuple[str, ...] = ()
+    replay: str | None = None  # a failing example's Hypothesis choice sequence (``--replay``): replayed first
 
-    def reproduce(self, impl: Implementation, prop: str, dtype: str, device: str) -> str:
-        """The one command that reproduces a run (same profile: ci replays the same derandomized
-        search, dev and thorough replay the failure saved in the example database)."""
+    def reproduce(self, impl: Implementation, prop: str, dtype: str, device: str, replay: str = "") -> str:
+        """The one command that reproduces a run. ``replay``: the failing example's choice sequence, which the
+        command replays whatever the profile (it needs no local example database); without it, the same profile
+        (ci replays the same derandomized search)."""
         if not self.base_command:
             return ""
-        loss = [] if "--loss" in self.base_command else ["--loss", impl.loss]
-        words = [*self.base_command, *loss, "--property", prop, "--dtype", dtype, "--device", device]
-        return shlex.join([*words, "--profile", self.profile])
+        builtin = impl.kind in ("torch", "own")
+        loss = ["--loss", impl.loss] if builtin and "--loss" not in self.base_command else []
+        many = "--library" in self.base_command or "--binding" in self.base_command or impl.kind == "third-party"
+        selected = ["--binding-name", impl.name] if many and not builtin else []
+        words = [*self.base_command, *loss, *selected, "--property", prop, "--dtype", dtype, "--device", device]
+        return shlex.join([*words, "--profile", self.profile, *(["--replay", replay] if replay else [])])
 
 
 def _dtypes_of(prop: Property, selected: Sequence[str]) -> list[str]:
@@ -105,7 +111,7 @@ def plan(
     return runs
 
 
-def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str) -> None:
+def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str, replay: str | None = None) -> None:
     def check(data):
         subject.begin_example()
         try:
@@ -122,9 +128,27 @@ def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str) ->
 
     check._hypothesis_internal_add_digest = key.encode()  # a distinct database key and seed per run
     chosen = settings_for(profile, prop.examples)
-    if subject.excluded:  # a finding's domain may hold most of what the strategy draws: the rest is still judged
+    # a finding's domain may hold most of what the strategy draws, and a binding's supported domain may hold none of
+    # what a property builds (zero-area boxes for a loss that supports proper boxes only): the rest is still judged,
+    # and a property left with no example is a skip (Unsatisfiable), never a health-check error
+    if subject.excluded or subject.impl.domain:
         chosen = settings(chosen, suppress_health_check=[*chosen.suppress_health_check, HealthCheck.filter_too_much])
-    given(st.data())(chosen(check))()
+    test = given(st.data())(chosen(check))
+    if replay:  # the exact failing example, whatever the profile's database and seed
+        test = reproduce_failure(hypothesis.__version__, replay.encode())(test)
+    test()
+
+
+_BLOB = re.compile(r"@reproduce_failure\('[^']*', b'([^']*)'\)")
+
+
+def _replay_blob(failure: BaseException) -> str:
+    """The failing example's choice sequence Hypothesis attached to ``failure`` (``print_blob``, base64); ''."""
+    for note in getattr(failure, "__notes__", ()):
+        found = _BLOB.search(note)
+        if found:
+            return found.group(1)
+    return ""
 
 
 def run_one(
@@ -185,10 +209,10 @@ def run_one(
     if findings:
         _judge_with_findings(result, prop, findings, subject, selection.profile, key)
     else:
-        _execute(result, prop, subject(), selection.profile, key)
+        _execute(result, prop, subject(), selection.profile, key, selection.replay)
     result.duration_s = time.perf_counter() - started
     if result.status in ("fail", "error"):
-        result.reproduce = selection.reproduce(impl, name, dtype, device)
+        result.reproduce = selection.reproduce(impl, name, dtype, device, result.replay)
     return result
 
 
@@ -198,13 +222,16 @@ def _findings(impl: Implementation, spec: LossSpec, name: str, dtype: str, devic
     return (*impl.findings_for(name, dtype, device), *by_definition)
 
 
-def _execute(result: PropertyResult, prop: Property, subject: Subject, profile: str, key: str) -> Subject:
+def _execute(
+    result: PropertyResult, prop: Property, subject: Subject, profile: str, key: str, replay: str | None = None
+) -> Subject:
     """One Hypothesis run of ``prop`` on ``subject``; its verdict, counterexample and observations into ``result``."""
     dtype = subject.dtype
     try:
-        _hypothesis_run(prop, subject, profile, key)
+        _hypothesis_run(prop, subject, profile, key, replay)
     except Failure as failure:
         result.status, result.message = failure.status, str(failure)
+        result.replay = _replay_blob(failure)
         result.counterexample = subject.observations.last_example
         result.check = _failed_check(prop, failure)
         if isinstance(failure, ImplementationRaised) and _UNSUPPORTED_DTYPE.search(str(failure)):
@@ -319,8 +346,9 @@ def run(
     """
     impls = list(impls)
     runs = plan(impls, selection, catalog)
-    builtin = all(i.kind in ("torch", "own") for i in impls)
-    if workers > 1 and len(impls) > 1 and builtin and catalog is None:
+    # a worker finds a shipped implementation again by name, with the catalog it is judged against
+    builtin = catalog is None and all(i.kind in ("torch", "own", "third-party") for i in impls)
+    if workers > 1 and len(impls) > 1 and (builtin or all(i.kind == "third-party" for i in impls)):
         return _run_parallel(impls, selection, progress, workers, len(runs))
     results = []
     for index, (impl, name, device, dtype) in enumerate(runs, start=1):
@@ -331,14 +359,15 @@ def run(
 
 
 def _run_builtin(kind: str, name: str, selection: Selection) -> list[PropertyResult]:
-    """Worker side: find a built-in implementation by name and run its plan single-threaded."""
+    """Worker side: find a shipped implementation by name and run its plan single-threaded."""
     import torch
 
-    from lossguard.harness.app.inventory import implementations
+    from lossguard.harness.app.inventory import find
 
     torch.set_num_threads(1)
-    impl = next(i for i in implementations(kind) if i.name == name)
-    return [run_one(impl, n, device, dtype, selection) for impl, n, device, dtype in plan([impl], selection)]
+    impl, catalog = find(kind, name)
+    runs = plan([impl], selection, catalog)
+    return [run_one(impl, n, device, dtype, selection, catalog) for impl, n, device, dtype in runs]
 
 
 def _run_parallel(impls, selection, progress, workers: int, total: int) -> list[PropertyResult]:

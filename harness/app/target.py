@@ -1,9 +1,7 @@
-"""Resolve an audit TARGET (``package.module:attr`` or ``path/to/file.py:attr``) into an Implementation.
+"""Resolve an audit TARGET (``package.module:attr`` or ``path/to/file.py:attr``) into the object it names.
 
-The object may be a function with the canonical signature, an ``nn.Module`` class (canonical
-parameters its constructor takes are passed at construction, the rest at the call) or an
-``nn.Module`` instance. Parameters the callable does not accept stay at their canonical
-defaults; the report says which were exercised.
+The object may be a function, an ``nn.Module`` class or an ``nn.Module`` instance; how it is called is its
+binding's business (``lossguard.harness.app.bindings``).
 """
 
 from __future__ import annotations
@@ -13,13 +11,8 @@ import importlib.util
 import inspect
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from lossguard.catalog import CATALOG
-from lossguard.harness.app.inventory import accepted_parameters
-from lossguard.harness.kernel.model import Implementation
 
 
 class TargetError(Exception):
@@ -85,31 +78,3 @@ def is_module_instance(obj: Any) -> bool:
     import torch
 
     return isinstance(obj, torch.nn.Module)
-
-
-def _module_class_call(cls: type, constructor: frozenset[str]) -> Callable[..., Any]:
-    def call(fn: Any, args: dict[str, Any], params: dict[str, Any]) -> Any:
-        module = cls(**{k: v for k, v in params.items() if k in constructor})
-        return module(*args.values(), **{k: v for k, v in params.items() if k not in constructor})
-
-    return call
-
-
-def user_implementation(target: str, loss: str) -> Implementation:
-    """The Implementation of catalog entry ``loss`` by the object TARGET names."""
-    if loss not in CATALOG:
-        raise TargetError(f"unknown loss {loss!r}; run 'lossguard list' for the catalog")
-    obj, source = resolve_object(target)
-    if is_module_class(obj):
-        constructor = accepted_parameters(obj.__init__, loss)
-        forward = accepted_parameters(obj.forward, loss)
-        accepted = constructor | forward
-        call = _module_class_call(obj, constructor)
-        kind = "nn.Module class"
-    elif is_module_instance(obj):
-        accepted, call, kind = accepted_parameters(obj.forward, loss), None, "nn.Module instance"
-    else:
-        accepted, call, kind = accepted_parameters(obj, loss), None, "function"
-    return Implementation(
-        name=target, loss=loss, kind="user", fn=obj, accepted=accepted, source=f"{source} ({kind})", call=call
-    )

@@ -412,6 +412,8 @@ class PropertyResult:
     duration_s: float = 0.0
     parameters: tuple[str, ...] = ()
     check: str = ""  # the id of the property's sub-check that failed ("" unless fail or error)
+    replay: str = ""  # the failing example's Hypothesis choice sequence, base64 (``lossguard ... --replay``)
+    library: str = ""  # the library whose shipped loss this is (``audit --library``); "" otherwise
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self) | {"parameters": list(self.parameters)}

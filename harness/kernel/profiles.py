@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import Phase, settings
+from hypothesis import Phase, Verbosity, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.internal.conjecture import providers
 
@@ -56,7 +56,8 @@ def settings_for(profile: str, examples_factor: float = 1.0) -> settings:
     common = {
         "max_examples": max(1, round(_EXAMPLES[profile] * examples_factor)),
         "deadline": None,
-        "print_blob": False,
+        "print_blob": True,  # the failing example's choice sequence, attached to the exception (--replay)
+        "verbosity": Verbosity.quiet,  # Hypothesis' own lines ("Draw 1: ...", "@seed(...)") never reach the user
         "report_multiple_bugs": False,
         "phases": [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
     }
