@@ -1,6 +1,6 @@
 """asv benchmarks: time and memory of every built-in implementation, per dtype and device.
 
-Parameterised over every implementation of ``lossguard.harness.app.inventory.implementations("all")`` (torch
+Parameterised over every implementation of ``lossguard.harness.app.inventory.implementations("builtin")`` (torch
 built-ins and lossguard's own), float32 and float64, and cpu and cuda; cuda runs only where
 ``torch.cuda.is_available()`` (elsewhere ``setup`` raises NotImplementedError, which asv reports as
 skipped). Inputs are a realistic batch from ``benchmarks.inputs``: the entry's own seeded example, its rows
@@ -20,7 +20,7 @@ from lossguard.harness.app.inventory import implementations
 
 from .inputs import make_inputs
 
-IMPLEMENTATIONS = {impl.name: impl for impl in implementations("all")}
+IMPLEMENTATIONS = {impl.name: impl for impl in implementations("builtin")}
 NAMES = list(IMPLEMENTATIONS)
 DTYPES = ["float32", "float64"]
 DEVICES = ["cpu", "cuda"]

@@ -155,9 +155,12 @@ def test_an_implementation_that_hangs_is_an_error_after_the_time_limit():
     assert "no result within 20 s" in done.stdout
 
 
-def test_a_check_that_ran_nothing_says_so_and_exits_1(capsys):
-    """A gate that checked nothing has not passed: no 'OK' verdict, exit 1, and why (no third-party binding yet)."""
+def test_a_check_that_ran_nothing_says_so_and_exits_1(capsys, monkeypatch):
+    """A gate that checked nothing has not passed: no 'OK' verdict, exit 1, and why (no audited library installed)."""
+    from lossguard.harness.app import inventory
+
+    monkeypatch.setattr(inventory, "shipped_third_party", lambda: ((), {}))
     assert main(["check", "--impl", "third-party", "--profile", "ci"]) == 1
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("lossguard: NOTHING RAN 0 results"), last
-    assert "binds no third-party implementation yet" in last
+    assert "install the libraries lossguard binds" in last

@@ -46,7 +46,7 @@ def test_the_readme_has_its_two_quick_start_commands():
     assert any("lossguard check --impl all" in b and "pip install -c constraints.txt" in b for b in blocks)
     assert any(".venv/bin/pytest" in b and "pip install -c constraints.txt" in b for b in blocks)
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "pip install -c constraints.txt -e '.[test]'" in ci and "pytest" in ci
+    assert "pip install -c constraints.txt -e '.[test,audit]'" in ci and "pytest" in ci
 
 
 @pytest.mark.parametrize(("command", "status"), console_commands(), ids=[c for c, _ in console_commands()])

@@ -71,7 +71,13 @@ def parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list the catalog of losses")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     check = commands.add_parser("check", help="check the built-in implementations")
-    check.add_argument("--impl", choices=("torch", "own", "third-party", "all"), default="all")
+    check.add_argument(
+        "--impl",
+        choices=("torch", "own", "third-party", "builtin", "all"),
+        default="all",
+        help="torch built-ins, lossguard's own, installed libraries' losses through shipped bindings, "
+        "builtin (torch and own) or all (default)",
+    )
     check.add_argument("--loss", action="append", metavar="NAME", help="check only this loss (repeatable)")
     check.add_argument(
         "--family", action="append", metavar="NAME", help="check only this family's losses (repeatable; see list)"
@@ -226,7 +232,7 @@ def _finish(
 def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     from lossguard.catalog import CATALOG
     from lossguard.harness.app.inventory import implementations
-    from lossguard.harness.app.jobs import selection_from, versions
+    from lossguard.harness.app.jobs import INSTALL_HINT, selection_from, versions
     from lossguard.harness.app.runner import default_workers, run
     from lossguard.reports import terminal
 
@@ -256,7 +262,7 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     results = run(impls, selection, progress=terminal.Progress(), workers=args.jobs or default_workers())
     empty = "check the filters"
     if not available:
-        empty = f"lossguard binds no {args.impl} implementation yet: audit a library's loss with lossguard audit"
+        empty = f"no {args.impl} implementation is available: install the libraries lossguard binds ({INSTALL_HINT})"
     return _finish(results, header, args, command, profile, started, empty)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from lossguard.catalog import CATALOG
 from lossguard.harness.kernel.model import Finding, Implementation, LossSpec
 
-KINDS = ("torch", "own", "third-party", "all")
+KINDS = ("torch", "own", "third-party", "builtin", "all")  # builtin: torch and own; all: every kind
 
 
 def _register_parameter_objects() -> None:
@@ -103,14 +103,14 @@ def third_party() -> list[Implementation]:
 
 
 def implementations(kind: str = "all") -> list[Implementation]:
-    """The built-in implementations of ``kind``: torch, own, third-party (installed libraries' catalogued losses,
-    through their shipped bindings) or all."""
+    """The implementations of ``kind``: torch, own, third-party (installed libraries' catalogued losses, through
+    their shipped bindings), builtin (torch and own) or all."""
     if kind not in KINDS:
         raise ValueError(f"unknown implementation kind {kind!r}; choose one of {', '.join(KINDS)}")
     found = []
-    if kind in ("torch", "all"):
+    if kind in ("torch", "builtin", "all"):
         found += torch_builtins()
-    if kind in ("own", "all"):
+    if kind in ("own", "builtin", "all"):
         found += own()
     if kind in ("third-party", "all"):
         found += third_party()

@@ -107,7 +107,7 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 class TorchBinding:
-    """Calls a torch implementation; see ``lossguard.harness.kernel.frameworks.base.Binding`` for the contract."""
+    """Calls a torch implementation; see ``lossguard.harness.kernel.frameworks.base`` for the contract."""
 
     name = "torch"
 
