@@ -410,7 +410,11 @@ CLASSIFICATION = (
         by_definition=(
             _not_proper(_NOT_PROPER_FOCAL, C.sigmoid_focal_loss, _binary_logit_scoring, [0.1, 0.9], [0.3, 0.7]),
         ),
-        variants={"alpha_mode": "'per_class' (canonical: alpha_t) or 'uniform' (alpha multiplies every term)"},
+        variants={
+            "alpha_mode": "'per_class' (canonical: alpha_t) or 'uniform' (alpha multiplies every term)",
+            "soft_targets": "'p_t' (canonical: alpha_t (1 - p_t)^gamma BCE) or 'expected' (y FL(z, 1) + (1 - y) "
+            "FL(z, 0), the hard-label loss averaged over the label: kornia); the same for targets 0 and 1",
+        },
     ),
     class_logit_entry(
         name="softmax_focal_loss",
@@ -424,6 +428,11 @@ CLASSIFICATION = (
         error_cases=(OUT_OF_RANGE, param_case("gamma", -1.0, "gamma must be non-negative")),
         perfect=_perfect_ce,
         perfect_is_limit=True,
+        variants={
+            "mean_over": "'samples' (canonical: 'mean' over the non-ignored elements) or 'samples and classes' "
+            "('mean' divides by C times every element, ignored ones included: the mean of the (N, C, *) map of "
+            "per-class terms, kornia)"
+        },
     ),
     classification_entry(
         name="hinge_loss",

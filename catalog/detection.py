@@ -227,9 +227,13 @@ DETECTION: tuple[LossSpec, ...] = (
         "complete_box_iou_loss",
         "distance_box_iou_loss + alpha v, v = (4/pi^2)(atan2(w2, h2) - atan2(w1, h1))^2, "
         "alpha = v / (1 - IoU + v + eps) (Zheng et al. 2020). alpha is differentiated (the formula as written; "
-        "torchvision detaches it, same values, other gradients); atan2 gives pi/2 for h = 0 < w and 0 for a point "
-        "box (w = h = 0), whose gradient is taken as 0",
+        "torchvision detaches it, same values, other gradients: the variant alpha_gradient='detached'); atan2 gives "
+        "pi/2 for h = 0 < w and 0 for a point box (w = h = 0), whose gradient is taken as 0",
         R.complete_box_iou_loss,
+        variants={
+            "alpha_gradient": "'through' (canonical: alpha differentiated) or 'detached' (alpha held constant in "
+            "the gradient, torchvision; the same value)"
+        },
         value_range=(0.0, 3.0),
         relations=_AT_LEAST_IOU,
     ),

@@ -311,15 +311,78 @@ def _ratio(numerator: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.where(q > 0, numerator / safe, 0.0)
 
 
+SOFT_TARGETS = ("p_t", "expected")
+
+
+def _hard_focal_terms(input, alpha, gamma, alpha_mode):
+    """The focal losses of the two hard labels, for the variant soft_targets='expected', and their derivatives:
+    FL(z, 1) = a1 r1^gamma softplus(-z) with r1 = 1 - p = sigmoid(-z), FL(z, 0) = a0 r0^gamma softplus(z) with
+    r0 = p = sigmoid(z) (a1, a0 the alpha_t of y = 1, 0). Products of non-negative factors: no cancellation.
+    d/dz FL(z, 1) = -a1 r1^gamma (gamma r0 softplus(-z) + r1), d/dz FL(z, 0) = a0 r0^gamma (gamma r1 softplus(z)
+    + r0): the first part through the derivative of r^gamma (sigmoid's r0 r1), the second through softplus'.
+
+    Returns, for y = 1 then y = 0: (value, value scale, derivative, derivative scale). Scales, beside a few u of
+    each factor's rounding: r^gamma formed as exp(gamma log r) (kornia's form) is off by gamma u |log r|; r1 formed
+    as 1 - p by subtraction carries u / r1 relative (gamma u / r1 in r1^gamma, as in the canonical form's scale);
+    sigmoid's derivative r0 r1 formed from the rounded p carries u / r1 relative as well."""
+    z = np.asarray(input, dtype=np.float64)
+    ones = np.ones_like(z)
+    a1, a0 = _alpha_t(alpha, ones, alpha_mode), _alpha_t(alpha, 0.0 * ones, alpha_mode)
+    r1, r0 = sigmoid(-z), sigmoid(z)
+    s1, s0 = softplus(-z), softplus(z)
+    out = []
+    for a, r, s, chain, plain, subtracted in (
+        (a1, r1, s1, -gamma * r0 * s1, -r1, True),
+        (a0, r0, s0, gamma * r1 * s0, r0, False),
+    ):
+        magnitude = np.abs(a) * r**gamma
+        with np.errstate(divide="ignore"):
+            log_r = np.where(r > 0, np.abs(np.log(np.where(r > 0, r, 1.0))), 0.0)
+        relative = 4.0 + gamma * log_r
+        value = a * r**gamma * s
+        derivative = a * r**gamma * (chain + plain)
+        # ratios to r1 formed whole: r1 is a subnormal for z in 709.8..745, where 1 / r1 overflows
+        value_scale = np.abs(value) * relative
+        d_scale = magnitude * (np.abs(chain) + np.abs(plain)) * relative + (gamma + 1.0) * _ratio(
+            magnitude * np.abs(chain), r1
+        )
+        if subtracted:  # r1 = 1 - p formed by subtraction: u / r1 relative in r1^gamma
+            value_scale = value_scale + gamma * _ratio(magnitude * s, r1)
+            d_scale = d_scale + gamma * _ratio(magnitude * np.abs(plain), r1)
+        out.append((value, value_scale, derivative, d_scale))
+    return out
+
+
+def _expected_focal(input, target, alpha, gamma, alpha_mode) -> tuple[np.ndarray, ...]:
+    """(value, scale, derivative, derivative scale) of y FL(z, 1) + (1 - y) FL(z, 0) (soft_targets='expected')."""
+    y = np.asarray(target, dtype=np.float64)
+    (v1, s1, d1, g1), (v0, s0, d0, g0) = _hard_focal_terms(input, alpha, gamma, alpha_mode)
+    w1, w0 = np.abs(y), np.abs(1.0 - y)
+    return y * v1 + (1.0 - y) * v0, w1 * s1 + w0 * s0, y * d1 + (1.0 - y) * d0, w1 * g1 + w0 * g0
+
+
+def _check_soft_targets(soft_targets: str) -> None:
+    if soft_targets not in SOFT_TARGETS:
+        raise ValueError(f"soft_targets must be one of {SOFT_TARGETS}, got {soft_targets!r}")
+
+
 @loss_reference
-def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, reduction="mean", alpha_mode="per_class") -> Terms:
+def sigmoid_focal_loss(
+    input, target, alpha=0.25, gamma=2.0, reduction="mean", alpha_mode="per_class", soft_targets="p_t"
+) -> Terms:
     """Binary focal loss (Lin et al. 2017), torchvision's form: alpha_t (1 - p_t)^gamma BCE-with-logits.
 
     p = sigmoid(input), p_t = p y + (1 - p)(1 - y), alpha_t = alpha y + (1 - alpha)(1 - y);
     alpha=None: no alpha factor; variant alpha_mode='uniform': alpha multiplies every term.
+    Variant soft_targets='expected' (kornia's binary_focal_loss_with_logits): the expectation over the label of
+    the hard-label loss, y FL(z, 1) + (1 - y) FL(z, 0); the same for targets 0 and 1, another value for soft ones.
     Scale: 1 - p_t carries an absolute error of one roundoff (it is 1 - p in the usual form), a
     relative error u / q in q = 1 - p_t, hence gamma q^(gamma - 1) BCE beside q^gamma scale(BCE).
     """
+    _check_soft_targets(soft_targets)
+    if soft_targets == "expected":
+        values, scale, _, _ = _expected_focal(input, target, alpha, gamma, alpha_mode)
+        return Terms(values, scale)
     _, _, _, q, bce, bce_scale, a = _sigmoid_focal_parts(input, target, alpha, gamma, alpha_mode)
     modulating = q**gamma
     values = a * modulating * bce
@@ -328,14 +391,21 @@ def sigmoid_focal_loss(input, target, alpha=0.25, gamma=2.0, reduction="mean", a
 
 
 @sigmoid_focal_loss.gradient("input")
-def _sigmoid_focal_grad(input, target, alpha=0.25, gamma=2.0, reduction="mean", alpha_mode="per_class"):
-    """d/dz = alpha_t [gamma q^gamma (1 - 2y) (p (1 - p) / q) BCE + q^gamma (p - y)].
+def _sigmoid_focal_grad(
+    input, target, alpha=0.25, gamma=2.0, reduction="mean", alpha_mode="per_class", soft_targets="p_t"
+):
+    """d/dz = alpha_t [gamma q^gamma (1 - 2y) (p (1 - p) / q) BCE + q^gamma (p - y)]; soft_targets='expected':
+    y d FL(z, 1) + (1 - y) d FL(z, 0) (see _hard_focal_terms).
 
     Scale: beside each term's magnitude (and the u / q relative error of q = 1 - p_t), sigmoid's
     derivative p (1 - p) carries an absolute error of one roundoff wherever an implementation forms
     1 - p from p (torch's sigmoid backward does): gamma q^(gamma - 1) BCE, which dominates when p -> 1
     while q is not small (y = 0, z >> 0; by symmetry y = 1, z << 0).
     """
+    _check_soft_targets(soft_targets)
+    if soft_targets == "expected":
+        _, _, d_z, scale = _expected_focal(input, target, alpha, gamma, alpha_mode)
+        return {"input": Gradient(d_z, scale)}
     _, y, p, q, bce, bce_scale, a = _sigmoid_focal_parts(input, target, alpha, gamma, alpha_mode)
     modulating = q**gamma
     p_neg = sigmoid(-np.asarray(input, dtype=np.float64))  # 1 - p, not formed by subtraction
@@ -385,24 +455,35 @@ def _softmax_focal_parts(input, target, alpha, gamma, ignore_index):
     return z, index, valid, log_p, lp, u, a, err
 
 
+MEAN_OVER = ("samples", "samples and classes")
+
+
 @loss_reference
-def softmax_focal_loss(input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean") -> Terms:
+def softmax_focal_loss(
+    input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", mean_over="samples"
+) -> Terms:
     """Multi-class focal loss (Lin et al. 2017): -alpha_y (1 - p_y)^gamma log p_y over log_softmax.
 
     alpha: None, a float (every class) or a (C,) array; 'mean' over non-ignored elements (count).
+    Variant mean_over='samples and classes' (kornia's focal_loss): 'mean' is the mean of the (N, C, *) map of
+    per-class terms (the loss at the target class, 0 elsewhere), the sum over C times every element, ignored
+    ones included; 'none' and 'sum' are unchanged.
     """
-    _z, _index, valid, _, lp, u, a, err = _softmax_focal_parts(input, target, alpha, gamma, ignore_index)
+    if mean_over not in MEAN_OVER:
+        raise ValueError(f"mean_over must be one of {MEAN_OVER}, got {mean_over!r}")
+    z, _index, valid, _, lp, u, a, err = _softmax_focal_parts(input, target, alpha, gamma, ignore_index)
     modulating = u**gamma
     values = -a * modulating * lp
     p_y = np.exp(lp)
     scale = np.abs(a) * (modulating * err + gamma * _ratio(modulating * np.abs(lp), u) * (1.0 + p_y * err))
     if np.ndim(input) == 1:
         values, scale = values[0], scale[0]
-    return Terms(values, scale, float(np.sum(valid)))
+    normaliser = float(np.sum(valid)) if mean_over == "samples" else float(valid.size * z.shape[-1])
+    return Terms(values, scale, normaliser)
 
 
 @softmax_focal_loss.gradient("input")
-def _softmax_focal_grad(input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean"):
+def _softmax_focal_grad(input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", mean_over="samples"):
     """d/dz_k = D (delta_ky - softmax_k) with D = -alpha_y [u^gamma - gamma u^(gamma-1) p_y log p_y], u = 1 - p_y."""
     z, index, _valid, log_p, lp, u, a, err = _softmax_focal_parts(input, target, alpha, gamma, ignore_index)
     modulating = u**gamma

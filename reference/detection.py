@@ -14,8 +14,9 @@ smallest enclosing box (``cw = max(x2, X2) - min(x1, X1)``, likewise ch):
 * complete_box_iou_loss = distance_box_iou_loss + alpha v, ``v = (4 / pi^2) (theta2 - theta1)^2`` with the
   aspect angle ``theta = atan2(w, h)`` (= atan(w / h) for h > 0) and ``alpha = v / (1 - IoU + v + eps)``
   (Zheng et al. 2020). alpha is a function of the boxes and is differentiated like every other term (the
-  formula as written; torchvision computes alpha under ``torch.no_grad()``, which changes the gradient, not
-  the value).
+  formula as written; canonical). The variant ``alpha_gradient='detached'`` holds alpha constant in the
+  gradient, as torchvision computes it (under ``torch.no_grad()``, after detectron2's implementation): the same
+  value, the gradient of DIoU + alpha v with alpha fixed at its value.
 
 Zero-area convention. eps > 0 keeps every quotient finite: a row whose union is 0 (two zero-area boxes)
 has IoU = 0 / eps = 0, an enclosing box of area 0 gives a GIoU penalty 0 / eps = 0, a zero diagonal gives
@@ -138,6 +139,12 @@ class _Dual:
             np.where(c, self.gm, other.gm),
         )
 
+    def detached(self) -> _Dual:
+        """The same value (and value error) as a constant of the gradient: no path, no gradient error of its own
+        (its value's error still enters a product's gradient bound through ``vm``)."""
+        zeros = np.zeros_like(self.g)
+        return _Dual(self.v, self.vm, zeros, zeros, zeros)
+
     def scaled(self, factor: float) -> _Dual:
         """factor * self for a constant factor (one rounding unless it is a power of two; counted always)."""
         return self * _Dual.constant(factor, self.v.shape[0])
@@ -231,11 +238,19 @@ def _diou(p: _Pair) -> _Dual:
     return p.one - p.iou + (dx * dx + dy * dy) / (cw * cw + ch * ch + p.eps)
 
 
-def _ciou(p: _Pair) -> _Dual:
+ALPHA_GRADIENTS = ("through", "detached")
+
+
+def _ciou(p: _Pair, alpha_gradient: str = "through") -> _Dual:
+    """DIoU + alpha v; alpha differentiated ('through') or held constant in the gradient ('detached')."""
+    if alpha_gradient not in ALPHA_GRADIENTS:
+        raise ValueError(f"alpha_gradient must be one of {ALPHA_GRADIENTS}, got {alpha_gradient!r}")
     w1, h1, w2, h2 = p.widths
     d = _angle(w2, h2) - _angle(w1, h1)
     v = (d * d).scaled(FOUR_OVER_PI_SQUARED)
     alpha = v / (p.one - p.iou + v + p.eps)
+    if alpha_gradient == "detached":
+        alpha = alpha.detached()
     return _diou(p) + alpha * v
 
 
@@ -288,15 +303,17 @@ def _diou_grad(boxes1, boxes2, eps=1e-7, reduction="mean"):
 
 
 @loss_reference
-def complete_box_iou_loss(boxes1, boxes2, eps=1e-7, reduction="mean") -> Terms:
+def complete_box_iou_loss(boxes1, boxes2, eps=1e-7, reduction="mean", alpha_gradient="through") -> Terms:
     """distance_box_iou_loss + alpha v, v = (4/pi^2)(atan2(w2, h2) - atan2(w1, h1))^2,
-    alpha = v / (1 - IoU + v + eps), alpha differentiated (Zheng et al. 2020)."""
-    return _terms(_ciou(_pair(boxes1, boxes2, eps)))
+    alpha = v / (1 - IoU + v + eps), alpha differentiated (Zheng et al. 2020); variant alpha_gradient='detached':
+    alpha held constant in the gradient (torchvision), the value unchanged."""
+    return _terms(_ciou(_pair(boxes1, boxes2, eps), alpha_gradient))
 
 
 @complete_box_iou_loss.gradient("boxes1", "boxes2")
-def _ciou_grad(boxes1, boxes2, eps=1e-7, reduction="mean"):
-    return _gradient(_ciou(_pair(boxes1, boxes2, eps)))
+def _ciou_grad(boxes1, boxes2, eps=1e-7, reduction="mean", alpha_gradient="through"):
+    """The canonical gradient d(DIoU + alpha v); 'detached': d DIoU + alpha dv (the v dalpha path dropped)."""
+    return _gradient(_ciou(_pair(boxes1, boxes2, eps), alpha_gradient))
 
 
 def box_kinks(boxes1, boxes2) -> np.ndarray:

@@ -92,13 +92,68 @@ def _to_probabilities(example: Example) -> Example | None:
     return example.replace({"target": onehot})
 
 
+def _box_arrays(example: Example) -> dict[str, np.ndarray]:
+    """The box arguments (``boxes*``) of four coordinates; a box array of another shape (an error case) is not
+    this domain's business."""
+    return {k: v for k, v in _arrays(example).items() if k.startswith("boxes") and np.shape(v)[-1:] == (4,)}
+
+
 def _proper_boxes(example: Example) -> bool:
-    boxes = [v for k, v in _arrays(example).items() if k.startswith("boxes")]
+    boxes = _box_arrays(example).values()
     return all(bool(np.all((b[..., 2] > b[..., 0]) & (b[..., 3] > b[..., 1]))) for b in boxes)
+
+
+def _made_proper(example: Example) -> Example:
+    """Every zero side of a box given the length of its other side (1 where both are 0): x2 = x1 + h for a box of
+    zero width, y2 = y1 + w for one of zero height. A box and its copy stay identical; the sides stay within the
+    extent the catalog draws (a side is at most half of it)."""
+    proper = {}
+    for name, b in _box_arrays(example).items():
+        b = np.array(b, dtype=np.float64)
+        w, h = b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]
+        side = np.where(w > 0, w, np.where(h > 0, h, 1.0))
+        b[..., 2] = np.where(w > 0, b[..., 2], b[..., 0] + side)
+        b[..., 3] = np.where(h > 0, b[..., 3], b[..., 1] + side)
+        proper[name] = b
+    return example.replace(proper)
 
 
 def _at_least_two_classes(example: Example) -> bool:
     return _input_ndim(example) >= 1 and np.shape(example.args["input"])[1 if _input_ndim(example) > 1 else 0] >= 2
+
+
+def _image(example: Example) -> bool:
+    return _input_ndim(example) == 4
+
+
+def _as_image(example: Example) -> Example:
+    """(N, C) and (N, C, L) inputs as (N, C, 1, 1) and (N, C, L, 1), every argument given the same trailing axes
+    (class indices (N, *) too); other shapes unchanged (then discarded)."""
+    missing = 4 - _input_ndim(example)
+    if missing < 0 or _input_ndim(example) < 2:
+        return example
+    return example.replace({k: v.reshape(v.shape + (1,) * missing) for k, v in _arrays(example).items()})
+
+
+BACKGROUND_ALPHA_SLACK = 2.0**-7  # alpha_0 against 1 - alpha_1 after each is rounded to the dtype (bfloat16's ulp)
+
+
+def _background_alpha(example: Example) -> bool:
+    alpha = example.params.get("alpha")
+    if alpha is None:
+        return True
+    a = np.asarray(alpha, dtype=np.float64)
+    if a.ndim != 1:
+        return False
+    return a.size == 1 or (bool(np.all(a[1:] == a[1])) and abs(a[0] - (1.0 - a[1])) <= BACKGROUND_ALPHA_SLACK)
+
+
+def _as_background_alpha(example: Example) -> Example:
+    """A number a (or a class array's element 1, its element 0 when C = 1) as the (C,) array [1 - a, a, ..., a]."""
+    alpha = np.asarray(example.params["alpha"], dtype=np.float64)
+    n_classes = np.shape(example.args["input"])[1 if _input_ndim(example) > 1 else 0]
+    a = float(alpha if alpha.ndim == 0 else (alpha[1] if alpha.size > 1 else 1.0 - alpha[0]))
+    return example.replace(alpha=np.array([1.0 - a] + [a] * (n_classes - 1)))
 
 
 DOMAINS: Mapping[str, Domain] = {
@@ -135,8 +190,26 @@ DOMAINS: Mapping[str, Domain] = {
             _probabilities,
             _to_probabilities,
         ),
-        Domain("proper-boxes", "boxes with x1 < x2 and y1 < y2 (no empty box)", _proper_boxes),
+        Domain(
+            "proper-boxes",
+            "boxes with x1 < x2 and y1 < y2 (no empty box); a drawn zero side given the length of the other side",
+            _proper_boxes,
+            _made_proper,
+        ),
         Domain("two-classes", "at least two classes (C >= 2)", _at_least_two_classes),
+        Domain(
+            "image",
+            "images (N, C, H, W): exactly two spatial axes; (N, C) drawn as (N, C, 1, 1), (N, C, L) as (N, C, L, 1)",
+            _image,
+            _as_image,
+        ),
+        Domain(
+            "background-alpha",
+            "alpha None or the class weights [1 - a, a, ..., a] (class 0 the background: a library's one number a); "
+            "a drawn number a, or a class array's element 1, drawn as those weights",
+            _background_alpha,
+            _as_background_alpha,
+        ),
     )
 }
 

@@ -177,11 +177,19 @@ class Subject:
 
     def reference(self, example: Example, spec: LossSpec | None = None) -> np.ndarray:
         with np.errstate(all="ignore"):
-            return (spec or self.spec).reference(**example.kwargs())
+            return (spec or self.spec).reference(**self._kwargs(example, spec))
 
     def scale(self, example: Example, spec: LossSpec | None = None) -> np.ndarray:
         with np.errstate(all="ignore"):
-            return (spec or self.spec).reference.error_scale(**example.kwargs())
+            return (spec or self.spec).reference.error_scale(**self._kwargs(example, spec))
+
+    def _kwargs(self, example: Example, spec: LossSpec | None) -> dict[str, Any]:
+        """``example`` as keywords of ``spec``'s reference: a related entry gets only those its reference takes
+        (not this entry's variant keywords, which an implementation's binding pins on every draw)."""
+        kwargs = example.kwargs()
+        if spec is None or spec is self.spec:
+            return kwargs
+        return {k: v for k, v in kwargs.items() if k in spec.reference.signature.parameters}
 
     def differentiable(self, example: Example) -> tuple[str, ...]:
         """Differentiable arguments present in this example as float arrays the implementation receives."""

@@ -167,10 +167,15 @@ def binary_cross_entropy_with_logits(z, y, weight=1.0, pos_weight=1.0) -> mpf:
     return -_f(weight) * (_f(pos_weight) * y * log_sigmoid(z) + (1 - y) * log_sigmoid(-_f(z)))
 
 
-def sigmoid_focal(z, y, alpha=0.25, gamma=2.0, alpha_mode="per_class") -> mpf:
+def sigmoid_focal(z, y, alpha=0.25, gamma=2.0, alpha_mode="per_class", soft_targets="p_t") -> mpf:
     """Lin et al. (2017): alpha_t (1 - p_t)^gamma BCE-with-logits(z, y), p = sigma(z),
     p_t = p y + (1 - p)(1 - y), so 1 - p_t = p (1 - y) + (1 - p) y; alpha_t = alpha y + (1 - alpha)(1 - y)
-    ('per_class'), alpha ('uniform') or 1 (alpha None)."""
+    ('per_class'), alpha ('uniform') or 1 (alpha None). soft_targets='expected': the hard-label loss averaged
+    over the label, y FL(z, 1) + (1 - y) FL(z, 0)."""
+    if soft_targets == "expected":
+        one = sigmoid_focal(z, 1.0, alpha, gamma, alpha_mode)
+        zero = sigmoid_focal(z, 0.0, alpha, gamma, alpha_mode)
+        return _f(y) * one + (1 - _f(y)) * zero
     z, y = _f(z), _f(y)
     one_minus_pt = sigmoid(z) * (1 - y) + sigmoid(-z) * y
     if alpha is None:

@@ -15,12 +15,14 @@ iou, giou, diou, ciou ('none')         scale   1             the scale is a firs
                                                              this very evaluation in units of u = EPS / 2, so
                                                              the error is <= 0.5 EPS scale to first order; the
                                                              rest covers numpy's atan2 (< 1 ulp of theta)
-gradients (boxes1, boxes2), all four   scale   1             central differences of the literal loss (step
+gradients (boxes1, boxes2), all four,  scale   1             central differences of the literal loss (step
                                                              2^-60 of the coordinate's reach and of the row's
                                                              smallest coordinate gap: _step; digits enough for
                                                              the tolerance: _digits) on rows away from the
                                                              kinks (lossguard.reference.detection.box_kinks);
                                                              subnormal intermediates in the scale (UNDERFLOW)
+and CIoU alpha_gradient='detached'                           (detached: of the loss with alpha held at its
+                                                             value in the point; its value is checked too)
 =====================================  ======  ============  ===================================================
 """
 
@@ -39,6 +41,8 @@ EPS = 2.0**-52
 DPS = 50
 SETTINGS = settings(max_examples=25, deadline=None)
 LOSSES = ("iou_loss", "generalized_box_iou_loss", "distance_box_iou_loss", "complete_box_iou_loss")
+# (loss, reference variant keywords): each loss canonically, and CIoU with alpha held constant in the gradient
+VARIANTS = (*((name, {}) for name in LOSSES), ("complete_box_iou_loss", {"alpha_gradient": "detached"}))
 
 
 @st.composite
@@ -53,8 +57,18 @@ def _exact(v) -> mpf:
     return v if isinstance(v, mpf) else mpf(float(v))
 
 
-def _literal(name: str, row1, row2, eps) -> mpf:
-    """The loss of one box pair at the ambient precision, from the definitions."""
+def _aspect_term(row1, row2, eps, iou: mpf) -> tuple[mpf, mpf]:
+    """CIoU's (v, alpha) of one box pair: v = (4 / pi^2)(atan2(w2, h2) - atan2(w1, h1))^2, alpha = v / (1 - IoU
+    + v + eps)."""
+    x1, y1, x2, y2 = (_exact(v) for v in row1)
+    X1, Y1, X2, Y2 = (_exact(v) for v in row2)
+    v = 4 / mp.pi**2 * (mp.atan2(X2 - X1, Y2 - Y1) - mp.atan2(x2 - x1, y2 - y1)) ** 2
+    return v, v / (1 - iou + v + mpf(float(eps)))
+
+
+def _literal(name: str, row1, row2, eps, alpha: mpf | None = None) -> mpf:
+    """The loss of one box pair at the ambient precision, from the definitions. ``alpha``: CIoU's alpha held at
+    that value instead of computed (alpha_gradient='detached' is the derivative of this at alpha's value there)."""
     x1, y1, x2, y2 = (_exact(v) for v in row1)
     X1, Y1, X2, Y2 = (_exact(v) for v in row2)
     e = mpf(float(eps))
@@ -71,18 +85,23 @@ def _literal(name: str, row1, row2, eps) -> mpf:
     diou = 1 - iou + rho2 / (cw**2 + ch**2 + e)
     if name == "distance_box_iou_loss":
         return diou
-    v = 4 / mp.pi**2 * (mp.atan2(w2, h2) - mp.atan2(w1, h1)) ** 2
-    return diou + v / (1 - iou + v + e) * v
+    v, computed = _aspect_term(row1, row2, eps, iou)
+    return diou + (computed if alpha is None else alpha) * v
+
+
+def _ciou_alpha(row1, row2, eps) -> mpf:
+    """CIoU's alpha of one box pair at the ambient precision."""
+    return _aspect_term(row1, row2, eps, 1 - _literal("iou_loss", row1, row2, eps))[1]
 
 
 @SETTINGS
 @given(cases())
-@pytest.mark.parametrize("name", LOSSES)
-def test_values(name, case):
+@pytest.mark.parametrize(("name", "variant"), VARIANTS)
+def test_values(name, variant, case):
     b1, b2, eps = case
     reference = getattr(R, name)
-    value = reference(b1, b2, eps=eps, reduction="none")
-    scale = reference.error_scale(b1, b2, eps=eps, reduction="none")
+    value = reference(b1, b2, eps=eps, reduction="none", **variant)
+    scale = reference.error_scale(b1, b2, eps=eps, reduction="none", **variant)
     for i in range(b1.shape[0]):
         with mp.workdps(DPS):
             exact = _literal(name, b1[i], b2[i], eps)
@@ -154,11 +173,14 @@ SUBNORMAL_WIDTHS = (
 @given(cases())
 @example(case=TINY_WIDTHS)
 @example(case=SUBNORMAL_WIDTHS)
-@pytest.mark.parametrize("name", LOSSES)
-def test_gradients(name, case):
+@pytest.mark.parametrize(("name", "variant"), VARIANTS)
+def test_gradients(name, variant, case):
+    """Central differences of the literal loss; for alpha_gradient='detached', of the literal loss with CIoU's
+    alpha held at its value in the unshifted point (computed at the difference's working precision)."""
     b1, b2, eps = case
-    grads = getattr(R, name).grad(b1, b2, eps=eps, reduction="sum")
+    grads = getattr(R, name).grad(b1, b2, eps=eps, reduction="sum", **variant)
     smooth = ~R.box_kinks(b1, b2)
+    detached = variant.get("alpha_gradient") == "detached"
     for i in np.flatnonzero(smooth):
         for k in range(8):
             h = _step(b1[i], b2[i], k)
@@ -166,11 +188,12 @@ def test_gradients(name, case):
             value, scale = g.value[i, k % 4], g.scale[i, k % 4]
             tolerance = EPS * max(mpf(float(scale)), mpf(2.0**-1022))  # exact: 53-bit products
             with mp.workdps(_digits(h, tolerance)):
+                alpha = _ciou_alpha(b1[i], b2[i], eps) if detached else None
                 shifted = []
                 for delta in (h, -h):
                     rows = [[mpf(float(v)) for v in b1[i]], [mpf(float(v)) for v in b2[i]]]
                     rows[k // 4][k % 4] += delta
-                    shifted.append(_literal(name, *rows, eps))
+                    shifted.append(_literal(name, *rows, eps, alpha))
                 exact = (shifted[0] - shifted[1]) / (2 * h)
                 err = abs(mpf(float(value)) - exact) / tolerance
-            assert err <= 1, f"{name} row {i} coordinate {k}: {float(err):.3g} > 1 ({value!r}); {case}"
+            assert err <= 1, f"{name}{variant} row {i} coordinate {k}: {float(err):.3g} > 1 ({value!r}); {case}"

@@ -613,14 +613,28 @@ def test_binary_cross_entropy_with_logits(arrays, weighted, with_pos_weight):
 ALPHAS = st.sampled_from(
     [(None, "per_class"), (0.25, "per_class"), (0.25, "uniform"), (0.9, "per_class"), (1.0, "uniform")]
 )
+SOFT_TARGETS = st.sampled_from(["p_t", "expected"])
 
 
 @SETTINGS
-@given(st.sampled_from([0.0, 0.5, 2.0]), ALPHAS, columns(REALS, LABELS))
-@example(2.0, (0.25, "per_class"), (np.array([40.0, -40.0, 700.0, 1e6, 1e-300]), np.array([1.0, 0.0, 1.0, 0.0, 0.5])))
-def test_sigmoid_focal(gamma, alpha, arrays):
+@given(st.sampled_from([0.0, 0.5, 2.0]), ALPHAS, columns(REALS, LABELS), SOFT_TARGETS)
+@example(
+    2.0,
+    (0.25, "per_class"),
+    (np.array([40.0, -40.0, 700.0, 1e6, 1e-300]), np.array([1.0, 0.0, 1.0, 0.0, 0.5])),
+    "p_t",
+)
+@example(
+    0.5,
+    (0.25, "per_class"),
+    (np.array([40.0, -40.0, 700.0, -1e6, 2.0]), np.array([0.5, 0.5, 1.0, 0.0, 0.5])),
+    "expected",
+)
+def test_sigmoid_focal(gamma, alpha, arrays, soft_targets):
+    """soft_targets='expected' is a sum of the two hard-label terms, each evaluated as the canonical hard-label
+    loss is (products of relatively accurate factors; r^gamma, softplus): its bound is the canonical one."""
     z, y = arrays
-    kwargs = {"alpha": alpha[0], "gamma": gamma, "alpha_mode": alpha[1]}
+    kwargs = {"alpha": alpha[0], "gamma": gamma, "alpha_mode": alpha[1], "soft_targets": soft_targets}
     exact = exact_values(mpl.sigmoid_focal, z, y, **kwargs)
     check(
         cls.sigmoid_focal_loss(z, y, reduction="none", **kwargs),
@@ -748,21 +762,24 @@ def _alpha_for(c: int) -> st.SearchStrategy:
 )
 @example(((np.array([[0.0, -40.0], [700.0, 1.0], [40.0, 1e-8], [1e4, -1e4]]), np.array([0, 0, 1, 1])), None), 2.0)
 def test_softmax_focal(case, gamma):
+    """Both 'mean's: over the non-ignored rows (canonical) and over C times every row (mean_over='samples and
+    classes'); the element values are the same."""
     (z, labels), alpha = case
     ref_alpha = np.array(alpha) if isinstance(alpha, list) else alpha
     terms = cls.softmax_focal_loss.terms(z, labels, alpha=ref_alpha, gamma=gamma, reduction="none")
     exact = _row_exact(mpl.softmax_focal, z, labels, alpha=alpha, gamma=gamma)
     check(terms.values, exact, SOFTMAX_FOCAL_ULPS, scale=terms.scale, what=(z, labels, alpha, gamma))
     count = mp.mpf(int(np.sum(labels != -100)))
-    check_reductions(
-        cls.softmax_focal_loss,
-        (z, labels),
-        {"alpha": ref_alpha, "gamma": gamma},
-        exact,
-        SOFTMAX_FOCAL_ULPS,
-        scale=terms.scale,
-        normaliser=count,
-    )
+    for mean_over, normaliser in (("samples", count), ("samples and classes", mp.mpf(z.shape[0] * z.shape[1]))):
+        check_reductions(
+            cls.softmax_focal_loss,
+            (z, labels),
+            {"alpha": ref_alpha, "gamma": gamma, "mean_over": mean_over},
+            exact,
+            SOFTMAX_FOCAL_ULPS,
+            scale=terms.scale,
+            normaliser=normaliser,
+        )
 
 
 @SETTINGS
@@ -1019,15 +1036,16 @@ def focal_logits(draw) -> tuple[np.ndarray, np.ndarray]:
 
 
 @SETTINGS
-@given(st.sampled_from([0.0, 0.5, 2.0]), ALPHAS, focal_logits())
-@example(2.0, (0.25, "per_class"), (np.array([30.0, -1e6, 1.0, -40.0]), np.array([1.0, 1.0, 0.0, 0.0])))
+@given(st.sampled_from([0.0, 0.5, 2.0]), ALPHAS, focal_logits(), SOFT_TARGETS)
+@example(2.0, (0.25, "per_class"), (np.array([30.0, -1e6, 1.0, -40.0]), np.array([1.0, 1.0, 0.0, 0.0])), "p_t")
 # 1 - p_t a subnormal (|z| in 709.8..745): scipy's expit gave 0 (gradient 0, scale 0, exact -5e-314), then the
 # scale's 1 / q overflowed to NaN (reference at fault: _core.sigmoid, ratios to q formed whole)
-@example(0.0, (0.25, "per_class"), (np.array([720.0, -710.5, -740.0]), np.array([1.0, 0.0, 0.0])))
-@example(0.5, (None, "per_class"), (np.array([720.0, -710.5, 740.0]), np.array([1.0, 0.0, 1.0])))
-def test_sigmoid_focal_gradient(gamma, alpha, arrays):
+@example(0.0, (0.25, "per_class"), (np.array([720.0, -710.5, -740.0]), np.array([1.0, 0.0, 0.0])), "p_t")
+@example(0.5, (None, "per_class"), (np.array([720.0, -710.5, 740.0]), np.array([1.0, 0.0, 1.0])), "p_t")
+@example(0.5, (0.25, "per_class"), (np.array([720.0, -710.5, 0.0, 30.0]), np.array([0.5, 0.5, 0.5, 0.5])), "expected")
+def test_sigmoid_focal_gradient(gamma, alpha, arrays, soft_targets):
     z, y = arrays
-    kwargs = {"alpha": alpha[0], "gamma": gamma, "alpha_mode": alpha[1]}
+    kwargs = {"alpha": alpha[0], "gamma": gamma, "alpha_mode": alpha[1], "soft_targets": soft_targets}
     grad = cls.sigmoid_focal_loss.grad(z, y, reduction="none", **kwargs)["input"]
     for i in range(z.size):
         yi = float(y[i])
