@@ -175,6 +175,23 @@ _NO_REDUCTION = "no reduction parameter: one scalar, a mean over the whole batch
 segmentation_entry = family_entry(family=FAMILY)  # the family's defaults
 
 
+_EMPTY = "'scored' (canonical) or 'zero': a channel whose target is empty contributes 0 (segmentation_models_pytorch)"
+_INTERSECTION = (
+    "'product' (canonical: TP = sum(p y)) or 'min': TP = sum(min(p, y)), identical for hard targets (Wang et al. "
+    "2023, segmentation_models_pytorch); a kink where p = y"
+)
+
+
+def _symmetric_emptiness(example: Example) -> bool:
+    """overlap_symmetry's exact domain: under empty='zero' an empty target scores 0, and swapping prediction and
+    target keeps the value only where every channel's prediction and target are both empty or both not."""
+    if example.params.get("empty", "scored") == "scored":
+        return True
+    axes = ((0,) if example.params.get("batch", False) else ()) + tuple(range(2, np.ndim(example.args["input"])))
+    p, y = (np.sum(np.asarray(example.args[k], dtype=np.float64), axis=axes) > 0 for k in ("input", "target"))
+    return bool(np.all(p == y))
+
+
 def _overlap(
     name: str,
     definition: str,
@@ -182,6 +199,7 @@ def _overlap(
     examples,
     properties: dict,
     relations: Relations = NO_RELATIONS,
+    smooth_counted: str = "",
 ) -> LossSpec:
     return segmentation_entry(
         name=name,
@@ -193,8 +211,15 @@ def _overlap(
         error_cases=(SHAPE_MISMATCH, _PROBABILITY_OUTSIDE, _SMOOTH),
         perfect=_perfect_overlap,
         sweep=_sweep_overlap,
+        kinks=R.overlap_kinks,
+        domains={"overlap_symmetry": _symmetric_emptiness},
         caveats="batch (row independence) holds for batch=False only: batch=True sums over the batch",
         relations=relations,
+        variants={
+            **({"smooth_counted": smooth_counted} if smooth_counted else {}),
+            "empty": _EMPTY,
+            "intersection": _INTERSECTION,
+        },
     )
 
 
@@ -215,6 +240,8 @@ SEGMENTATION: tuple[LossSpec, ...] = (
             *OVERLAP,
             batch=_BATCH_ONLY_PER_SAMPLE,
         ),
+        smooth_counted="'once' (canonical) or 'twice': (TP + s) / (TP + (FP + FN) / 2 + s), Dice(2 s) "
+        "(segmentation_models_pytorch)",
     ),
     segmentation_entry(
         name="multiclass_dice_loss",
@@ -227,6 +254,14 @@ SEGMENTATION: tuple[LossSpec, ...] = (
         perfect=_perfect_multiclass,
         caveats="batch (row independence) holds for batch=False only; not symmetric: the target is class "
         "indices, the prediction a softmax",
+        kinks=R.multiclass_kinks,
+        variants={
+            "smooth_counted": "'once' (canonical) or 'twice': Dice(2 s) per class (segmentation_models_pytorch)",
+            "empty": "'scored' (canonical) or 'zero': a class absent from the target contributes 0 "
+            "(segmentation_models_pytorch)",
+            "intersection": "'product' (canonical) or 'min': TP = sum(min(p, y)), the same value for one-hot "
+            "targets, a kink where p rounds to 1 (segmentation_models_pytorch)",
+        },
     ),
     _overlap(
         "jaccard_loss",
@@ -241,6 +276,8 @@ SEGMENTATION: tuple[LossSpec, ...] = (
             *OVERLAP,
             batch=_BATCH_ONLY_PER_SAMPLE,
         ),
+        smooth_counted="'once' (canonical) or 'half': (2 TP + s) / (2 (TP + FP + FN) + s), Jaccard(s / 2) "
+        "(MONAI's DiceLoss(jaccard=True))",
     ),
     _overlap(
         "tversky_loss",

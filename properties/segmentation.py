@@ -43,6 +43,7 @@ def overlap_symmetry(subject, data) -> None:
         alpha = example.params["alpha"]
         subject.need(subject.accepts("beta") or alpha == subject.spec.params["beta"])
         example = example.replace(beta=alpha)
+    subject.need(subject.in_domain(example))  # the entry's exact domain (an empty target scored 0: not symmetric)
     swapped = example.replace({"input": example.args["target"], "target": example.args["input"]})
     scale = subject.scale(example) + subject.scale(swapped)
     subject.expect_close(

@@ -27,6 +27,22 @@ tolerance's K = 8 roundings that is covered by the scale ``|v| + r (m + 1)``. Th
 handled the same way, ``(m + 2)`` times the sum of the magnitudes of their terms. For the softmax of
 multiclass Dice, p_c = exp(z_c - max) / sum has an absolute error of about
 ``u p_c (|z_c - max| + C + 3)`` (not relative to p_c): its effect through ``|d v / d p|`` joins the scale.
+
+Variants (keywords of the references, each a convention a library documents; the canonical choice first):
+
+* ``smooth_counted`` (Dice, multiclass Dice, Jaccard): ``'once'``, the definitions above; ``'twice'``, Dice
+  taken as Tversky(1/2, 1/2, s) = ``(TP + s) / (TP + (FP + FN) / 2 + s)``, the smoothing counted twice against
+  ``2 TP`` (segmentation_models_pytorch: Dice(2 s)); ``'half'``, Jaccard taken with Dice's doubled counts,
+  ``(2 TP + s) / (2 (TP + FP + FN) + s)`` (MONAI's ``DiceLoss(jaccard=True)``: Jaccard(s / 2)).
+* ``empty`` (Dice, multiclass Dice, Jaccard, Tversky): ``'scored'``, every channel as defined; ``'zero'``, a
+  channel whose target is empty (sums to 0 over the summed axes) contributes 0, value and gradients
+  (segmentation_models_pytorch: "we set the contribution of any channel without true pixels to zero").
+* ``intersection`` (Dice, Jaccard, Tversky): ``'product'``, TP = sum(p y); ``'min'``, TP = sum(min(p, y)) =
+  (sum p + sum y - |p - y|_1) / 2, FP = sum(max(p - y, 0)), FN = sum(max(y - p, 0)) (Wang et al. 2023, "Dice
+  Semimetric Losses", segmentation_models_pytorch): the same value for hard targets, another for soft ones, and
+  other derivatives (min is not differentiable where p = y: a kink, ``overlap_kinks``). An implementation forms
+  TP from the three sums: TP, FP and FN carry about (2 m + 10) u (sum p + sum y) each, the cancellation of
+  ``P + Y - D``, which joins the scale (``tversky_terms``' ``spread``).
 """
 
 from __future__ import annotations
@@ -62,9 +78,13 @@ def probabilities(input, from_logits: bool) -> tuple[np.ndarray, np.ndarray]:
     return (sigmoid(x), sigmoid(-x)) if from_logits else (x, 1.0 - x)
 
 
-def confusion(p: np.ndarray, q: np.ndarray, y: np.ndarray, batch: bool, factor: float = 1.0) -> Confusion:
+def confusion(
+    p: np.ndarray, q: np.ndarray, y: np.ndarray, batch: bool, factor: float = 1.0, intersection: str = "product"
+) -> Confusion:
     """TP = sum(p y), FP = sum(p (1 - y)), FN = sum((1 - p) y) over the summed axes (keepdims), each times
-    ``factor`` (a power of two, applied to one factor of every product: exact, see :func:`_binary`)."""
+    ``factor`` (a power of two, applied to one factor of every product: exact, see :func:`_binary`).
+    ``intersection='min'``: TP = sum(min(p, y)), FP = sum(max(p - y, 0)), FN = sum(max(y - p, 0)), with
+    y - p formed as (y - 1) + (1 - p) where y >= 1/2 (exact for a hard target: 1 - p accurate)."""
     axes = _axes(p.ndim, batch)
     count = int(np.prod([p.shape[a] for a in axes])) if axes else 1
 
@@ -72,7 +92,28 @@ def confusion(p: np.ndarray, q: np.ndarray, y: np.ndarray, batch: bool, factor: 
         return np.sum(v, axis=axes, keepdims=True)
 
     p_f, y_f = p * factor, y * factor
+    if intersection == "min":
+        excess = np.where(y >= 0.5, (y - 1.0) + q, y - p) * factor  # y - p, times factor
+        return Confusion(
+            total(np.minimum(p_f, y_f)), total(np.maximum(-excess, 0.0)), total(np.maximum(excess, 0.0)), count
+        )
     return Confusion(total(p_f * y), total(p_f * (1.0 - y)), total(q * y_f), count)
+
+
+SMOOTH_COUNTED = {"once": 1.0, "twice": 2.0, "half": 0.5}  # the factor on smooth
+EMPTY = ("scored", "zero")
+INTERSECTIONS = ("product", "min")
+
+
+def _check_variants(smooth_counted: str = "once", empty: str = "scored", intersection: str = "product") -> float:
+    """The factor ``smooth_counted`` puts on smooth; a ValueError for an unknown variant."""
+    if smooth_counted not in SMOOTH_COUNTED:
+        raise ValueError(f"smooth_counted must be one of {tuple(SMOOTH_COUNTED)}, got {smooth_counted!r}")
+    if empty not in EMPTY:
+        raise ValueError(f"empty must be one of {EMPTY}, got {empty!r}")
+    if intersection not in INTERSECTIONS:
+        raise ValueError(f"intersection must be one of {INTERSECTIONS}, got {intersection!r}")
+    return SMOOTH_COUNTED[smooth_counted]
 
 
 UNDERFLOW_GUARD = 2.0**600  # _binary's common factor of the confusion sums and smooth (inputs up to 2^100)
@@ -84,14 +125,24 @@ def _squeeze(v: np.ndarray, batch: bool) -> np.ndarray:
     return v[0] if batch else v
 
 
-def tversky_terms(k: Confusion, alpha: float, beta: float, smooth: float) -> tuple[np.ndarray, np.ndarray]:
-    """(value, scale) with summed axes kept: v = (a FP + b FN) / (TP + a FP + b FN + s), scale |v| + r (m + 1)."""
+def tversky_terms(
+    k: Confusion, alpha: float, beta: float, smooth: float, spread: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(value, scale) with summed axes kept: v = (a FP + b FN) / (TP + a FP + b FN + s), scale |v| + r (m + 1).
+
+    ``spread``: sum p + sum y, for TP formed as (sum p + sum y - |p - y|_1) / 2 (``intersection='min'``): TP, FP
+    and FN then carry about (2 m + 10) u spread each, which reaches v as (2 m + 10) u spread (A + (alpha + beta)
+    (TP + s)) / B^2 (dv/dTP = -A / B^2, dv/dFP = alpha (TP + s) / B^2, ...): the scale adds (m + 5) times that
+    quotient (K = 8 roundings cover it)."""
     a = alpha * k.fp + beta * k.fn
     b = k.tp + a + smooth
     with np.errstate(invalid="ignore", divide="ignore"):
         value = a / b
         r = (k.tp + smooth) / b
-    return value, np.abs(value) + np.abs(r) * (k.count + 1)
+        scale = np.abs(value) + np.abs(r) * (k.count + 1)
+        if spread is not None:
+            scale = scale + (k.count + 5) * (spread / b) * ((a + (alpha + beta) * (k.tp + smooth)) / b)
+    return value, scale
 
 
 def tversky_slopes(k: Confusion, p, q, y, alpha, beta, smooth) -> tuple[np.ndarray, ...]:
@@ -123,6 +174,29 @@ def tversky_slopes(k: Confusion, p, q, y, alpha, beta, smooth) -> tuple[np.ndarr
     return d_p, s_p, d_y, s_y, through_q
 
 
+def min_slopes(k: Confusion, p, y, alpha, beta, smooth, spread) -> tuple[np.ndarray, ...]:
+    """(dv/dp, its scale, dv/dy, its scale) of :func:`tversky_terms` with TP = sum(min(p, y)) (``'min'``).
+
+    Where p < y, p moves TP up and FN down: dv/dp = -(A + beta (TP + s)) / B^2, dv/dy = beta (TP + s) / B^2;
+    where p > y, p moves FP: dv/dp = alpha (TP + s) / B^2, dv/dy = -(A + alpha (TP + s)) / B^2. Where p = y min is
+    not differentiable (a kink: ``overlap_kinks``; the mean of both sides here, torch's subgradient). Scale: the
+    terms' magnitudes over B^2 times (m + 2), as :func:`tversky_slopes`, and the sums' cancellation (see
+    :func:`tversky_terms`) through A, TP + s and B: (m + 5) spread (1 + alpha + beta)^2 / B^2."""
+    a = alpha * k.fp + beta * k.fn
+    b = k.tp + a + smooth
+    t = k.tp + smooth
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b2 = b * b
+        below_p, below_y = -(a + beta * t) / b2, beta * t / b2
+        above_p, above_y = alpha * t / b2, -(a + alpha * t) / b2
+        d_p = np.where(p < y, below_p, np.where(p > y, above_p, (below_p + above_p) / 2))
+        d_y = np.where(p < y, below_y, np.where(p > y, above_y, (below_y + above_y) / 2))
+        terms = (a + (alpha + beta) * (b + a + t)) / b2 * (k.count + 2)
+        cancel = (k.count + 5) * spread * (1.0 + alpha + beta) ** 2 / b2
+    scale = np.broadcast_to(terms + cancel, np.broadcast_shapes(np.shape(p), np.shape(terms)))
+    return d_p, scale, d_y, scale
+
+
 def _check_parameters(smooth: float, alpha: float = 0.0, beta: float = 0.0) -> None:
     if smooth < 0:
         raise ValueError(f"smooth must be non-negative, got {smooth!r}")
@@ -130,8 +204,16 @@ def _check_parameters(smooth: float, alpha: float = 0.0, beta: float = 0.0) -> N
         raise ValueError(f"alpha and beta must be non-negative, got {alpha!r} and {beta!r}")
 
 
-def _binary(input, target, alpha, beta, smooth, from_logits, batch) -> Terms:
+def _summed(v: np.ndarray, batch: bool) -> np.ndarray:
+    """v summed over the axes the confusion sums run over (keepdims)."""
+    return np.sum(v, axis=_axes(np.ndim(v), batch), keepdims=True)
+
+
+def _binary(input, target, alpha, beta, smooth, from_logits, batch, empty="scored", intersection="product") -> Terms:
+    """(alpha FP + beta FN) / (TP + alpha FP + beta FN + s) per (sample, channel), with the variants ``empty``
+    and ``intersection`` (module docstring)."""
     _check_parameters(smooth, alpha, beta)
+    _check_variants(empty=empty, intersection=intersection)
     p, q = probabilities(input, from_logits)
     y = np.asarray(target, dtype=np.float64)
     if p.shape != y.shape or p.ndim < 2:
@@ -142,11 +224,18 @@ def _binary(input, target, alpha, beta, smooth, from_logits, batch) -> Terms:
     # s (>= 1e-5) would magnify (y = 5e-324: 0.5 FN rounded to 0 where the exact value is 2.5e-319).
     big = max(float(np.max(np.abs(p), initial=0.0)), float(np.max(np.abs(y), initial=0.0)), smooth)
     factor = UNDERFLOW_GUARD if big <= 2.0**100 else 1.0
-    value, scale = tversky_terms(confusion(p, q, y, batch, factor), alpha, beta, smooth * factor)
+    spread = (_summed(p, batch) + _summed(y, batch)) * factor if intersection == "min" else None
+    k = confusion(p, q, y, batch, factor, intersection)
+    value, scale = tversky_terms(k, alpha, beta, smooth * factor, spread)
+    if empty == "zero":
+        scored = _summed(y, batch) > 0
+        value, scale = np.where(scored, value, 0.0), np.where(scored, scale, 0.0)
     return Terms(_squeeze(value, batch), _squeeze(scale, batch))
 
 
-def _binary_grad(input, target, alpha, beta, smooth, from_logits, batch) -> dict[str, Gradient]:
+def _binary_grad(
+    input, target, alpha, beta, smooth, from_logits, batch, empty="scored", intersection="product"
+) -> dict[str, Gradient]:
     """Gradients of the sum of the (sample, channel) values; logits chain through dp/dz = p (1 - p).
 
     The scale of d/dz: torch's sigmoid backward forms p (1 - p) from the rounded p, so ``1 - p`` carries an
@@ -155,8 +244,16 @@ def _binary_grad(input, target, alpha, beta, smooth, from_logits, batch) -> dict
     """
     p, q = probabilities(input, from_logits)
     y = np.asarray(target, dtype=np.float64)
-    k = confusion(p, q, y, batch)
-    d_p, s_p, d_y, s_y, through_q = tversky_slopes(k, p, q, y, alpha, beta, smooth)
+    k = confusion(p, q, y, batch, intersection=intersection)
+    if intersection == "min":
+        d_p, s_p, d_y, s_y = min_slopes(k, p, y, alpha, beta, smooth, _summed(p, batch) + _summed(y, batch))
+        through_q = np.zeros_like(d_p)
+    else:
+        d_p, s_p, d_y, s_y, through_q = tversky_slopes(k, p, q, y, alpha, beta, smooth)
+    if empty == "zero":  # an empty channel's loss is 0 whatever p and y: its gradients are 0
+        scored = _summed(y, batch) > 0
+        d_p, s_p, d_y, s_y = (np.where(scored, v, 0.0) for v in (d_p, s_p, d_y, s_y))
+        through_q = np.where(scored, through_q, 0.0)
     if from_logits:
         d_p, s_p = d_p * p * q, s_p * p * q + s_p / (k.count + 2) * p + through_q * q
     return {"input": Gradient(d_p, s_p), "target": Gradient(d_y, s_y)}
@@ -166,41 +263,124 @@ def _binary_grad(input, target, alpha, beta, smooth, from_logits, batch) -> dict
 
 
 @loss_reference
-def dice_loss(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean") -> Terms:
+def dice_loss(
+    input,
+    target,
+    smooth=1.0,
+    from_logits=True,
+    batch=False,
+    reduction="mean",
+    smooth_counted="once",
+    empty="scored",
+    intersection="product",
+) -> Terms:
     """1 - (2 sum(p y) + smooth) / (sum p + sum y + smooth) per (sample, channel) (Milletari et al. 2016),
-    evaluated as (FP + FN) / (2 TP + FP + FN + smooth); 'none' is (N, C), or (C,) with ``batch``."""
-    return _binary(input, target, 0.5, 0.5, 0.5 * smooth, from_logits, batch)
+    evaluated as (FP + FN) / (2 TP + FP + FN + smooth); 'none' is (N, C), or (C,) with ``batch``. Variants
+    ``smooth_counted`` ('twice': Dice(2 smooth)), ``empty``, ``intersection`` (module docstring)."""
+    factor = _check_variants(smooth_counted, empty, intersection)
+    return _binary(input, target, 0.5, 0.5, 0.5 * smooth * factor, from_logits, batch, empty, intersection)
 
 
 @dice_loss.gradient("input", "target")
-def _dice_grad(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
-    return _binary_grad(input, target, 0.5, 0.5, 0.5 * smooth, from_logits, batch)
+def _dice_grad(
+    input,
+    target,
+    smooth=1.0,
+    from_logits=True,
+    batch=False,
+    reduction="mean",
+    smooth_counted="once",
+    empty="scored",
+    intersection="product",
+):
+    factor = _check_variants(smooth_counted, empty, intersection)
+    return _binary_grad(input, target, 0.5, 0.5, 0.5 * smooth * factor, from_logits, batch, empty, intersection)
 
 
 @loss_reference
-def jaccard_loss(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean") -> Terms:
+def jaccard_loss(
+    input,
+    target,
+    smooth=1.0,
+    from_logits=True,
+    batch=False,
+    reduction="mean",
+    smooth_counted="once",
+    empty="scored",
+    intersection="product",
+) -> Terms:
     """1 - (sum(p y) + smooth) / (sum p + sum y - sum(p y) + smooth) (soft IoU, Rahman & Wang 2016),
-    evaluated as (FP + FN) / (TP + FP + FN + smooth)."""
-    return _binary(input, target, 1.0, 1.0, smooth, from_logits, batch)
+    evaluated as (FP + FN) / (TP + FP + FN + smooth). Variants ``smooth_counted`` ('half': Jaccard(smooth / 2)),
+    ``empty``, ``intersection`` (module docstring)."""
+    factor = _check_variants(smooth_counted, empty, intersection)
+    return _binary(input, target, 1.0, 1.0, smooth * factor, from_logits, batch, empty, intersection)
 
 
 @jaccard_loss.gradient("input", "target")
-def _jaccard_grad(input, target, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
-    return _binary_grad(input, target, 1.0, 1.0, smooth, from_logits, batch)
+def _jaccard_grad(
+    input,
+    target,
+    smooth=1.0,
+    from_logits=True,
+    batch=False,
+    reduction="mean",
+    smooth_counted="once",
+    empty="scored",
+    intersection="product",
+):
+    factor = _check_variants(smooth_counted, empty, intersection)
+    return _binary_grad(input, target, 1.0, 1.0, smooth * factor, from_logits, batch, empty, intersection)
 
 
 @loss_reference
 def tversky_loss(
-    input, target, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, batch=False, reduction="mean"
+    input,
+    target,
+    alpha=0.5,
+    beta=0.5,
+    smooth=1.0,
+    from_logits=True,
+    batch=False,
+    reduction="mean",
+    empty="scored",
+    intersection="product",
 ) -> Terms:
     """1 - (TP + smooth) / (TP + alpha FP + beta FN + smooth) (Salehi et al. 2017), alpha, beta >= 0,
-    evaluated as (alpha FP + beta FN) / (TP + alpha FP + beta FN + smooth)."""
-    return _binary(input, target, alpha, beta, smooth, from_logits, batch)
+    evaluated as (alpha FP + beta FN) / (TP + alpha FP + beta FN + smooth). Variants ``empty``,
+    ``intersection`` (module docstring)."""
+    return _binary(input, target, alpha, beta, smooth, from_logits, batch, empty, intersection)
 
 
 @tversky_loss.gradient("input", "target")
-def _tversky_grad(input, target, alpha=0.5, beta=0.5, smooth=1.0, from_logits=True, batch=False, reduction="mean"):
-    return _binary_grad(input, target, alpha, beta, smooth, from_logits, batch)
+def _tversky_grad(
+    input,
+    target,
+    alpha=0.5,
+    beta=0.5,
+    smooth=1.0,
+    from_logits=True,
+    batch=False,
+    reduction="mean",
+    empty="scored",
+    intersection="product",
+):
+    _check_variants(empty=empty, intersection=intersection)
+    return _binary_grad(input, target, alpha, beta, smooth, from_logits, batch, empty, intersection)
+
+
+def overlap_kinks(example, eps: float) -> np.ndarray:
+    """The (sample, channel) values (or channels, with ``batch``) of an overlap loss whose min(p, y) meets its
+    kink p = y within a few roundings (8 eps) at some pixel, under ``intersection='min'``; none otherwise.
+    A mask over the 'none' output (``LossSpec.kinks``)."""
+    args, params = example.args, example.params
+    batch = bool(params.get("batch", False))
+    shape = np.shape(args["input"])
+    if params.get("intersection", "product") != "min":
+        return np.zeros(shape[1:2] if batch else shape[:2], dtype=bool)
+    p, _ = probabilities(args["input"], params.get("from_logits", True))
+    y = np.asarray(args["target"], dtype=np.float64)
+    near = (np.abs(p - y) <= 8.0 * eps * np.maximum(1.0, np.abs(y))).astype(np.float64)
+    return _squeeze(_summed(near, batch), batch) > 0
 
 
 # --- multiclass Dice ------------------------------------------------------------------------------
@@ -237,21 +417,49 @@ def _multiclass_parts(input, target, ignore_index):
 
 
 @loss_reference
-def multiclass_dice_loss(input, target, smooth=1.0, ignore_index=None, batch=False, reduction="mean") -> Terms:
+def multiclass_dice_loss(
+    input,
+    target,
+    smooth=1.0,
+    ignore_index=None,
+    batch=False,
+    reduction="mean",
+    smooth_counted="once",
+    empty="scored",
+    intersection="product",
+) -> Terms:
     """Dice per class of softmax(input) against the one-hot target indices; pixels whose target is
     ``ignore_index`` take no part in any sum. 'none' is (N, C) (or (C,) with ``batch``), so 'mean' is the
-    mean over classes and samples (Sudre et al. 2017 without class weights)."""
+    mean over classes and samples (Sudre et al. 2017 without class weights). Variants ``smooth_counted``,
+    ``empty`` (a class absent from the target: 0), ``intersection`` (the same value for one-hot targets; its
+    cancellation in the scale, a kink where p rounds to the target: ``multiclass_kinks``), module docstring."""
     _check_parameters(smooth)
+    smooth = smooth * _check_variants(smooth_counted, empty, intersection)
     p, q, y, error, _ = _multiclass_parts(input, target, ignore_index)
-    k = confusion(p, q, y, batch)
-    value, scale = tversky_terms(k, 0.5, 0.5, 0.5 * smooth)
+    k = confusion(p, q, y, batch, intersection=intersection)
+    spread = _summed(p, batch) + _summed(y, batch) if intersection == "min" else None
+    value, scale = tversky_terms(k, 0.5, 0.5, 0.5 * smooth, spread)
     _, s_p, _, _, _ = tversky_slopes(k, p, q, y, 0.5, 0.5, 0.5 * smooth)
     softmax_error = np.sum(s_p / (k.count + 2) * error, axis=_axes(p.ndim, batch), keepdims=True)
-    return Terms(_squeeze(value, batch), _squeeze(scale + softmax_error, batch))
+    scale = scale + softmax_error
+    if empty == "zero":
+        scored = _summed(y, batch) > 0
+        value, scale = np.where(scored, value, 0.0), np.where(scored, scale, 0.0)
+    return Terms(_squeeze(value, batch), _squeeze(scale, batch))
 
 
 @multiclass_dice_loss.gradient("input")
-def _multiclass_dice_grad(input, target, smooth=1.0, ignore_index=None, batch=False, reduction="mean"):
+def _multiclass_dice_grad(
+    input,
+    target,
+    smooth=1.0,
+    ignore_index=None,
+    batch=False,
+    reduction="mean",
+    smooth_counted="once",
+    empty="scored",
+    intersection="product",
+):
     """dv/dz_k = p_k (g_k - sum_c p_c g_c) with g = dv/dp per pixel (0 at ignored pixels), p = softmax(z).
 
     Scale: the error of g_k is at most s_g (tversky_slopes: its terms times the sums' (m + 2) roundings) plus the
@@ -261,10 +469,16 @@ def _multiclass_dice_grad(input, target, smooth=1.0, ignore_index=None, batch=Fa
     p_k (s_g + sum p s_g) E: the product of the sums' and the softmax's counts, m C times the rounding a
     straightforward float32 evaluation makes, 0.019 of it at most on drawn inputs (tests/reference/
     test_scales_pinned.py); a doubled bfloat16 gradient passed.)"""
+    smooth = smooth * _check_variants(smooth_counted, empty, intersection)
     z = np.asarray(input, dtype=np.float64)
     p, q, y, _, keep = _multiclass_parts(z, target, ignore_index)
-    k = confusion(p, q, y, batch)
-    g, s_g, _, _, _ = tversky_slopes(k, p, q, y, 0.5, 0.5, 0.5 * smooth)
+    k = confusion(p, q, y, batch, intersection=intersection)
+    if intersection == "min":
+        g, s_g, _, _ = min_slopes(k, p, y, 0.5, 0.5, 0.5 * smooth, _summed(p, batch) + _summed(y, batch))
+    else:
+        g, s_g, _, _, _ = tversky_slopes(k, p, q, y, 0.5, 0.5, 0.5 * smooth)
+    if empty == "zero":  # an absent class's loss is 0 whatever the logits
+        keep = keep * (_summed(y, batch) > 0)
     g, s_g = g * keep, s_g * keep
     p_all, _, _ = _softmax(z)
     d_z = p_all * (g - np.sum(p_all * g, axis=1, keepdims=True))
@@ -274,6 +488,22 @@ def _multiclass_dice_grad(input, target, smooth=1.0, ignore_index=None, batch=Fa
     a = s_g * (1.0 + e_max / (k.count + 2)) + np.abs(g) * e
     scale = p_all * (a + np.sum(p_all * a, axis=1, keepdims=True))
     return {"input": Gradient(d_z, scale)}
+
+
+def multiclass_kinks(example, eps: float) -> np.ndarray:
+    """Under ``intersection='min'``, the samples (every class of them: softmax couples the classes) whose
+    softmax probability of the target class lies within 8 eps of 1 at some pixel, where min(p, 1) meets its
+    kink; every class with ``batch`` (the 'none' output is then (C,)). A mask over the 'none' output."""
+    args, params = example.args, example.params
+    batch = bool(params.get("batch", False))
+    z = np.asarray(args["input"], dtype=np.float64)
+    if params.get("intersection", "product") != "min":
+        return np.zeros(z.shape[1:2] if batch else z.shape[:2], dtype=bool)
+    p, _, y, _, _ = _multiclass_parts(z, args["target"], params.get("ignore_index"))
+    near = np.any((y > 0) & (p >= 1.0 - 8.0 * eps), axis=tuple(range(1, z.ndim)))  # (N,)
+    if batch:
+        return np.full(z.shape[1], bool(np.any(near)))
+    return np.broadcast_to(near[:, None], z.shape[:2])
 
 
 # --- compositions ---------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ from lossguard.harness.kernel.model import Finding
 # sum-preserving maps of a library's output onto the canonical layout (``Binding.output``)
 OUTPUT_LAYOUTS = {
     "sum-classes": "the 'none' output keeps a class axis (N, C, *): summed over axis 1",
-    "squeeze-spatial": "the output keeps its spatial axes as size 1, (N, C, 1, 1): reshaped to (N, C)",
+    "squeeze-spatial": "the output keeps its spatial axes as size 1, (N, C, 1, 1) (or (C, 1, 1) with batch=True): "
+    "reshaped to (N, C) (or (C,))",
 }
 INPUT_LAYOUTS = {"classes-last": "class scores (N, *, C) rather than (N, C, *): axis 1 is moved last"}
 

@@ -118,6 +118,15 @@ def _made_proper(example: Example) -> Example:
     return example.replace(proper)
 
 
+def _one_channel(example: Example) -> bool:
+    return _input_ndim(example) >= 2 and np.shape(example.args["input"])[1] == 1
+
+
+def _first_channel(example: Example) -> Example:
+    """Every (N, C, *) argument as its first channel (N, 1, *): one mask, one prediction per sample."""
+    return example.replace({k: v[:, :1] for k, v in _arrays(example).items() if v.ndim == _input_ndim(example)})
+
+
 def _at_least_two_classes(example: Example) -> bool:
     return _input_ndim(example) >= 1 and np.shape(example.args["input"])[1 if _input_ndim(example) > 1 else 0] >= 2
 
@@ -197,6 +206,13 @@ DOMAINS: Mapping[str, Domain] = {
             _made_proper,
         ),
         Domain("two-classes", "at least two classes (C >= 2)", _at_least_two_classes),
+        Domain(
+            "one-channel",
+            "one channel (N, 1, *): a single mask per sample (the library pools its channels, or weighs them "
+            "against each other); drawn (N, C, *) arrays as their first channel",
+            _one_channel,
+            _first_channel,
+        ),
         Domain(
             "image",
             "images (N, C, H, W): exactly two spatial axes; (N, C) drawn as (N, C, 1, 1), (N, C, L) as (N, C, L, 1)",

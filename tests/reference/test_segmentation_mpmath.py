@@ -222,3 +222,160 @@ def test_signed_distance_map_by_brute_force(mask):
             continue
         nearest = min(math.dist(point, q) for q in others)
         assert d[point] == (-nearest if mask[point] else nearest)
+
+
+# --- the variants (reference.segmentation's module docstring) ---------------------------------------------------
+#
+# smooth_counted and empty change the formula, not its evaluation: the bound of the canonical form (rel m + 8).
+# intersection='min' evaluates FP = sum(max(p - y, 0)) and FN = sum(max(y - p, 0)) with a difference of p and y
+# that cancels where they are close: the reference is accurate to a few roundings of the sums' magnitudes, the
+# scale (metric 'scale': 2 ulps of its own error scale, which counts (m + 5) of them), not relative to its value.
+
+
+def _min_confusion(x, y, from_logits, batch) -> dict:
+    """(sample or 0, channel) -> [TP, FP, FN] with TP = sum(min(p, y)), FP = sum(max(p - y, 0)), FN = sum(max(y - p,
+    0)), at the ambient precision."""
+    groups: dict = {}
+    for i, j in np.ndindex(*x.shape[:2]):
+        ps = [_p(v, from_logits) for v in np.ravel(x[i, j])]
+        ys = [mpf(v) for v in np.ravel(y[i, j])]
+        k = groups.setdefault((0 if batch else i, j), [mp.zero, mp.zero, mp.zero])
+        k[0] += mp.fsum(min(p, t) for p, t in zip(ps, ys, strict=True))
+        k[1] += mp.fsum(max(p - t, 0) for p, t in zip(ps, ys, strict=True))
+        k[2] += mp.fsum(max(t - p, 0) for p, t in zip(ps, ys, strict=True))
+    return groups
+
+
+def _min_tversky(x, y, alpha, beta, smooth, from_logits, batch) -> list:
+    """The literal 1 - (TP + s) / (TP + alpha FP + beta FN + s) per group with the min intersection, at 200 digits."""
+    with mp.workdps(200):
+        s = mpf(smooth)
+        return [
+            1 - (tp + s) / (tp + alpha * fp + beta * fn + s)
+            for tp, fp, fn in _min_confusion(x, y, from_logits, batch).values()
+        ]
+
+
+def _empty(y, batch) -> np.ndarray:
+    """(N, C) (or (C,)) mask of the groups whose target sums to 0."""
+    axes = ((0,) if batch else ()) + tuple(range(2, y.ndim))
+    return np.ravel(np.sum(y, axis=axes) == 0)
+
+
+@SETTINGS
+@given(binary_cases(), st.sampled_from([(0.5, 0.5), (1.0, 1.0), (0.3, 0.7), (0.0, 1.0)]))
+@example((np.zeros((1, 1, 1, 1)), np.full((1, 1, 1, 1), 3.62746085e-213), False, 1e-05, False), (0.5, 0.5))
+@example((np.full((1, 1, 1, 2), 700.0), np.array([[[[1.0, 0.5]]]]), True, 1e-05, True), (1.0, 1.0))
+def test_overlap_variants(case, weights):
+    """smooth_counted ('twice': Dice = Tversky(1/2, 1/2, s); 'half': Jaccard = Tversky(1, 1, s / 2)), empty='zero'
+    (0 for an empty target, the literal elsewhere) and intersection='min' against the literal definitions."""
+    x, y, from_logits, smooth, batch = case
+    m = int(np.prod(x.shape[2:])) * (x.shape[0] if batch else 1)
+    kw = {"smooth": smooth, "from_logits": from_logits, "batch": batch, "reduction": "none"}
+    twice = np.ravel(R.dice_loss(x, y, smooth_counted="twice", **kw))
+    _check_rel(twice, _literal(x, y, 0.5, 0.5, smooth, from_logits, batch), m + 8, case)
+    half = np.ravel(R.jaccard_loss(x, y, smooth_counted="half", **kw))
+    _check_rel(half, _literal(x, y, 1.0, 1.0, smooth / 2, from_logits, batch), m + 8, case)
+    alpha, beta = weights
+    zero = np.ravel(R.tversky_loss(x, y, alpha, beta, empty="zero", **kw))
+    literal = _literal(x, y, alpha, beta, smooth, from_logits, batch)
+    empty = _empty(y, batch)
+    assert np.all(zero[empty] == 0.0)
+    _check_rel(zero[~empty], literal[~empty], m + 8, case)
+    terms = R.tversky_loss.terms(x, y, alpha, beta, intersection="min", **kw)
+    exact = _min_tversky(x, y, alpha, beta, smooth, from_logits, batch)
+    for v, e, sc in zip(np.ravel(terms.values), exact, np.ravel(terms.scale), strict=True):
+        with mp.workdps(DPS):
+            err = abs(mpf(float(v)) - e) / (EPS * max(mpf(float(sc)), mpf(2.0**-1022)))
+        assert err <= 2, f"{float(err):.3g} ulps of the scale: reference {v!r}, exact {mp.nstr(e, 20)}; {case}"
+    if all(p_is_y == 0 for p_is_y in np.ravel(R.overlap_kinks(_as_example(x, y, from_logits, batch), 0.0))):
+        hard = np.isin(y, (0.0, 1.0)).all()
+        if hard:  # the same value for hard targets
+            product = np.ravel(R.tversky_loss(x, y, alpha, beta, **kw))
+            assert np.allclose(np.ravel(terms.values), product, rtol=1e-12, atol=1e-300)
+
+
+def _as_example(x, y, from_logits, batch):
+    from lossguard.harness.kernel.model import Example
+
+    return Example({"input": x, "target": y}, {"from_logits": from_logits, "batch": batch, "intersection": "min"})
+
+
+@SETTINGS
+@given(binary_cases())
+@example(case=(np.array([[[[0.3, -2.0]]]]), np.array([[[[0.5, 1.0]]]]), True, 1.0, False))
+def test_min_intersection_gradient(case):
+    """Central differences of the literal min-intersection Tversky (alpha 0.3, beta 0.7) against the reference
+    gradient, relative to its scale, away from its kinks (p = y, where any one-sided derivative is accepted)."""
+    x, y, from_logits, smooth, batch = case
+    m = int(np.prod(x.shape[2:])) * (x.shape[0] if batch else 1)
+    kw = {"smooth": smooth, "from_logits": from_logits, "batch": batch, "reduction": "sum", "intersection": "min"}
+    grad = R.tversky_loss.grad(x, y, 0.3, 0.7, **kw)
+    p = 1.0 / (1.0 + np.exp(-x)) if from_logits else x
+    for name in ("input", "target"):
+        array = x if name == "input" else y
+        for index in list(np.ndindex(x.shape))[:4]:
+            if abs(p[index] - y[index]) <= 1e-6:
+                continue  # a kink of min(p, y): the reference takes the mean of both sides (torch's subgradient)
+
+            def along(v, name=name, index=index):
+                args = {"input": x.astype(object), "target": y.astype(object)}
+                args[name][index] = v
+                return mp.fsum(_min_tversky(args["input"], args["target"], 0.3, 0.7, smooth, from_logits, batch))
+
+            g = grad[name]
+            check_derivative(
+                float(g.value[index]),
+                along,
+                [float(array[index])],
+                0,
+                m + 8,
+                scale=float(g.scale[index]),
+                extent=max(float(np.max(np.abs(array))), 1.0),
+                what=(name, index, case),
+            )
+
+
+@SETTINGS
+@given(
+    st.integers(1, 2).flatmap(
+        lambda n: st.tuples(
+            hnp.arrays(np.float64, (n, 3, 2), elements=LOGITS),
+            hnp.arrays(np.int64, (n, 2), elements=st.integers(0, 2)),
+        )
+    ),
+    SMOOTH,
+    st.booleans(),
+)
+def test_multiclass_dice_variants(arrays, smooth, batch):
+    """smooth_counted='twice' (Dice(2 s) per class) and empty='zero' (an absent class scores 0) against the literal
+    per-class Dice of softmax(z) at 50 digits (relative; the softmax's own error is in the canonical bound)."""
+    z, t = arrays
+    kw = {"smooth": smooth, "batch": batch, "reduction": "none"}
+    value = np.ravel(R.multiclass_dice_loss(z, t, smooth_counted="twice", empty="zero", **kw))
+    with mp.workdps(DPS):
+        rows = [[mp.exp(mpf(float(v))) for v in z[i, :, j]] for i in range(z.shape[0]) for j in range(z.shape[2])]
+        probs = [[e / mp.fsum(row) for e in row] for row in rows]
+        rest = [[(mp.fsum(row) - e) / mp.fsum(row) for e in row] for row in rows]  # 1 - p, exact at 50 digits
+        exact = []
+        for group in range(1 if batch else z.shape[0]):
+            for c in range(z.shape[1]):
+                pixels = [(i, j) for i in range(z.shape[0]) for j in range(z.shape[2]) if batch or i == group]
+                ps = [probs[i * z.shape[2] + j][c] for i, j in pixels]
+                qs = [rest[i * z.shape[2] + j][c] for i, j in pixels]
+                ys = [mpf(int(t[i, j] == c)) for i, j in pixels]
+                if sum(ys) == 0:
+                    exact.append(mp.zero)
+                    continue
+                tp = mp.fsum(p * y for p, y in zip(ps, ys, strict=True))
+                wrong = mp.fsum(p * (1 - y) for p, y in zip(ps, ys, strict=True))
+                wrong += mp.fsum(q * y for q, y in zip(qs, ys, strict=True))
+                # 1 - (2 TP + 2 s) / (sum p + sum y + 2 s), without its cancellation: (FP + FN) / (2 TP + FP + FN + 2 s)
+                exact.append(wrong / (2 * tp + wrong + 2 * mpf(smooth)))
+    for v, e in zip(value, exact, strict=True):
+        if e == 0:
+            assert v == 0.0
+            continue
+        with mp.workdps(DPS):
+            err = abs(mpf(float(v)) - e) / (EPS * abs(e))
+        assert err <= 64, f"{float(err):.3g} ulps: reference {v!r}, exact {mp.nstr(e, 20)}"
