@@ -2,7 +2,7 @@
 
 It differs from lossguard's contract for ``softmax_focal_loss`` in every way a shipped loss does: an
 ``nn.Module`` that needs a ``mode`` constructor argument, ``focusing`` for gamma, arguments named
-``logits``/``labels``, no alpha and no ignore_index, batched input only, at least two classes, and a
+``logits``/``labels``, no alpha and no ignore_index, batched input only, and a
 'none' output that keeps the per-class terms (N, C, *). The values are right: -(1 - p_y)^gamma log p_y,
 with log(1 - p_c) computed as the log-sum-exp of the other classes' logits minus that of all (Lin et al.
 2017; no cancellation in 1 - p as p -> 1, so the gradient stays finite for gamma < 1).
