@@ -431,7 +431,9 @@ CLASSIFICATION = (
         variants={
             "mean_over": "'samples' (canonical: 'mean' over the non-ignored elements) or 'samples and classes' "
             "('mean' divides by C times every element, ignored ones included: the mean of the (N, C, *) map of "
-            "per-class terms, kornia)"
+            "per-class terms, kornia)",
+            "alpha_mode": "'uniform' (canonical: a float alpha weighs every class) or 'background': 1 - alpha for "
+            "the class 0, alpha for the others (MONAI's FocalLoss(use_softmax=True))",
         },
     ),
     classification_entry(

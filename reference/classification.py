@@ -428,12 +428,18 @@ def _sigmoid_focal_grad(
     return {"input": Gradient(d_z, scale)}
 
 
-def _softmax_focal_parts(input, target, alpha, gamma, ignore_index):
+SOFTMAX_ALPHA_MODES = ("uniform", "background")
+
+
+def _softmax_focal_parts(input, target, alpha, gamma, ignore_index, alpha_mode="uniform"):
     """log p_y and u = 1 - p_y to a few ulps relative, also for p_y -> 1.
 
     With d = logsumexp_{j != y} z_j - z_y: log p_y = log_sigmoid(-d) and 1 - p_y = sigmoid(d)
-    (log_softmax's z_y - lse is only absolutely accurate when p_y is near 1).
+    (log_softmax's z_y - lse is only absolutely accurate when p_y is near 1). A float alpha weighs every class
+    (alpha_mode='uniform'), or 1 - alpha the class 0 and alpha the others ('background').
     """
+    if alpha_mode not in SOFTMAX_ALPHA_MODES:
+        raise ValueError(f"alpha_mode must be one of {SOFTMAX_ALPHA_MODES}, got {alpha_mode!r}")
     z = classes_last(input)
     n_classes = z.shape[-1]
     index, valid = _index_target(target, ignore_index, n_classes)
@@ -446,6 +452,8 @@ def _softmax_focal_parts(input, target, alpha, gamma, ignore_index):
     u = sigmoid(d)
     if alpha is None:
         a = np.ones(index.shape)
+    elif np.ndim(alpha) == 0 and alpha_mode == "background":
+        a = np.where(index == 0, 1.0 - float(alpha), float(alpha))
     elif np.ndim(alpha) == 0:
         a = np.full(index.shape, float(alpha))
     else:
@@ -460,18 +468,26 @@ MEAN_OVER = ("samples", "samples and classes")
 
 @loss_reference
 def softmax_focal_loss(
-    input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", mean_over="samples"
+    input,
+    target,
+    alpha=None,
+    gamma=2.0,
+    ignore_index=-100,
+    reduction="mean",
+    mean_over="samples",
+    alpha_mode="uniform",
 ) -> Terms:
     """Multi-class focal loss (Lin et al. 2017): -alpha_y (1 - p_y)^gamma log p_y over log_softmax.
 
     alpha: None, a float (every class) or a (C,) array; 'mean' over non-ignored elements (count).
     Variant mean_over='samples and classes' (kornia's focal_loss): 'mean' is the mean of the (N, C, *) map of
     per-class terms (the loss at the target class, 0 elsewhere), the sum over C times every element, ignored
-    ones included; 'none' and 'sum' are unchanged.
+    ones included; 'none' and 'sum' are unchanged. Variant alpha_mode='background' (MONAI's FocalLoss with
+    use_softmax=True): a float alpha weighs the class 0 by 1 - alpha and every other class by alpha.
     """
     if mean_over not in MEAN_OVER:
         raise ValueError(f"mean_over must be one of {MEAN_OVER}, got {mean_over!r}")
-    z, _index, valid, _, lp, u, a, err = _softmax_focal_parts(input, target, alpha, gamma, ignore_index)
+    z, _index, valid, _, lp, u, a, err = _softmax_focal_parts(input, target, alpha, gamma, ignore_index, alpha_mode)
     modulating = u**gamma
     values = -a * modulating * lp
     p_y = np.exp(lp)
@@ -483,9 +499,18 @@ def softmax_focal_loss(
 
 
 @softmax_focal_loss.gradient("input")
-def _softmax_focal_grad(input, target, alpha=None, gamma=2.0, ignore_index=-100, reduction="mean", mean_over="samples"):
+def _softmax_focal_grad(
+    input,
+    target,
+    alpha=None,
+    gamma=2.0,
+    ignore_index=-100,
+    reduction="mean",
+    mean_over="samples",
+    alpha_mode="uniform",
+):
     """d/dz_k = D (delta_ky - softmax_k) with D = -alpha_y [u^gamma - gamma u^(gamma-1) p_y log p_y], u = 1 - p_y."""
-    z, index, _valid, log_p, lp, u, a, err = _softmax_focal_parts(input, target, alpha, gamma, ignore_index)
+    z, index, _valid, log_p, lp, u, a, err = _softmax_focal_parts(input, target, alpha, gamma, ignore_index, alpha_mode)
     modulating = u**gamma
     p_y = np.exp(lp)
     tail = gamma * _ratio(modulating * lp, u) * p_y

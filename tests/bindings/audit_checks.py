@@ -81,8 +81,8 @@ def biased(
         params: Mapping[str, Any] = {**canonical(module, keywords), **original.fixed, **original.variant}
         u = torch.finfo(value.dtype).eps / 2
         if argument is None:
-            scale = np.asarray(reference.error_scale(**arrays, **params))
-            return value + torch.as_tensor(ulps * u * scale, dtype=value.dtype)
+            scale = np.nan_to_num(np.asarray(reference.error_scale(**arrays, **params)), nan=0.0, posinf=0.0)
+            return value + torch.as_tensor(ulps * u * scale, dtype=value.dtype)  # a NaN value (0 / 0) stays NaN
         x = args[argument]
         scale = np.asarray(reference.grad(**arrays, **params)[argument].scale)
         tilt = (x * torch.as_tensor(ulps * u * scale, dtype=x.dtype)).sum()

@@ -1194,3 +1194,26 @@ DEFECTS = {
 )
 def test_fixed_defect_stays_fixed(defect):
     defect()
+
+
+@FEW
+@given(class_rows(max_rows=3), st.sampled_from([0.25, 0.9, 0.0]), st.sampled_from([0.0, 0.5, 2.0]))
+@example((np.array([[0.0, -40.0], [40.0, 1e-8]]), np.array([0, 1])), 0.25, 2.0)
+def test_softmax_focal_alpha_background(rows, alpha, gamma):
+    """alpha_mode='background' (MONAI's FocalLoss(use_softmax=True)): a float alpha weighs the class 0 by 1 - alpha
+    and every other class by alpha, the per-class alpha [1 - alpha, alpha, ..., alpha] of the mpmath definition;
+    value and gradient to the canonical bounds."""
+    z, labels = rows
+    per_class = [1.0 - alpha] + [alpha] * (z.shape[1] - 1)
+    terms = cls.softmax_focal_loss.terms(z, labels, alpha=alpha, gamma=gamma, alpha_mode="background", reduction="none")
+    exact = _row_exact(mpl.softmax_focal, z, labels, alpha=per_class, gamma=gamma)
+    check(terms.values, exact, SOFTMAX_FOCAL_ULPS, scale=terms.scale, what=(z, labels, alpha, gamma))
+    grad = cls.softmax_focal_loss.grad(z, labels, alpha=alpha, gamma=gamma, alpha_mode="background", reduction="none")
+    _check_row_gradient(
+        grad["input"],
+        lambda row, y: mpl.softmax_focal(row, y, per_class, gamma),
+        z,
+        labels,
+        SOFTMAX_FOCAL_GRAD_ULPS,
+        what=(alpha, gamma),
+    )
