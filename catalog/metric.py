@@ -88,12 +88,16 @@ def _contrastive_examples(draw, dtype, regime, choose) -> Example:
 
 
 def _contrastive_kinks(example: Example, eps: float) -> np.ndarray:
-    """Zero distance with a positive hinge (the norm's gradient), and d within rounding of the margin."""
+    """Zero distance with a positive hinge (the norm's gradient), and d within rounding of the margin; with the
+    variant squared=False also zero distance with a label other than 0 (label d is the norm itself)."""
     e = np.asarray(example.args["x1"]) - np.asarray(example.args["x2"])
     d = R.p_norm(e)
     margin = example.params["margin"]
     near = np.abs(d - margin) <= 8 * eps * (margin + R.distance_scale(e, d))
-    return near | ((d <= 8 * eps * R.p_norm(np.asarray(example.args["x1"]))) & (margin > 0))
+    norm_kink = margin > 0
+    if not example.params.get("squared", True):
+        norm_kink = norm_kink | (np.asarray(example.args["label"]) != 0)
+    return near | ((d <= 8 * eps * R.p_norm(np.asarray(example.args["x1"]))) & norm_kink)
 
 
 def _contrastive_perfect(example: Example, strength: float) -> Example:
@@ -134,7 +138,8 @@ def _triplet_kinks(example: Example, eps: float) -> np.ndarray:
     """The hinge at t = 0, a zero distance, and (with swap) d(p, n) tying d(a, n)."""
     a, p, n = (np.asarray(example.args[k]) for k in ("anchor", "positive", "negative"))
     q = example.params
-    (_, d_ap, _, d_an, _, d_pn, _), t, scale = R.triplet_parts(a, p, n, q["margin"], q["p"], q["eps"], q["swap"])
+    parts = R.triplet_parts(a, p, n, q["margin"], q["p"], q["eps"], q["swap"], q.get("eps_mode", "difference"))
+    (_, d_ap, _, d_an, _, d_pn, _), t, scale = parts
     tol = 16 * eps * scale
     tie = q["swap"] & (np.abs(d_pn - d_an) <= tol)
     return (np.abs(t) <= tol) | (np.minimum(np.minimum(d_ap, d_an), d_pn) <= tol) | tie
@@ -366,6 +371,10 @@ METRIC: tuple[LossSpec, ...] = (
         ),
         kinks=_contrastive_kinks,
         perfect=_contrastive_perfect,
+        variants={
+            "squared": "True (canonical) or False: label d + (1 - label) max(0, margin - d), neither term squared "
+            "(pytorch-metric-learning's ContrastiveLoss with LpDistance(power=1), pos_margin=0)"
+        },
         sweep=lambda s: Example(
             {"x1": s[:, None], "x2": np.zeros((s.size, 1)), "label": np.zeros(s.size)}, {"reduction": "none"}
         ),
@@ -394,6 +403,10 @@ METRIC: tuple[LossSpec, ...] = (
         kinks=_triplet_kinks,
         perfect=_triplet_perfect,
         caveats="rotation invariance only for p = 2 and eps = 0 (eps is added along fixed axes)",
+        variants={
+            "eps_mode": "'difference' (canonical, torch: ||x - y + eps||_p) or 'root': (sum_k |x_k - y_k|^p + "
+            "eps)^(1/p), eps under the root (optax)"
+        },
         sweep=_triplet_sweep,
     ),
     metric_entry(

@@ -1,5 +1,14 @@
 """Importing this module registers every property: the generic ones and each family's."""
 
-from lossguard.properties import detection, generative, generic, identities, metric, segmentation, sequence
+from lossguard.properties import (
+    detection,
+    generative,
+    generic,
+    identities,
+    metric,
+    reference_free,
+    segmentation,
+    sequence,
+)
 
-FAMILIES = (generic, identities, metric, segmentation, detection, generative, sequence)
+FAMILIES = (generic, identities, metric, segmentation, detection, generative, sequence, reference_free)

@@ -85,14 +85,22 @@ def _contrastive_parts(x1, x2, label, margin):
 
 
 @loss_reference
-def contrastive_loss(x1, x2, label, margin=1.0, reduction="mean") -> Terms:
+def contrastive_loss(x1, x2, label, margin=1.0, reduction="mean", squared=True) -> Terms:
     """Contrastive loss (Hadsell, Chopra & LeCun 2006, eq. 4 without the 1/2): label d^2 + (1 - label)
     max(0, margin - d)^2, d the euclidean distance of each row of x1 and x2 (N, D); label 1 = similar.
 
+    Variant ``squared=False``: neither term squared, label d + (1 - label) max(0, margin - d), the form of
+    pytorch-metric-learning's ContrastiveLoss (its documentation: "the hinges are not squared, unlike the
+    paper's") with an LpDistance of power 1 and pos_margin 0.
+
     Scale: d^2 carries the relative error of D squares summed, ``2 err_d d``; the hinge term that of
-    ``margin - d`` (|margin| + err_d) through the square (``_squared_hinge``).
+    ``margin - d`` (|margin| + err_d) through the square (``_squared_hinge``). Not squared: d's own err_d (>= d),
+    and the hinge's |margin| + err_d also where it is 0 (an implementation's margin - d may round across it).
     """
     _, d, y, h, err_d = _contrastive_parts(x1, x2, label, margin)
+    if not squared:
+        values = y * d + (1.0 - y) * np.maximum(h, 0.0)
+        return Terms(values, np.abs(y) * (d + err_d) + np.abs(1.0 - y) * (abs(margin) + err_d))
     hinge2, hinge_scale = _squared_hinge(h, abs(margin) + err_d)
     values = y * d * d + (1.0 - y) * hinge2
     scale = np.abs(y) * (d * d + 2.0 * d * err_d) + np.abs(1.0 - y) * hinge_scale
@@ -100,9 +108,12 @@ def contrastive_loss(x1, x2, label, margin=1.0, reduction="mean") -> Terms:
 
 
 @contrastive_loss.gradient("x1", "x2", "label")
-def _contrastive_grad(x1, x2, label, margin=1.0, reduction="mean"):
+def _contrastive_grad(x1, x2, label, margin=1.0, reduction="mean", squared=True):
     """d/dx1 = 2 e [label - (1 - label) max(0, margin - d) / d] (e = x1 - x2) = -d/dx2;
-    d/dlabel = d^2 - max(0, margin - d)^2. Kinks: d = 0 with a positive hinge, d = margin."""
+    d/dlabel = d^2 - max(0, margin - d)^2. Kinks: d = 0 with a positive hinge, d = margin.
+    Not squared (``_contrastive_unsquared_grad``): kinks also at d = 0 with label != 0."""
+    if not squared:
+        return _contrastive_unsquared_grad(x1, x2, label, margin)
     e, d, y, h, err_d = _contrastive_parts(x1, x2, label, margin)
     hinge = np.maximum(h, 0.0)
     safe = np.where(d > 0, d, 1.0)
@@ -118,21 +129,70 @@ def _contrastive_grad(x1, x2, label, margin=1.0, reduction="mean"):
     }
 
 
+def _contrastive_unsquared_grad(x1, x2, label, margin):
+    """label d + (1 - label) max(0, margin - d): d/dx1 = [label - (1 - label) [margin > d]] e / d = -d/dx2 (0 at
+    d = 0, the subgradient torch's norm returns); d/dlabel = d - max(0, margin - d).
+
+    Scale: each component of the unit vector e / d carries the D + 4 roundings of d and one of e_k, (D + 4) / 4 of
+    |e_k| / d against the tolerance's 8; the hinge's coefficient counts where the hinge is within KINK_BAND of its
+    scale (an implementation's margin - d may round to either side there)."""
+    e, d, y, h, err_d = _contrastive_parts(x1, x2, label, margin)
+    safe = np.where(d > 0, d, 1.0)
+    unit = np.where(d[:, None] > 0, e / safe[:, None], 0.0)
+    hinge_scale = abs(margin) + err_d
+    active = h > 0
+    near = active | (np.abs(h) <= KINK_BAND * hinge_scale)
+    d_x1 = (y - (1.0 - y) * active)[:, None] * unit
+    x_scale = (np.shape(e)[-1] + 4.0) / 4.0 * (np.abs(y) + np.abs(1.0 - y) * near)[:, None] * np.abs(unit)
+    return {
+        "x1": Gradient(d_x1, x_scale),
+        "x2": Gradient(-d_x1, x_scale),
+        "label": Gradient(d - np.maximum(h, 0.0), d + err_d + hinge_scale),
+    }
+
+
 # --- triplet ----------------------------------------------------------------------------------
 
 
-def _pairwise(x, y, p, eps):
-    """torch.pairwise_distance(x, y, p, eps) = ||x - y + eps||_p, with the difference and its scale."""
+EPS_MODES = ("difference", "root")
+
+
+def _root_distance(diff: np.ndarray, p: float, eps: float) -> np.ndarray:
+    """(sum_k |diff_k|^p + eps)^(1/p), from the scaled norm n = ||diff||_p: n (1 + eps / n^p)^(1/p) where
+    n^p >= eps, else eps^(1/p) (1 + n^p / eps)^(1/p) (a ratio <= 1 under the root: no overflow, and n^p may
+    underflow harmlessly); 0 where n = eps = 0."""
+    n = p_norm(diff, p)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        power = n**p
+        big = power >= eps
+        safe = np.where(power > 0, power, 1.0)
+        above = n * (1.0 + eps / safe) ** (1.0 / p)
+        below = eps ** (1.0 / p) * (1.0 + power / eps) ** (1.0 / p) if eps > 0 else np.zeros_like(n)
+    return np.where(n == 0, eps ** (1.0 / p), np.where(big, above, below))
+
+
+def _pairwise(x, y, p, eps, eps_mode="difference"):
+    """torch.pairwise_distance(x, y, p, eps) = ||x - y + eps||_p (eps_mode 'difference'), or (sum_k |x_k -
+    y_k|^p + eps)^(1/p) (eps_mode 'root'), with the vector whose norm's gradient it takes and its scale.
+
+    The root's scale: the D powers and their sum carry (D + p) u relative to s = sum |diff_k|^p, eps one more,
+    the root divides them by p; err_d = (D + 4) (d + ||diff||_p) / 4 (``distance_scale`` without eps) is over
+    that, d >= ||diff||_p."""
     diff = _f(x) - _f(y)
+    if eps_mode == "root":
+        d = _root_distance(diff, p, eps)
+        return diff, d, distance_scale(diff, d, p)
+    if eps_mode != "difference":
+        raise ValueError(f"eps_mode must be one of {EPS_MODES}, got {eps_mode!r}")
     v = diff + eps
     d = p_norm(v, p)
     return v, d, distance_scale(diff, d, p, eps)
 
 
-def triplet_parts(anchor, positive, negative, margin, p, eps, swap):
-    v_ap, d_ap, s_ap = _pairwise(anchor, positive, p, eps)
-    v_an, d_an, s_an = _pairwise(anchor, negative, p, eps)
-    v_pn, d_pn, s_pn = _pairwise(positive, negative, p, eps)
+def triplet_parts(anchor, positive, negative, margin, p, eps, swap, eps_mode="difference"):
+    v_ap, d_ap, s_ap = _pairwise(anchor, positive, p, eps, eps_mode)
+    v_an, d_an, s_an = _pairwise(anchor, negative, p, eps, eps_mode)
+    v_pn, d_pn, s_pn = _pairwise(positive, negative, p, eps, eps_mode)
     use_pn = swap & (d_pn < d_an)
     d_neg = np.where(use_pn, d_pn, d_an)
     s_neg = np.where(swap, np.maximum(s_an, s_pn), s_an)
@@ -141,19 +201,28 @@ def triplet_parts(anchor, positive, negative, margin, p, eps, swap):
 
 
 @loss_reference
-def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean") -> Terms:
+def triplet_margin_loss(
+    anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean", eps_mode="difference"
+) -> Terms:
     """torch.nn.functional.triplet_margin_loss (Balntas et al. 2016): max(d(a, p) - d(a, n) + margin, 0),
     d(x, y) = ||x - y + eps||_p (torch.pairwise_distance: eps is added to the difference); swap: d(a, n)
     is replaced by min(d(a, n), d(p, n)). Inputs (N, D) or (D,); margin > 0 (torch raises otherwise).
+    Variant eps_mode='root': d(x, y) = (sum_k |x_k - y_k|^p + eps)^(1/p), eps added under the root (optax's
+    triplet_margin_loss): the same distance for eps = 0, d(x, x) = eps^(1/p) otherwise.
     """
-    _, t, scale = triplet_parts(anchor, positive, negative, margin, p, eps, swap)
+    _, t, scale = triplet_parts(anchor, positive, negative, margin, p, eps, swap, eps_mode)
     return Terms(np.maximum(t, 0.0), scale + np.abs(t))
 
 
 @triplet_margin_loss.gradient("anchor", "positive", "negative")
-def _triplet_grad(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean"):
-    """Where t > 0: d/da = g(v_ap) - g(v_an) [or - 0 with swap], g = d||v||_p / dv; kinks: t = 0, d = 0, swap ties."""
-    (v_ap, d_ap, v_an, d_an, v_pn, d_pn, use_pn), t, _ = triplet_parts(anchor, positive, negative, margin, p, eps, swap)
+def _triplet_grad(
+    anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean", eps_mode="difference"
+):
+    """Where t > 0: d/da = g(v_ap) - g(v_an) [or - 0 with swap], g = d||v||_p / dv; kinks: t = 0, d = 0, swap ties.
+    eps_mode='root': g = sign(v) (|v| / d)^(p - 1) with v = x - y and d the distance with eps under the root (the
+    same formula: d (sum |v_k|^p + eps)^(1/p) / dv_k = sign(v_k) |v_k|^(p - 1) / d^(p - 1))."""
+    parts = triplet_parts(anchor, positive, negative, margin, p, eps, swap, eps_mode)
+    (v_ap, d_ap, v_an, d_an, v_pn, d_pn, use_pn), t, _ = parts
     active = (t > 0)[..., None]
     g_ap = _p_norm_grad(v_ap, d_ap, p)
     g_an = np.where(use_pn[..., None], 0.0, _p_norm_grad(v_an, d_an, p))

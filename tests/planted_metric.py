@@ -11,6 +11,8 @@ import torch.nn.functional as F
 
 from lossguard.implementations.own import metric as own
 
+from planted import _gradient_bias, _value_bias
+
 
 def _reduce(loss: torch.Tensor, reduction: str) -> torch.Tensor:
     return loss.mean() if reduction == "mean" else loss.sum() if reduction == "sum" else loss
@@ -28,6 +30,25 @@ def contrastive_l1_distance(x1, x2, label, margin=1.0, reduction="mean"):
     (rotation_invariance)."""
     d = (x1 - x2).abs().sum(dim=-1)
     return _reduce(label * d * d + (1 - label) * torch.clamp(margin - d, min=0.0) ** 2, reduction)
+
+
+def contrastive_unsquared(x1, x2, label, margin=1.0, reduction="mean"):
+    """The reference variant squared=False done right, label d + (1 - label) max(0, margin - d): the correct
+    implementation its planted bugs are judged beside (no defect)."""
+    d = torch.linalg.vector_norm(x1 - x2, dim=-1)
+    return _reduce(label * d + (1 - label) * torch.clamp(margin - d, min=0.0), reduction)
+
+
+def contrastive_unsquared_biased(x1, x2, label, margin=1.0, reduction="mean"):
+    """squared=False plus 32 u of its error scale (agreement, value)."""
+    call = {"x1": x1, "x2": x2, "label": label, "margin": margin, "reduction": reduction, "squared": False}
+    return _value_bias("contrastive_loss", contrastive_unsquared(x1, x2, label, margin, reduction), **call)
+
+
+def contrastive_unsquared_tilted(x1, x2, label, margin=1.0, reduction="mean"):
+    """squared=False, its gradient in x1 off by 32 u of that gradient's error scale (gradient, first_argument)."""
+    call = {"x1": x1, "x2": x2, "label": label, "margin": margin, "reduction": reduction, "squared": False}
+    return _gradient_bias("contrastive_loss", contrastive_unsquared(x1, x2, label, margin, reduction), "x1", **call)
 
 
 def triplet_soft_margin(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, reduction="mean"):

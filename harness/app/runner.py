@@ -129,9 +129,10 @@ def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str, re
     check._hypothesis_internal_add_digest = key.encode()  # a distinct database key and seed per run
     chosen = settings_for(profile, prop.examples)
     # a finding's domain may hold most of what the strategy draws, and a binding's supported domain may hold none of
-    # what a property builds (zero-area boxes for a loss that supports proper boxes only): the rest is still judged,
-    # and a property left with no example is a skip (Unsatisfiable), never a health-check error
-    if subject.excluded or subject.impl.domain:
+    # what a property builds (zero-area boxes for a loss that supports proper boxes only), nor a fixed value what it
+    # asks for (reduction='sum' of a loss that computes 'none' only): the rest is still judged, and a property left
+    # with no example is a skip (Unsatisfiable), never a health-check error
+    if subject.excluded or subject.impl.domain or subject.impl.fixed:
         chosen = settings(chosen, suppress_health_check=[*chosen.suppress_health_check, HealthCheck.filter_too_much])
     test = given(st.data())(chosen(check))
     if replay:  # the exact failing example, whatever the profile's database and seed

@@ -17,19 +17,20 @@ from lossguard.harness.kernel.model import Domain, Example
 
 
 def _arrays(example: Example) -> dict[str, np.ndarray]:
-    return {k: v for k, v in example.args.items() if isinstance(v, np.ndarray)}
+    """The array arguments; a NumPy scalar (a 0-d class index, np.argmax's result) as a 0-d array."""
+    return {k: np.asarray(v) for k, v in example.args.items() if isinstance(v, (np.ndarray, np.generic))}
 
 
 def _float_target(example: Example) -> np.ndarray | None:
-    target = example.args.get("target")
-    if isinstance(target, np.ndarray) and np.issubdtype(target.dtype, np.floating):
+    target = _arrays(example).get("target")
+    if target is not None and np.issubdtype(target.dtype, np.floating):
         return target
     return None
 
 
 def _index_target(example: Example) -> np.ndarray | None:
-    target = example.args.get("target")
-    if isinstance(target, np.ndarray) and np.issubdtype(target.dtype, np.integer):
+    target = _arrays(example).get("target")
+    if target is not None and np.issubdtype(target.dtype, np.integer):
         return target
     return None
 
@@ -118,6 +119,32 @@ def _made_proper(example: Example) -> Example:
     return example.replace(proper)
 
 
+def _integer_pair_labels(example: Example) -> bool:
+    label = example.args.get("label")
+    return not isinstance(label, np.ndarray) or (
+        np.issubdtype(label.dtype, np.integer) and bool(np.all((label == 0) | (label == 1)))
+    )
+
+
+def _to_integer_pair_labels(example: Example) -> Example:
+    """Pair labels rounded to 0 or 1, as integers (a pair is similar or dissimilar, never in between)."""
+    return example.replace({"label": (np.asarray(example.args["label"]) >= 0.5).astype(np.int64)})
+
+
+def _flat(example: Example) -> bool:
+    return _input_ndim(example) <= 2
+
+
+def _flattened(example: Example) -> Example:
+    """(N, C, *) logits and targets as (N * prod(*), C) rows: the positions become samples (each element's loss,
+    and so the mean over the elements, unchanged; class-index targets (N, *) as (N * prod(*),))."""
+    z = np.asarray(example.args["input"])
+    rows = np.moveaxis(z, 1, -1).reshape(-1, z.shape[1])
+    target = np.asarray(example.args["target"])
+    target = np.moveaxis(target, 1, -1).reshape(-1, z.shape[1]) if target.ndim == z.ndim else target.reshape(-1)
+    return example.replace({"input": rows, "target": target})
+
+
 def _one_channel(example: Example) -> bool:
     return _input_ndim(example) >= 2 and np.shape(example.args["input"])[1] == 1
 
@@ -125,6 +152,20 @@ def _one_channel(example: Example) -> bool:
 def _first_channel(example: Example) -> Example:
     """Every (N, C, *) argument as its first channel (N, 1, *): one mask, one prediction per sample."""
     return example.replace({k: v[:, :1] for k, v in _arrays(example).items() if v.ndim == _input_ndim(example)})
+
+
+def _dense_target(example: Example) -> bool:
+    return np.shape(example.args.get("target")) == np.shape(example.args.get("input"))
+
+
+def _smoothing_below_one(example: Example) -> bool:
+    return example.params.get("label_smoothing", 0.0) < 1.0
+
+
+def _indices_in_range(example: Example) -> bool:
+    target = _index_target(example)
+    classes = np.shape(example.args["input"])[1 if _input_ndim(example) > 1 else 0] if _input_ndim(example) else 0
+    return target is None or bool(np.all((target >= 0) & (target < classes)))
 
 
 def _at_least_two_classes(example: Example) -> bool:
@@ -207,13 +248,6 @@ DOMAINS: Mapping[str, Domain] = {
         ),
         Domain("two-classes", "at least two classes (C >= 2)", _at_least_two_classes),
         Domain(
-            "one-channel",
-            "one channel (N, 1, *): a single mask per sample (the library pools its channels, or weighs them "
-            "against each other); drawn (N, C, *) arrays as their first channel",
-            _one_channel,
-            _first_channel,
-        ),
-        Domain(
             "image",
             "images (N, C, H, W): exactly two spatial axes; (N, C) drawn as (N, C, 1, 1), (N, C, L) as (N, C, L, 1)",
             _image,
@@ -225,6 +259,49 @@ DOMAINS: Mapping[str, Domain] = {
             "a drawn number a, or a class array's element 1, drawn as those weights",
             _background_alpha,
             _as_background_alpha,
+        ),
+        Domain(
+            "one-channel",
+            "one channel (N, 1, *): a single mask per sample (the library pools its channels, or weighs them "
+            "against each other); drawn (N, C, *) arrays as their first channel",
+            _one_channel,
+            _first_channel,
+        ),
+        Domain(
+            "pair-labels",
+            "pair labels exactly 0 or 1, as integers (each pair similar or dissimilar: no soft label, no gradient "
+            "in the label); drawn labels rounded",
+            _integer_pair_labels,
+            _to_integer_pair_labels,
+        ),
+        Domain(
+            "dense-targets",
+            "targets of the input's shape (the library reads a target of any other shape as class indices)",
+            _dense_target,
+        ),
+        Domain(
+            "smoothing-below-one",
+            "label_smoothing below 1 (eps = 1, every label replaced by the uniform distribution, is rejected)",
+            _smoothing_below_one,
+        ),
+        Domain(
+            "no-spatial",
+            "inputs (N, C) or (C,), no spatial axes; (N, C, *) drawn with its positions as rows (N * prod(*), C)",
+            _flat,
+            _flattened,
+        ),
+        Domain(
+            "no-broadcast",
+            "a target of the input's shape: the library documents taking a target of another shape (broadcast, or "
+            "a channel axis added: optax's 'shape broadcastable to that of predictions', '[..., 1] or [...]'), "
+            "where the catalog's contract raises",
+            _dense_target,
+        ),
+        Domain(
+            "indices-in-range",
+            "class indices in [0, C): the library takes one-hot targets, which no index outside has (its binding "
+            "one-hot encodes the catalog's indices), so the out-of-range case is not its contract",
+            _indices_in_range,
         ),
     )
 }

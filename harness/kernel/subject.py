@@ -86,8 +86,11 @@ class Subject:
         parameters (only those the implementation accepts are pinned, the rest keep their defaults;
         the runner skips a property whose restriction needs a parameter the implementation lacks)."""
         accepted = self.impl.accepted
-        # what the implementation computes with unasked (its binding's fixed values) is pinned on every draw
-        pinned = {**{k: v for k, v in {**self.restriction, **fixed}.items() if k in accepted}, **self.impl.fixed}
+        # what the implementation computes with unasked (its binding's fixed values) is pinned on every draw; a
+        # property asking for another value of one asks for what it never computes: discarded, never judged
+        asked = {**self.restriction, **fixed}
+        assume(all(self.computes_with(k, v) for k, v in asked.items()))
+        pinned = {**{k: v for k, v in asked.items() if k in accepted}, **self.impl.fixed}
 
         def choose(strategies: Mapping[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
             return S.draw_params(data.draw, strategies, defaults, accepted, pinned)
@@ -113,8 +116,21 @@ class Subject:
         return example
 
     def supports(self, example: Example) -> bool:
-        """Whether the implementation supports ``example`` (a property's own example, an error case)."""
-        return self.impl.supports(example)
+        """Whether the implementation supports ``example`` (a property's own example, an error case): inside its
+        domain, and with the values it computes with unasked (its binding's ``fixed``, e.g. optax's
+        reduction='none': an example of reduction='sum' asks for what it never computes)."""
+        return self.impl.supports(example) and all(self.computes_with(k, v) for k, v in example.params.items())
+
+    def computes_with(self, name: str, value: Any) -> bool:
+        """Whether parameter ``name`` = ``value`` is what the implementation computes with, as far as its fixed
+        values say (compared after rounding to the dtype, as every draw is)."""
+        if name not in self.impl.fixed:
+            return True
+        mine = self.rounded(Example({}, {"value": self.impl.fixed[name]})).params["value"]
+        theirs = self.rounded(Example({}, {"value": value})).params["value"]
+        if isinstance(mine, np.ndarray) or isinstance(theirs, np.ndarray):
+            return bool(np.array_equal(mine, theirs, equal_nan=True))
+        return bool(mine == theirs)
 
     def rounded(self, example: Example) -> Example:
         """Every float array and scalar parameter rounded to the dtype: what the implementation computes with."""
@@ -146,9 +162,12 @@ class Subject:
         watch_inputs: bool = False,
         requires_grad: bool = True,
         device: str | None = None,
+        dtype: str | None = None,
     ) -> Outcome:
+        """The implementation's outcome on ``example``, in ``dtype`` (default: the subject's; a reference-free
+        property compares the implementation with itself in float64 on the same rounded inputs) on ``device``."""
         # an example a property built itself, outside what the implementation supports: discarded, never judged
-        assume(self.impl.supports(example))
+        assume(self.supports(example))
         self.observations.examples += 1
         self.failed_example = example  # if the call raises, this is the example it raised on
         passed = self.received(example)
@@ -157,7 +176,7 @@ class Subject:
             self.impl,
             self.spec.args,
             passed,
-            self.dtype,
+            dtype or self.dtype,
             device or self.device,
             grad=grad,
             watch_inputs=watch_inputs,
@@ -232,6 +251,11 @@ class Subject:
         inputs left unmodified, a value finite). A run that records none is a ``skip``, never a ``pass``."""
         if count > 0:
             self.observations.comparisons += 1
+
+    def unjudgeable(self, why: str) -> None:
+        """Record why an example could not be judged (a property's yardstick unavailable on it): the reason a run
+        that judged nothing gives for its ``skip``."""
+        self.observations.unjudged = why
 
     def begin_example(self) -> None:
         """Called before each Hypothesis example."""

@@ -17,9 +17,12 @@ reference                      metric  bound  derivation
 =============================  ======  =====  =================================================================
 contrastive_loss               scale   2      scaled norm: D + 4 roundings of d (|x|/top, squares, sum of D, sqrt,
                                               * top) <= (D + 4) u d, a quarter of the scale's (D + 4) d / 4 ... x 2 d
-                                              for d^2; the hinge (m - d)^2 the same through 2 |h|; + 3u products
+                                              for d^2; the hinge (m - d)^2 the same through 2 |h|; + 3u products;
+                                              squared=False: d and m - d themselves against err_d, |m| + err_d
 triplet_margin_loss            scale   2      p-norm of (x - y) + eps: 2u per component, (D + p + 2) u the norm,
-                                              against err_d = (D + 4)(d + ||x - y|| + eps D^(1/p)) / 4 each
+                                              against err_d = (D + 4)(d + ||x - y|| + eps D^(1/p)) / 4 each;
+                                              eps_mode='root': n (1 + eps / n^p)^(1/p) from the scaled norm n,
+                                              (D + p + 4) u, against (D + 4)(d + ||x - y||) / 4
 batch_hard_triplet_loss        scale   2      two distances as above, + margin, mean of <= N terms (reduce_scale)
 info_nce_loss                  scale   2      normalising (D + 3) u, dot products D u, / T, logsumexp 2.4u (the
                                               cross-entropy bound) against |l_0| + |lse| + (M + 1) + err_l
@@ -91,15 +94,21 @@ def _diff(x, y, eps=0.0) -> list:
     return [mpl._add(mpl._sub(a, b), eps) for a, b in zip(x, y, strict=True)]
 
 
-def contrastive(x1, x2, label, margin):
+def contrastive(x1, x2, label, margin, squared=True):
     d = _norm(_diff(x1, x2))
-    return mpl._f(label) * d * d + (1 - mpl._f(label)) * max(mpl._f(margin) - d, 0) ** 2
+    power = 2 if squared else 1
+    return mpl._f(label) * d**power + (1 - mpl._f(label)) * max(mpl._f(margin) - d, 0) ** power
 
 
-def triplet(a, p, n, margin, pn, eps, swap):
-    d_ap, d_an = _norm(_diff(a, p, eps), pn), _norm(_diff(a, n, eps), pn)
+def triplet(a, p, n, margin, pn, eps, swap, eps_mode="difference"):
+    def dist(x, y):
+        if eps_mode == "root":  # (sum_k |x_k - y_k|^p + eps)^(1/p)
+            return (mp.fsum(abs(v) ** pn for v in _diff(x, y)) + mpl._f(eps)) ** (mpf(1) / pn)
+        return _norm(_diff(x, y, eps), pn)
+
+    d_ap, d_an = dist(a, p), dist(a, n)
     if swap:
-        d_an = min(d_an, _norm(_diff(p, n, eps), pn))
+        d_an = min(d_an, dist(p, n))
     return max(d_ap - d_an + mpl._f(margin), 0)
 
 
@@ -297,28 +306,33 @@ def _check_temperature_gradient(grad, fn, temperature, what) -> None:
 
 
 @FEW
-@given(rows(), MARGINS, st.data())
-@example([np.array([[0.0, 0.0], [1e6, 1e-8]]), np.array([[0.0, 0.0], [-1e6, 1e-8]])], 1.0, None)
-def test_contrastive(arrays, margin, data):
+@given(rows(), MARGINS, st.data(), st.booleans())
+@example([np.array([[0.0, 0.0], [1e6, 1e-8]]), np.array([[0.0, 0.0], [-1e6, 1e-8]])], 1.0, None, True)
+# the variant squared=False: a zero distance with labels 1, 0 and 0.3 (the norm's kink at the point itself: the
+# reference's subgradient 0 lies between the one-sided derivatives), and a pair 1e6 apart
+@example([np.array([[0.0, 0.0], [1e6, 1e-8]]), np.array([[0.0, 0.0], [-1e6, 1e-8]])], 1.0, None, False)
+def test_contrastive(arrays, margin, data, squared):
     x1, x2 = arrays
     label = (
         np.array([1.0, 0.0, 0.3][: len(x1)])
         if data is None
         else np.array(data.draw(st.lists(st.sampled_from([0.0, 1.0, 0.25]), min_size=len(x1), max_size=len(x1))))
     )
-    terms = R.contrastive_loss.terms(x1, x2, label, margin=margin, reduction="none")
-    exact = [_exact(contrastive, list(x1[i]), list(x2[i]), label[i], margin) for i in range(len(x1))]
-    check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(x1, x2, label, margin))
-    check_reductions(R.contrastive_loss, (x1, x2, label), {"margin": margin}, exact, VALUE_ULPS, scale=terms.scale)
-    grad = R.contrastive_loss.grad(x1, x2, label, margin=margin, reduction="sum")
+    kwargs = {"margin": margin, "squared": squared}
+    terms = R.contrastive_loss.terms(x1, x2, label, reduction="none", **kwargs)
+    exact = [_exact(contrastive, list(x1[i]), list(x2[i]), label[i], margin, squared) for i in range(len(x1))]
+    check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(x1, x2, label, kwargs))
+    check_reductions(R.contrastive_loss, (x1, x2, label), kwargs, exact, VALUE_ULPS, scale=terms.scale)
+    grad = R.contrastive_loss.grad(x1, x2, label, reduction="sum", **kwargs)
     _, d, _, h, _ = R._contrastive_parts(x1, x2, label, margin)
     _check_gradient(
         grad,
-        lambda a, b, y: mp.fsum(contrastive(a[i], b[i], y[i], margin) for i in range(len(a))),
+        lambda a, b, y: mp.fsum(contrastive(a[i], b[i], y[i], margin, squared) for i in range(len(a))),
         [x1, x2, label],
         ["x1", "x2", "label"],
-        (x1, x2, label, margin),
-        smooth_over=_nearest(d, np.abs(h)),  # d's kink at 0 (curvature 1 / d), the hinge (C^1) at d = margin
+        (x1, x2, label, kwargs),
+        smooth_over=_nearest(d, np.abs(h)),  # d's kink at 0 (curvature 1 / d), the hinge at d = margin
+        near_kink=_at_kink("contrastive_loss", {"x1": x1, "x2": x2, "label": label}, kwargs),
     )
 
 
@@ -329,26 +343,44 @@ def test_contrastive(arrays, margin, data):
     st.sampled_from([1.0, 2.0, 3.0]),
     st.sampled_from([1e-6, 0.0]),
     st.booleans(),
+    st.sampled_from(["difference", "root"]),
 )
 # p = 1 with a zero difference (every |v_k| at its kink) next to a component of 2.2e-308: the former absolute
 # step 2^-64 crossed the 2.2e-308 component's kink too (oracle at fault; the reference's subgradient was right)
 @example(
-    [np.zeros((2, 2)), np.zeros((2, 2)), np.array([[0.0, 0.0], [0.0, 2.2250738585072014e-308]])], 1.0, 1.0, 0.0, False
+    [np.zeros((2, 2)), np.zeros((2, 2)), np.array([[0.0, 0.0], [0.0, 2.2250738585072014e-308]])],
+    1.0,
+    1.0,
+    0.0,
+    False,
+    "difference",
 )
-def test_triplet_margin(arrays, margin, p, eps, swap):
+# eps_mode='root': identical rows (d = eps^(1/p) exactly, the gradient 0), distances of 1e-8 (n^p below eps: the
+# eps^(1/p) branch) and of 1e6 (eps far below n^p's rounding)
+@example(
+    [np.zeros((2, 2)), np.array([[0.0, 1e-8], [1e6, 0.0]]), np.array([[0.0, 0.0], [-1e6, 1.0]])],
+    0.5,
+    3.0,
+    1e-6,
+    False,
+    "root",
+)
+def test_triplet_margin(arrays, margin, p, eps, swap, eps_mode):
     a, pos, neg = arrays
-    kwargs = {"margin": margin, "p": p, "eps": eps, "swap": swap}
+    kwargs = {"margin": margin, "p": p, "eps": eps, "swap": swap, "eps_mode": eps_mode}
     terms = R.triplet_margin_loss.terms(a, pos, neg, reduction="none", **kwargs)
-    exact = [_exact(triplet, list(a[i]), list(pos[i]), list(neg[i]), margin, p, eps, swap) for i in range(len(a))]
+    exact = [
+        _exact(triplet, list(a[i]), list(pos[i]), list(neg[i]), margin, p, eps, swap, eps_mode) for i in range(len(a))
+    ]
     check(terms.values, exact, VALUE_ULPS, scale=terms.scale, what=(arrays, kwargs))
     grad = R.triplet_margin_loss.grad(a, pos, neg, reduction="sum", **kwargs)
-    (v_ap, d_ap, v_an, d_an, v_pn, d_pn, _), t, _ = R.triplet_parts(a, pos, neg, margin, p, eps, swap)
+    (v_ap, d_ap, v_an, d_an, v_pn, d_pn, _), t, _ = R.triplet_parts(a, pos, neg, margin, p, eps, swap, eps_mode)
     # the hinge t = 0 (|t| / 2: t moves at most 2 per unit of an anchor coordinate), a distance 0, the swap's
     # tie d(p, n) = d(a, n), and with p = 1 every component of a difference at 0 (|v_k| is a kink)
     kinks = [np.abs(t) / 2, d_ap, d_an] + ([d_pn, np.abs(d_pn - d_an) / 2] if swap else [])
     _check_gradient(
         grad,
-        lambda x, y, z: mp.fsum(triplet(x[i], y[i], z[i], margin, p, eps, swap) for i in range(len(x))),
+        lambda x, y, z: mp.fsum(triplet(x[i], y[i], z[i], margin, p, eps, swap, eps_mode) for i in range(len(x))),
         [a, pos, neg],
         ["anchor", "positive", "negative"],
         (arrays, kwargs),

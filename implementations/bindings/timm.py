@@ -1,0 +1,75 @@
+"""The findings recorded against timm.loss's shipped losses (bindings: timm.toml; none needs code).
+
+Several timm losses compute in float32 whatever the input dtype (``x = x.float()``, or ``F.log_softmax(x.float())``):
+intended for half-precision inputs (AsymmetricLossMultiLabel's comment: "low precision (fp16) probabilities
+underflow the eps clamp"; their bindings declare float32 outputs for float16 and bfloat16), it also rounds a float64
+input to float32 and returns float32. Each was reproduced by lossguard and confirmed independently in float64
+NumPy (tests/bindings/test_timm.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lossguard.harness.kernel.model import Example, Finding
+
+UPSTREAM = "timm 1.0.31"
+
+_DOWNCAST = (
+    "computes in float32 whatever the input dtype ({where}): a float64 input is rounded to float32, its loss "
+    "returned in float32 and its gradient float32-accurate (relative errors near 1e-7 where float64 promises 1e-16)"
+)
+
+
+def _arrays(**lists: list) -> dict[str, np.ndarray]:
+    return {name: np.asarray(values, dtype=np.float64) for name, values in lists.items()}
+
+
+def _float64(example: Example, dtype: str) -> bool:
+    """Every float64 call: the departure is the dtype itself (the finding's ``dtypes`` scope it to float64)."""
+    return dtype == "float64"
+
+
+def _downcast(where: str, dtype_witness: Example, gradcheck_witness: Example | None) -> tuple[Finding, ...]:
+    """The float32 computation's findings: the output dtype, and (where the search finds it) the gradient against
+    the loss's own float64 central differences."""
+    cells = [("dtype", dtype_witness)] + ([("gradcheck", gradcheck_witness)] if gradcheck_witness else [])
+    return tuple(
+        Finding(
+            prop,
+            _DOWNCAST.format(where=where),
+            UPSTREAM,
+            dtypes=("float64",),
+            witness=witness,
+            domain=_float64,
+            where="every float64 input (the whole computation is in float32)",
+        )
+        for prop, witness in cells
+    )
+
+
+_CLASS_INDEX = Example({"input": np.zeros((1, 2)), "target": np.array([0])}, {})
+_MULTI_LABEL = Example(_arrays(input=[[0.0]], target=[[0.0]]), {})
+
+FINDINGS: dict[str, tuple[Finding, ...]] = {
+    "timm.PolyCrossEntropy": _downcast(
+        "F.log_softmax(x.float())",
+        _CLASS_INDEX,
+        Example({"input": np.array([[1.0, 0.0, -1.0]]), "target": np.array([2])}, {}),
+    ),
+    "timm.PolyBinaryCrossEntropy": _downcast("x = x.float()", _MULTI_LABEL, None),
+    "timm.AsymmetricLossMultiLabel": _downcast(
+        "x = x.float()", _MULTI_LABEL, Example(_arrays(input=[[0.0] * 4], target=[[1.0] * 4]), {})
+    ),
+    "timm.TwoWayLoss": _downcast(
+        "x = x.float()",
+        _MULTI_LABEL,
+        Example(
+            _arrays(
+                input=[[2.0, 7.0, 7.0], [7.0, 7.0, 7.0], [7.0, 7.0, 7.0]], target=[[1.0, 0, 0], [0, 0, 0], [0, 0, 0]]
+            ),
+            {},
+        ),
+    ),
+    "timm.ZlprLoss": _downcast("x = x.float()", _MULTI_LABEL, _MULTI_LABEL),
+}
