@@ -168,11 +168,12 @@ _SUM = (
 )
 
 
-def _sum_is_a_mean(prop: str, witness: Example, value: str) -> Finding:
+def _sum_is_a_mean(prop: str, witness: Example, value: str, dtypes: tuple[str, ...] | None = None) -> Finding:
     return Finding(
         prop,
         _SUM.format(value=value),
         UPSTREAM,
+        dtypes=dtypes,
         witness=witness,
         domain=_sum_averages,
         where="reduction='sum' with more than one element in some (sample, class)'s spatial mean (or, with no "
@@ -442,7 +443,9 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             _SOFTMAX_ONE,
         ),
         _sum_is_a_mean("agreement", _SOFTMAX_SUM, "0.693 (the mean)"),
-        _sum_is_a_mean("gradient", _SOFTMAX_SUM, "0.693 (the mean)"),
+        # in bfloat16 the gradient property passes on this witness (not investigated: see the closing note of
+        # issue 9), so the finding is not claimed there and the bfloat16 search judges every example
+        _sum_is_a_mean("gradient", _SOFTMAX_SUM, "0.693 (the mean)", dtypes=("float64", "float32", "float16")),
         _sum_is_a_mean("reduction", _SOFTMAX_SUM, "0.693 (the mean)"),
         _softmax_nan_gradient("gradient"),
         _softmax_nan_gradient("stability"),
