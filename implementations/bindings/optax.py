@@ -257,7 +257,7 @@ def _zero_distance_without_eps(example: Example, dtype: str) -> bool:
     a = np.asarray(example.args["anchor"], dtype=np.float64)
     with np.errstate(under="ignore"):
         powers = [np.abs(a - np.asarray(example.args[k], dtype=np.float64)) ** p for k in ("positive", "negative")]
-    return any(bool(np.any(np.all(w < tiny / 2, axis=-1))) for w in powers)
+    return any(bool(np.any(np.all(2 * w < tiny, axis=-1))) for w in powers)  # below half of it: rounds to 0
 
 
 def _small_tversky_denominator(example: Example, dtype: str) -> bool:
