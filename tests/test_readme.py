@@ -1,5 +1,5 @@
 """The README's commands work as the README says: each `$ lossguard ...` line of its console blocks
-runs with the exit status it documents (`# exit N`, else 0). The full `check --impl all` among them is
+runs with the exit status it documents (`# exit N`, else 0). The full `check --impl builtin` among them is
 the suite's proof that every built-in and own loss passes on CPU (findings as xfail), with exactly the
 counts of the summary line the README documents for it (``documented_summary``)."""
 
@@ -72,7 +72,7 @@ def test_readme_command(command, status):
         doc = json.loads(report.read_text())
         report.unlink()
         assert doc["schema"] == "lossguard-results/1"
-        if "--impl" in words and words[words.index("--impl") + 1] == "all" and "--loss" not in words:
+        if "--impl" in words and words[words.index("--impl") + 1] == "builtin" and "--loss" not in words:
             assert {r["status"] for r in doc["results"]} <= {"pass", "xfail", "skip"}
             expected = documented_summary()
             counted = Counter(r["status"] for r in doc["results"])

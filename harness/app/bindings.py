@@ -165,9 +165,9 @@ def compile_binding(
     names = _library_names(binding, obj, spec)
     accepted = frozenset(names)
     constructor = _constructor_names(obj, names) if is_module_class(obj) else frozenset()
-    kind = "function"
+    form = "function"
     if is_module_class(obj) or is_module_instance(obj):
-        kind = "nn.Module class" if is_module_class(obj) else "nn.Module instance"
+        form = "nn.Module class" if is_module_class(obj) else "nn.Module instance"
     impl = Implementation(
         name=binding.label,
         loss=spec.name,
@@ -176,7 +176,7 @@ def compile_binding(
         accepted=accepted,
         framework=binding.framework,
         findings=tuple(binding.findings),
-        source=f"{source} ({kind})",
+        source=f"{source} ({form})",
         call=_caller(binding, obj, spec, names, constructor),
         fixed={**binding.fixed, **binding.variant},
         domain=tuple(DOMAINS[name] for name in binding.domain),
