@@ -228,7 +228,7 @@ def _bound_float16(input, target, reduction) -> torch.Tensor:
     x, y = (t.detach().double().requires_grad_() for t in (input, target))
     f = F.mse_loss(x, y, reduction=reduction)
     gx, gy = torch.autograd.grad(f, [x, y])
-    scale = f.abs() + 1 + (x * gx).abs().sum() + (y * gy).abs().sum()
+    scale = f.abs() + 1 + (x.abs().clamp(min=1) * gx.abs()).sum() + (y.abs().clamp(min=1) * gy.abs()).sum()
     m = CHAIN + x.numel() + y.numel() + 1
     u = 2.0**-11
     return m * u / (1 - m * u) * scale
