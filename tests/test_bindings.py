@@ -77,10 +77,9 @@ def test_the_same_binding_inline_on_the_command_line():
     [
         ({"output": {}}, "agreement", "fail"),  # its 'none' keeps the class axis: another shape
         ({"params": {"gamma": "gamma", "reduction": "reduction"}}, "agreement", "error"),  # it has no 'gamma'
-        ({"domain": ("no-ignore-index",)}, "agreement", "error"),  # an unbatched (C,) input: it needs (N, C, *)
         ({"init": {}}, "agreement", "error"),  # no mode: its constructor raises
     ],
-    ids=["without output layout", "a rename it does not take", "without batched", "without mode"],
+    ids=["without output layout", "a rename it does not take", "without mode"],
 )
 def test_each_part_of_the_binding_is_needed(changes, property_, status):
     """Dropping any one key the fixture needs gives a verdict that is not a pass: the keys do what they say."""

@@ -33,7 +33,9 @@ def _float64(example: Example, dtype: str) -> bool:
 def _downcast(where: str, dtype_witness: Example, gradcheck_witness: Example | None) -> tuple[Finding, ...]:
     """The float32 computation's findings: the output dtype, and (where the search finds it) the gradient against
     the loss's own float64 central differences."""
-    cells = [("dtype", dtype_witness)] + ([("gradcheck", gradcheck_witness)] if gradcheck_witness else [])
+    # the gradcheck cells no longer reproduce under the final gradcheck (its Richardson spread absorbs float32
+    # noise in float64 inputs): the departure is claimed where it shows, the output dtype
+    cells = [("dtype", dtype_witness)]
     return tuple(
         Finding(
             prop,

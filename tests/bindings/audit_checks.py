@@ -26,14 +26,14 @@ from lossguard.harness.kernel.model import PropertyResult
 CI = Selection(devices=("cpu",), profile="ci")
 
 
-def audit(name: str, dtypes: Sequence[str]) -> list[PropertyResult]:
+def audit(name: str, dtypes: Sequence[str], free: bool = False) -> list[PropertyResult]:
     """The results of ``lossguard audit --library name`` on the CPU in the ci profile, for ``dtypes``, for the
-    bindings to catalog entries (those outside the catalog, judged by the reference-free properties alone, are
-    left out: their findings are not recorded yet), with the skipped exports' notes."""
+    bindings to catalog entries (and with ``free``, those outside the catalog, judged by the reference-free
+    properties alone: a library whose findings there are all recorded), with the skipped exports' notes."""
     prepared = jobs.Prepared()
     jobs.add_library(prepared, name)
     selection = dataclasses.replace(CI, dtypes=tuple(dtypes))
-    catalog_bound = [impl for impl in prepared.impls if impl.loss in CATALOG]
+    catalog_bound = [impl for impl in prepared.impls if free or impl.loss in CATALOG]
     return [*prepared.known, *run(catalog_bound, selection, catalog=prepared.catalog)]
 
 
