@@ -10,8 +10,8 @@ property passes on the own implementations is proven by the README's full check 
 * ``test_linear_cross_entropy_never_holds_the_logits``: forward + backward for N = 4096, H = 64,
   V = 32768 in float32 on the CPU, in a fresh process: no tensor saved for backward has N V elements
   (``saved_tensors_hooks``) and the peak of the bytes torch's allocator holds grows by less than a quarter
-  of the N V float32 logits (the profiler's memory events); the same measurement on the materialised F.cross_entropy(hidden @ weight.T)
-  exceeds both bounds, so the measurement can fail.
+  of the N V float32 logits (the profiler's memory events); the same measurement on the materialised
+  F.cross_entropy(hidden @ weight.T) exceeds both bounds, so the measurement can fail.
 """
 
 from __future__ import annotations
