@@ -10,6 +10,7 @@ test_a_mutated_buffer_is_caught, test_an_output_independent_of_the_leaves_is_not
 test_requires_grad_traces_the_float_arguments, test_the_registry_knows_jax: the binding's contract, called directly.
 test_lossguard_runs_without_importing_jax: JAX stays an optional dependency.
 test_mse_value_and_gradients_by_hand: value, gradients and conversions on a fixed example, computed by hand.
+test_the_compilation_cache_goes_where_the_environment_says: LOSSGUARD_JAX_CACHE, XDG_CACHE_HOME, 'off'.
 """
 
 from __future__ import annotations
@@ -37,7 +38,12 @@ jax = pytest.importorskip("jax", reason="jax not installed (optional extra)")
 
 import jax.numpy as jnp  # noqa: E402
 
-from lossguard.harness.kernel.frameworks.jax_binding import WATCHED_SETTINGS, JaxBinding, round_to  # noqa: E402
+from lossguard.harness.kernel.frameworks.jax_binding import (  # noqa: E402
+    WATCHED_SETTINGS,
+    JaxBinding,
+    compilation_cache_dir,
+    round_to,
+)
 
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 ARGS = ("input", "target")
@@ -352,3 +358,13 @@ def test_mse_value_and_gradients_by_hand():
     example = EXAMPLE.replace(weight=np.ones(3), labels=np.array([0, 1, 1]), eps=1e-3)
     binding("jax").call(jax_impl(recording, "mse_loss"), ARGS, example, "float32")
     assert seen == {"input": jnp.float32, "weight": jnp.float32, "labels": jnp.int64, "eps": float}
+
+
+def test_the_compilation_cache_goes_where_the_environment_says(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOSSGUARD_JAX_CACHE", str(tmp_path / "mine"))
+    assert compilation_cache_dir() == tmp_path / "mine"
+    monkeypatch.setenv("LOSSGUARD_JAX_CACHE", "off")
+    assert compilation_cache_dir() is None
+    monkeypatch.delenv("LOSSGUARD_JAX_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compilation_cache_dir() == tmp_path / "lossguard" / "jax"
