@@ -342,9 +342,13 @@ def _sources(args: argparse.Namespace) -> list[dict[str, Any]]:
         if unknown:
             shipped = ", ".join(libraries())
             raise UsageError(f"unknown library {unknown[0]!r}; lossguard ships bindings for {shipped}, all")
-        return [{"library": name} for name in names]
+        if args.binding_name and len(names) != 1:
+            raise UsageError("--binding-name picks one binding of one library; give a single --library NAME")
+        return [{"library": name, "name": args.binding_name} for name in names]
     if args.binding:
         return [{"file": args.binding, "name": args.binding_name}]
+    if args.binding_name:
+        raise UsageError("--binding-name picks a binding of --binding FILE or --library NAME")
     fields: dict[str, Any] = {"target": args.target, "framework": args.framework}
     if args.loss:
         fields["loss"] = args.loss

@@ -2,8 +2,8 @@
 
 An audit job is JSON (it crosses into the isolated worker): the selection, and ``bindings``, a list of
 sources, each ``{"inline": {Binding fields}}`` (a TARGET and the CLI's inline options), ``{"file": PATH,
-"name": LABEL or null}`` (a binding file, all its bindings or the one labelled) or ``{"library": NAME}`` (a
-shipped library). ``prepare`` compiles them into implementations, the catalog they are judged against (extended
+"name": LABEL or null}`` (a binding file, all its bindings or the one labelled) or ``{"library": NAME, "name":
+LABEL or null}`` (a shipped library, all its bindings or the one labelled). ``prepare`` compiles them into implementations, the catalog they are judged against (extended
 by the entries of losses outside it), and the results known before anything runs (a library not installed, an
 export without a binding, a binding that does not compile): those are reported, never passed.
 """
@@ -97,8 +97,9 @@ def _add(prepared: Prepared, binding: Binding, library: str = "", strict: bool =
         prepared.library_of[impl.name] = library
 
 
-def add_library(prepared: Prepared, name: str) -> None:
-    """Library ``name``'s shipped bindings into ``prepared``: compiled where installed, reported where not."""
+def add_library(prepared: Prepared, name: str, label: str | None = None) -> None:
+    """Library ``name``'s shipped bindings into ``prepared``: compiled where installed, reported where not.
+    ``label``: only the binding labelled so (a reproduce command's), without the exports no binding names."""
     shipped = B.library(name)
     installed = shipped.installed()
     if installed is None:
@@ -106,9 +107,13 @@ def add_library(prepared: Prepared, name: str) -> None:
         _note(prepared, shipped.name, shipped.name, "(library)", "skip", message)
         return
     prepared.libraries[shipped.name] = installed
-    for binding in shipped.bindings:
+    chosen = [b for b in shipped.bindings if label in (None, b.label)]
+    if not chosen:
+        labels = ", ".join(b.label for b in shipped.bindings)
+        raise B.BindingError(f"{shipped.name}'s bindings have none labelled {label!r} (they have: {labels})")
+    for binding in chosen:
         _add(prepared, binding, shipped.name, strict=False)
-    for export in unbound_exports(shipped):
+    for export in unbound_exports(shipped) if label is None else ():
         message = "exported loss without a binding: lossguard does not know its inputs (add one to its binding file)"
         _note(prepared, shipped.name, f"{shipped.exports}.{export}", "(outside the catalog)", "skip", message)
 
@@ -131,7 +136,7 @@ def prepare(job: dict[str, Any]) -> tuple[Prepared, Selection]:
     prepared = Prepared()
     for source in job["bindings"]:
         if "library" in source:
-            add_library(prepared, source["library"])
+            add_library(prepared, source["library"], source.get("name"))
         elif "file" in source:
             _, found = B.read_file(source["file"])
             chosen = [b for b in found if source.get("name") in (None, b.label)]
