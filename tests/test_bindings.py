@@ -149,8 +149,13 @@ def test_a_broken_binding_file_is_a_usage_error_in_one_line(tmp_path, table, exp
         ["audit", "--library", "no_such_library"],
         ["audit", "--binding", str(FOCAL_BINDING), "--loss", "mse_loss"],
         ["audit", FOCAL, "--loss", "softmax_focal_loss", "--init", "mode"],
+        ["audit", FOCAL, "--loss", "softmax_focal_loss", "--binding-name", "x"],
+        ["audit", "--library", "all", "--binding-name", "x"],
     ],
-    ids=["nothing to audit", "two sources", "unknown library", "--loss with a file", "bad NAME=VALUE"],
+    ids=[
+        "nothing to audit", "two sources", "unknown library", "--loss with a file", "bad NAME=VALUE",
+        "--binding-name without a file", "--binding-name with several libraries",
+    ],
 )
 def test_audit_sources_are_checked(words):
     done = lossguard(*words)
@@ -182,6 +187,11 @@ def test_an_export_without_a_binding_is_reported(tmp_path, monkeypatch):
     (note,) = prepared.known
     assert note.implementation == "torch.nn.functional.l1_loss" and note.status == "skip"
     assert "without a binding" in note.message
+    labelled = jobs.Prepared()  # a reproduce command's --binding-name: that binding, no unbound exports
+    jobs.add_library(labelled, "fn", "fn.mse")
+    assert [i.name for i in labelled.impls] == ["fn.mse"] and labelled.known == []
+    with pytest.raises(B.BindingError, match=r"none labelled 'fn\.l1'"):
+        jobs.add_library(jobs.Prepared(), "fn", "fn.l1")
 
 
 # --- the named domains: a projection lands inside the part, and inside the contract ------------------------------
