@@ -3,9 +3,10 @@
 An audit job is JSON (it crosses into the isolated worker): the selection, and ``bindings``, a list of
 sources, each ``{"inline": {Binding fields}}`` (a TARGET and the CLI's inline options), ``{"file": PATH,
 "name": LABEL or null}`` (a binding file, all its bindings or the one labelled) or ``{"library": NAME, "name":
-LABEL or null}`` (a shipped library, all its bindings or the one labelled). ``prepare`` compiles them into implementations, the catalog they are judged against (extended
-by the entries of losses outside it), and the results known before anything runs (a library not installed, an
-export without a binding, a binding that does not compile): those are reported, never passed.
+LABEL or null}`` (a shipped library, all its bindings or the one labelled). ``prepare`` compiles them into
+implementations, the catalog they are judged against (extended by the entries of losses outside it), and the
+results known before anything runs (a library not installed, an export without a binding, a binding that does not
+compile): those are reported, never passed.
 """
 
 from __future__ import annotations
