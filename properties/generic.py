@@ -170,7 +170,7 @@ def _take(example, first: str, rows, batch: int):
 
 @register("batch", "reduction='none' is batch-independent and permutation-equivariant", dtypes=FLOAT64_AND_FLOAT32)
 def batch(subject, data) -> None:
-    subject.need(subject.accepts("reduction"))
+    subject.need(subject.takes("reduction", NONE))
     example = subject.draw(data, regime="typical", reduction=NONE)
     first = subject.spec.args[0]
     n = np.shape(example.args[first])[0] if np.ndim(example.args[first]) else 0

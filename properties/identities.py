@@ -15,7 +15,9 @@ from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, register
 
 
 def _requires(subject, *params: str) -> None:
-    subject.need(all(subject.accepts(p) for p in params))
+    """The identity needs ``params`` and per-element values: reduction='none', asked for or the binding's fixed
+    value (every identity here compares per-element outputs)."""
+    subject.need(all(subject.accepts(p) for p in params) and subject.takes("reduction", NONE))
 
 
 def _class_axis(z: np.ndarray) -> int:
@@ -35,7 +37,7 @@ def _onehot(target: np.ndarray, z: np.ndarray) -> np.ndarray:
 )
 def huber_limits(subject, data) -> None:
     """The limits delta -> inf and delta -> 0 of the seeds, in their exact finite form."""
-    _requires(subject, "delta", "reduction")
+    _requires(subject, "delta")
     example = subject.draw(data, regime="typical", reduction=NONE)
     e = example.args["input"] - example.args["target"]
     wide = subject.rounded(example.replace(delta=float(2 * np.max(np.abs(e)) + 1.0)))
@@ -66,7 +68,7 @@ def huber_smooth_l1(subject, data) -> None:
     huber_loss is smooth_l1_loss rescaled by delta (power 1), smooth_l1_loss huber_loss by 1 / beta (power -1).
     The implementation times d^-power is compared with the other entry's float64 reference."""
     rescaled = subject.spec.relations.rescaled
-    _requires(subject, rescaled.param, "reduction")
+    _requires(subject, rescaled.param)
     example = subject.draw(data, regime="typical", reduction=NONE)
     d = example.params[rescaled.param]
     subject.need(d > 0)
@@ -89,7 +91,7 @@ def huber_smooth_l1(subject, data) -> None:
 
 @register("quantile_median", "quantile_loss(tau = 0.5) = 0.5 * l1_loss")
 def quantile_median(subject, data) -> None:
-    _requires(subject, "reduction")
+    _requires(subject)
     example = subject.draw(data, regime="typical", reduction=NONE, tau=0.5)
     subject.need(example.params["tau"] == 0.5)
     half_l1 = 0.5 * np.abs(example.args["input"] - example.args["target"])
@@ -119,7 +121,7 @@ def label_smoothing(subject, data) -> None:
     minimised where softmax(z) = t_eps; at that z, the eps' > eps gradient has a positive true-class
     component and negative others, so descent moves the logits towards uniform.
     """
-    _requires(subject, "label_smoothing", "reduction")
+    _requires(subject, "label_smoothing")
     example = _hard_targets(subject.draw(data, regime="typical", reduction=NONE, label_smoothing=0.0, weight=None))
     z = example.args["input"]
     axis = _class_axis(z)
@@ -171,7 +173,7 @@ def label_smoothing(subject, data) -> None:
 
 @register("shift_invariance", "adding a constant to all logits of an element leaves the loss unchanged")
 def shift_invariance(subject, data) -> None:
-    example = subject.draw(data, regime="typical", **({"reduction": NONE} if subject.accepts("reduction") else {}))
+    example = subject.draw(data, regime="typical", **({"reduction": NONE} if subject.takes("reduction", NONE) else {}))
     z = example.args["input"]
     axis = _class_axis(z)
     shape = list(np.shape(z))
@@ -212,7 +214,7 @@ def sigmoid_gradient(subject, data) -> None:
 
 @register("mixup", "CE is linear in probability targets: lam CE(y_a) + (1 - lam) CE(y_b) = CE(lam y_a + (1 - lam) y_b)")
 def mixup(subject, data) -> None:
-    _requires(subject, "reduction")
+    _requires(subject)
     example = _hard_targets(subject.draw(data, regime="typical", reduction=NONE, label_smoothing=0.0))
     z = example.args["input"]
     target_b = (np.asarray(example.args["target"]) + 1) % np.shape(z)[_class_axis(z)]  # another class
@@ -238,7 +240,7 @@ def cross_entropy_kl(subject, data) -> None:
     """An entry that names the cross-entropy it relates to (``relations.cross_entropy``) is the KL side:
     sum_c KL(p || q) = CE(p, log q) - H(p) through that entry's reference; one that names none is the
     cross-entropy, compared with H(p) + KL(p || softmax(z)) in closed form."""
-    _requires(subject, "reduction")
+    _requires(subject)
     related = subject.spec.relations.cross_entropy
     if related is not None:
         example = subject.draw(data, regime="typical", reduction=NONE, log_target=False)
@@ -269,7 +271,7 @@ def cross_entropy_kl(subject, data) -> None:
 )
 def kl_divergence(subject, data) -> None:
     """Non-negativity with equality iff p = q, made quantitative by Pinsker's inequality."""
-    _requires(subject, "reduction")
+    _requires(subject)
     example = subject.draw(data, regime="typical", reduction=NONE, log_target=False)
     log_q, p = example.args["input"], example.args["target"]
     kl = np.sum(subject.value(example), axis=1)
@@ -300,7 +302,7 @@ def kl_divergence(subject, data) -> None:
 def focal_identities(subject, data) -> None:
     """The cross-entropy is the entry's ``relations.cross_entropy`` (BCE-with-logits for the sigmoid focal
     loss, cross_entropy for the softmax one), called with the parameters both share (ignore_index)."""
-    _requires(subject, "reduction")
+    _requires(subject)
     ce = subject.catalog(subject.spec.relations.cross_entropy)
     example = subject.draw(data, regime="any", reduction=NONE)
     alpha = example.params.get("alpha")
@@ -334,7 +336,7 @@ def focal_identities(subject, data) -> None:
     needs=("relations.cross_entropy",),
 )
 def multilabel_mean_bce(subject, data) -> None:
-    _requires(subject, "reduction")
+    _requires(subject)
     example = subject.draw(data, regime="any", reduction=NONE)
     bce = subject.catalog(subject.spec.relations.cross_entropy).reference
     weight = example.params.get("weight")

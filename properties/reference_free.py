@@ -424,7 +424,7 @@ def batch_independence(subject, data) -> None:
     a row computed alone gives one row): otherwise every example is discarded. Both results are evaluations in D
     of the same row: each within gamma_m(u_D) S_i of it (module docstring; S_i and m from the row alone in
     float64), so they differ by at most 2 gamma_m(u_D) S_i."""
-    subject.need(subject.accepts("reduction"))
+    subject.need(subject.takes("reduction", NONE))
     example = subject.draw(data, regime="typical", reduction=NONE)
     first = subject.spec.args[0]
     n = np.shape(example.args[first])[0] if np.ndim(example.args[first]) else 0

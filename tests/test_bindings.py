@@ -231,3 +231,25 @@ def test_proper_boxes_projects_a_zero_side_and_leaves_proper_boxes_alone():
     good = Example({"boxes1": np.array([[0.0, 0.0, 1.0, 1.0]]), "boxes2": np.array([[0.0, 0.0, 2.0, 1.0]])}, {})
     empty = Example({"boxes1": np.array([[0.0, 0.0, 0.0, 1.0]]), "boxes2": np.array([[0.0, 0.0, 2.0, 1.0]])}, {})
     assert part.contains(good) and not part.contains(empty) and part.contains(part.project(empty))
+
+
+PER_ELEMENT = '''
+def squared(input, target):
+    return (input - target) ** 2
+
+
+def coupled(input, target):  # each row also sees the batch's mean, by a relative 1e-9
+    squares = (input - target) ** 2
+    return squares + 1e-9 * squares.mean()
+'''
+
+
+@pytest.mark.parametrize(("name", "status"), [("squared", "pass"), ("coupled", "fail")])
+def test_a_fixed_reduction_none_lets_the_per_element_properties_run(tmp_path, name, status):
+    """A loss with no ``reduction`` that returns per-element values (optax's) binds reduction='none' as fixed:
+    the properties that only need 'none' run on it (batch independence here) and catch a row coupled to the
+    batch; 'reduction', which needs 'sum' and 'mean', is not in its domain."""
+    (tmp_path / "per_element.py").write_text(PER_ELEMENT)
+    binding = Binding(target=f"{tmp_path / 'per_element.py'}:{name}", loss="mse_loss", fixed={"reduction": "none"})
+    found = verdicts(binding, "batch", "reduction")
+    assert found == {"batch/float64": status, "reduction/float64": "skip"}

@@ -81,6 +81,12 @@ class Subject:
     def accepts(self, name: str) -> bool:
         return name in self.impl.accepted
 
+    def takes(self, name: str, value: Any) -> bool:
+        """Whether an example with parameter ``name`` = ``value`` reaches the implementation as asked: it accepts
+        the parameter, or its binding computes with that value unasked (optax's losses have no ``reduction`` and
+        return per-element values: reduction='none' fixed). A property that only needs 'none' needs this."""
+        return self.accepts(name) or (name in self.impl.fixed and self.computes_with(name, value))
+
     def draw(self, data: Any, regime: str = "typical", **fixed: Any) -> Example:
         """Draw a valid example; the property's restriction (from its catalog tag) and ``fixed`` pin
         parameters (only those the implementation accepts are pinned, the rest keep their defaults;
