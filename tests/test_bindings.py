@@ -226,6 +226,19 @@ def test_a_projected_example_lies_in_the_part_and_the_reference_takes_it(domain,
     assert value.shape is not None  # the reference accepts it: still inside the contract
 
 
+def test_every_domain_is_documented():
+    documented = (ROOT / "docs" / "BINDINGS.md").read_text()
+    for domain in DOMAINS.values():
+        assert f"| `{domain.name}` | {domain.description} |" in documented, domain.name
+
+
+def test_several_samples_takes_batches_of_two_or_more():
+    part = DOMAINS["several-samples"]
+    assert part.contains(Example({"input": np.zeros((2, 3))}, {}))
+    assert not part.contains(Example({"input": np.zeros((1, 3))}, {}))
+    assert not part.contains(Example({"input": np.zeros(3)}, {}))
+
+
 def test_proper_boxes_projects_a_zero_side_and_leaves_proper_boxes_alone():
     part = DOMAINS["proper-boxes"]
     good = Example({"boxes1": np.array([[0.0, 0.0, 1.0, 1.0]]), "boxes2": np.array([[0.0, 0.0, 2.0, 1.0]])}, {})

@@ -223,6 +223,12 @@ DOMAINS: Mapping[str, Domain] = {
             _with_batch,
         ),
         Domain(
+            "several-samples",
+            "a batch of two samples or more (N >= 2: a batch statistic, Barlow Twins' per-feature normalisation); "
+            "a batch of one discarded",
+            lambda e: _input_ndim(e) >= 2 and np.shape(next(iter(_arrays(e).values())))[0] >= 2,
+        ),
+        Domain(
             "no-ignore-index",
             "no target equal to ignore_index (it ignores nothing); such entries drawn as class 0",
             _no_ignored,
