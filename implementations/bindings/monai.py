@@ -401,7 +401,46 @@ def _contrastive_overflow(prop: str, dtypes: tuple[str, ...] | None = None) -> F
     )
 
 
+def _zero_norm_in_float16(example: Example, dtype: str) -> bool:
+    """float16, and some view whose norm, as torch computes it in float16, is 0 (a zero row, or one whose squares
+    underflow)."""
+    if dtype != "float16":
+        return False
+    import torch
+
+    views = (np.asarray(example.args[name], dtype=np.float64) for name in ("z_i", "z_j"))
+    norms = (torch.linalg.vector_norm(torch.tensor(v, dtype=torch.float16), dim=-1) for v in views)
+    return any(bool(torch.any(n == 0)) for n in norms)
+
+
+_ZERO_NORM = (
+    "the cosine similarities come from F.cosine_similarity with its default eps = 1e-8, which MONAI does not pass "
+    "and which rounds to 0 in float16 (the smallest subnormal is 6e-8): a view of norm 0 is divided by 0, and the "
+    "loss is NaN in float16 where it is finite in float32 (a zero view beside [1, 0.5]: NaN, float32 1.734)"
+)
+
+def _half_precision(example: Example, dtype: str) -> bool:
+    return dtype in ("float16", "bfloat16")
+
+
+_BARLOW_FLOAT32 = (
+    "the cross-correlation is compared with torch.eye(F, device=c.device), created in the default float32, so "
+    "c - eye promotes a float16 or bfloat16 loss to float32 (a float64 one stays float64): the output dtype is "
+    "not the input's"
+)
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
+    "monai.BarlowTwinsLoss": (
+        Finding(
+            "dtype",
+            _BARLOW_FLOAT32,
+            UPSTREAM,
+            dtypes=("float16", "bfloat16"),
+            witness=Example(_arrays(z_i=[[1.0, 0.5], [0.25, -1.0]], z_j=[[0.5, 1.0], [-0.75, 0.5]]), {}),
+            domain=_half_precision,
+            where="float16 and bfloat16 inputs",
+        ),
+    ),
     "monai.DiceLoss": _overlap_gaps({}),
     "monai.DiceLoss.jaccard": _overlap_gaps({}),
     "monai.MaskedDiceLoss": _overlap_gaps({}),
@@ -473,6 +512,15 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
     "monai.ContrastiveLoss": (
         *(_temperature_in_float32(prop) for prop in ("gradient", "excludes_self")),
         *(_contrastive_overflow(prop) for prop in ("agreement", "gradient", "stability", "excludes_self")),
+        Finding(
+            "agreement",
+            _ZERO_NORM,
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=Example(_arrays(z_i=[[0.0, 0.0], [1.0, 0.5]], z_j=[[0.5, 1.0], [-0.5, 1.0]]), {"temperature": 0.5}),
+            domain=_zero_norm_in_float16,
+            where="float16, a view whose float16 norm is 0",
+        ),
         _not_validated(
             "temperature=0.0: temperature must be positive",
             "temperature = 0 (a division by 0: NaN)",

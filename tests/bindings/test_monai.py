@@ -106,6 +106,28 @@ def test_tversky_float16_gradient_is_nan_where_the_denominator_squared_underflow
     assert 1e-5**2 < 2.0**-25  # the square rounds to 0 in float16 (smallest subnormal 2^-24)
 
 
+def test_contrastive_float16_is_nan_for_a_view_of_norm_zero():
+    """A zero view beside [1, 0.5]: MONAI's ContrastiveLoss is NaN in float16 and finite in float32; the cosine
+    similarity of a zero vector with eps clamping (NumPy float64: 0 / max(0, eps)) is 0, so the exact loss is
+    finite; torch's default eps rounds to 0 in float16."""
+    views = ([[0.0, 0.0], [1.0, 0.5]], [[0.5, 1.0], [-0.5, 1.0]])
+    loss = losses.ContrastiveLoss(temperature=0.5)
+    assert torch.isnan(loss(*(torch.tensor(v, dtype=torch.float16) for v in views)))
+    assert torch.isfinite(loss(*(torch.tensor(v, dtype=torch.float32) for v in views)))
+    zero, other = np.zeros(2), np.array([1.0, 0.5])
+    assert zero @ other / max(np.linalg.norm(zero) * np.linalg.norm(other), 1e-8) == 0.0
+    assert float(np.float16(1e-8)) == 0.0
+
+
+def test_barlow_twins_returns_float32_for_half_precision_views():
+    """Two float16 views of two samples: MONAI's BarlowTwinsLoss returns float32 (torch.eye's default dtype);
+    float64 views give float64."""
+    views = ([[1.0, 0.5], [0.25, -1.0]], [[0.5, 1.0], [-0.75, 0.5]])
+    loss = losses.BarlowTwinsLoss()
+    assert loss(*(torch.tensor(v, dtype=torch.float16) for v in views)).dtype == torch.float32
+    assert loss(*(torch.tensor(v, dtype=torch.float64) for v in views)).dtype == torch.float64
+
+
 # --- the variants MONAI follows judge -------------------------------------------------------------------------
 
 
