@@ -221,6 +221,17 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             )
             for prop, x2 in (("agreement", 0.0), ("gradient", 0.5))
         ),
+        Finding(  # a row of two dissimilar pairs at distance 0 computed alone: 0, not its loss 1 in the batch
+            "batch",
+            _SINGLE_PAIR,
+            UPSTREAM,
+            witness=Example(
+                {**_arrays(x1=[[0.0], [0.0]], x2=[[0.0], [0.0]]), "label": np.array([0, 0], dtype=np.int64)},
+                {"margin": 1.0},
+            ),
+            domain=_one_pair_of_each_kind,
+            where="a row computed alone: one pair",
+        ),
         Finding(
             "invalid_input",
             "a negative neg_margin is accepted silently: every dissimilar pair's hinge max(0, margin - d) is then 0",
