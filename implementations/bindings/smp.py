@@ -232,7 +232,60 @@ def _ignored_mean(prop: str) -> Finding:
     )
 
 
+# --- LovaszLoss ---------------------------------------------------------------------------------------------
+
+_LOVASZ_FLOAT32 = (
+    "the Lovasz extension's gradient is built in float32 whatever the input dtype (_lovasz_grad: "
+    "gt_sorted.float().cumsum(0); binary mode's signs: 2 * labels.float() - 1), then torch.dot(errors_sorted, "
+    "grad) needs one dtype: every {raised} input raises 'dot : expected both vectors to have same dtype'"
+)
+_LOVASZ_PROMOTED = (
+    "binary and multilabel modes form the errors as 1 - logits * (2 * labels.float() - 1): a float16 or bfloat16 "
+    "input is promoted to float32 by the float32 signs, and the loss returned in float32"
+)
+_LOVASZ_RAISES = r"RuntimeError: dot : expected both vectors to have same dtype"
+_LOVASZ_WITNESS = Example(_arrays(input=[[[[0.5]]]], target=[[[[1.0]]]]), {})
+_LOVASZ_CLASSES = Example({"input": np.array([[[[0.5]], [[0.0]]]]), "target": np.array([[[0]]])}, {})
+_RAISING_PROPERTIES = ("finite", "gradcheck", "immutability", "state", "dtype", "determinism")
+
+
+def _half(example: Example, dtype: str) -> bool:
+    return dtype in ("float16", "bfloat16")
+
+
+def _lovasz_findings(multiclass: bool) -> tuple[Finding, ...]:
+    """Every reference-free property raises on float64 inputs (multiclass: on half-precision ones too, and
+    low_precision with them); binary and multilabel return float32 for half-precision inputs."""
+    raised = ("float64", "float16", "bfloat16") if multiclass else ("float64",)
+    reason = _LOVASZ_FLOAT32.format(raised=" and ".join(raised))
+    witness = _LOVASZ_CLASSES if multiclass else _LOVASZ_WITNESS
+    found = [
+        Finding(prop, reason, UPSTREAM, dtypes=raised, witness=witness, raises=_LOVASZ_RAISES)
+        for prop in _RAISING_PROPERTIES
+    ]
+    if multiclass:
+        found.append(
+            Finding("low_precision", reason, UPSTREAM, dtypes=raised[1:], witness=witness, raises=_LOVASZ_RAISES)
+        )
+    else:
+        found.append(
+            Finding(
+                "dtype",
+                _LOVASZ_PROMOTED,
+                UPSTREAM,
+                dtypes=("float16", "bfloat16"),
+                witness=witness,
+                domain=_half,
+                where="float16 and bfloat16 inputs",
+            )
+        )
+    return tuple(found)
+
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
+    "smp.LovaszLoss.binary": _lovasz_findings(multiclass=False),
+    "smp.LovaszLoss.multilabel": _lovasz_findings(multiclass=False),
+    "smp.LovaszLoss.multiclass": _lovasz_findings(multiclass=True),
     **{
         f"smp.{loss}.{mode}": _overlap_gaps(params)
         for loss, params in (("DiceLoss", {}), ("JaccardLoss", {}), ("TverskyLoss", {"alpha": 0.5, "beta": 0.5}))

@@ -30,7 +30,7 @@ BINDINGS = library("smp").bindings
 
 @pytest.fixture(scope="module")
 def results():
-    return audit("smp", DTYPES)
+    return audit("smp", DTYPES, free=True)  # its losses outside the catalog too: their findings are recorded
 
 
 def test_the_audit_passes_or_reproduces_its_findings(results):
@@ -112,6 +112,21 @@ def test_multilabel_focal_reductions_average_over_classes():
     assert none.shape == () and none.item() == pytest.approx(np.mean(elementwise))
     total = losses.FocalLoss("multilabel", gamma=0.0, reduction="sum")(z, y).item()
     assert total == pytest.approx(np.sum(elementwise) / 2) and np.sum(elementwise) == pytest.approx(2 * math.log(2))
+
+
+def test_lovasz_raises_on_float64_and_promotes_half_precision():
+    """LovaszLoss builds its gradient in float32 (gt_sorted.float()): a float64 input raises in torch.dot, in
+    every mode; binary mode returns float32 for a float16 input; multiclass raises for float16 too."""
+    image = torch.tensor([[[[0.5]]]])
+    mask = torch.tensor([[[[1.0]]]])
+    for mode in ("binary", "multilabel"):
+        with pytest.raises(RuntimeError, match="same dtype"):
+            losses.LovaszLoss(mode)(image.double(), mask.double())
+        assert losses.LovaszLoss(mode)(image.half(), mask.half()).dtype == torch.float32
+    logits = torch.tensor([[[[0.5]], [[0.0]]]])
+    for dtype in (torch.float64, torch.float16):
+        with pytest.raises(RuntimeError, match="same dtype"):
+            losses.LovaszLoss("multiclass")(logits.to(dtype), torch.tensor([[[0]]]))
 
 
 def test_soft_cross_entropy_mean_counts_ignored_targets():
