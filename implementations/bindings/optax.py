@@ -284,7 +284,33 @@ _SIGNED_WHERE = "p not an even integer and some component of anchor - positive o
 _TRIPLET_WITNESS = Example(_arrays(anchor=[[0.0]], positive=[[0.0]], negative=[[2.0]]), {"p": 1.0, "margin": 1.0})
 _TRIPLET_NAN = Example(_arrays(anchor=[[0.0]], positive=[[3.0]], negative=[[-1.5]]), {"p": 3.0, "margin": 1.0})
 
+def _zero_vector(example: Example, dtype: str) -> bool:
+    """Some row of input1 or input2 that is exactly 0 (its norm is 0)."""
+    return any(bool(np.any(np.all(np.asarray(example.args[k]) == 0.0, axis=-1))) for k in ("input1", "input2"))
+
+
+_COSINE_ZERO = (
+    "the default epsilon = 0.0 ('minimum norm for terms in the denominator') leaves the norms unclamped: a zero "
+    "vector gives 0 / 0 = NaN, silently, where torch's cosine_similarity clamps each norm at eps = 1e-8 and gives 0 "
+    "(pass epsilon > 0 to keep the loss finite)"
+)
+
+
+def _cosine_at_zero() -> Finding:
+    return Finding(
+        "finite",
+        _COSINE_ZERO,
+        UPSTREAM,
+        dtypes=("float64",),
+        witness=Example({"input1": np.array([[0.0, 0.0]]), "input2": np.array([[1.0, 0.5]])}, {}),
+        domain=_zero_vector,
+        where="a row of input1 or input2 exactly 0",
+    )
+
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
+    "optax.cosine_similarity": (_cosine_at_zero(),),
+    "optax.cosine_distance": (_cosine_at_zero(),),
     "optax.softmax_cross_entropy_with_integer_labels": (
         _unchecked(
             "a class index equal to C (outside [0, C))",

@@ -95,6 +95,15 @@ def _f64(*values: Any) -> list[jax.Array]:
     return [jnp.asarray(v, dtype=jnp.float64) for v in values]
 
 
+def test_cosine_of_a_zero_vector_is_nan_with_the_default_epsilon():
+    """optax's cosine similarity and distance of [0, 0] and [1, 0.5] are NaN (epsilon = 0); with the norms
+    clamped (NumPy float64: 0 / max(0 * |y|, 1e-8)) the similarity is 0."""
+    zero, other = jnp.array([[0.0, 0.0]]), jnp.array([[1.0, 0.5]])
+    assert bool(jnp.isnan(L.cosine_similarity(zero, other)).all())
+    assert bool(jnp.isnan(L.cosine_distance(zero, other)).all())
+    assert np.zeros(2) @ np.array([1.0, 0.5]) / max(0.0, 1e-8) == 0.0
+
+
 def test_integer_labels_out_of_range_give_nan_not_an_error():
     """A label equal to C: no exception, a NaN loss (the in-range labels give logsumexp(z) - z_y, as NumPy)."""
     z = np.array([[0.5, -1.0], [2.0, 0.25]])
