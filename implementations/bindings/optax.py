@@ -308,7 +308,72 @@ def _cosine_at_zero() -> Finding:
     )
 
 
+def _below_float64(example: Example, dtype: str) -> bool:
+    return dtype != "float64"
+
+
+_ONE_HOT_FLOAT64 = (
+    "the labels are one-hot encoded by jax.nn.one_hot(labels, C) in JAX's default float dtype, which is float64 "
+    "under jax_enable_x64 (the setting every float64 JAX program needs, and lossguard's): a float32, float16 or "
+    "bfloat16 score is promoted to float64 by the one-hot labels, so the loss is {consequence}"
+)
+_LOWER = ("float32", "float16", "bfloat16")
+_SCORES = Example({"input": np.zeros((1, 2)), "target": np.array([0])}, {})
+
+
+def _one_hot_promoted(prop: str, consequence: str, raises: str | None = None) -> Finding:
+    return Finding(
+        prop,
+        _ONE_HOT_FLOAT64.format(consequence=consequence),
+        UPSTREAM,
+        dtypes=_LOWER,
+        witness=_SCORES,
+        domain=None if raises else _below_float64,
+        where="" if raises else "float32, float16 and bfloat16 scores",
+        raises=raises,
+    )
+
+
+def _margin_rounds(example: Example, dtype: str) -> bool:
+    """Some score s whose s + 1 the dtype does not represent (|s| >= 2^8 in bfloat16, 2^11 in float16)."""
+    from lossguard.harness.kernel.frameworks.jax_binding import round_to
+
+    scores = np.asarray(example.args["input"], dtype=np.float64)
+    return dtype != "float64" and bool(np.any(round_to(scores + 1.0, dtype) != scores + 1.0))
+
+
+_HINGE_NEGATIVE = (
+    "max(scores + 1 - one_hot) - score_y forms scores + 1 in the scores' dtype before the float64 one-hot labels "
+    "promote it: where s + 1 rounds (s = 256 in bfloat16: 257 -> 256) the margin of the true class is lost and "
+    "the loss is negative (bfloat16 scores [256, 0], label 0: -1, exactly 0)"
+)
+
+
+def _hinge_margin_lost() -> Finding:
+    return Finding(
+        "low_precision",
+        _HINGE_NEGATIVE,
+        UPSTREAM,
+        dtypes=("bfloat16",),  # the witness's dtype; in float16 the same happens from s = 2048
+        witness=Example({"input": np.array([[256.0, 0.0]]), "target": np.array([0])}, {}),
+        domain=_margin_rounds,
+        where="some score s whose s + 1 rounds in the dtype",
+    )
+
+
+_SPARSEMAX_RAISES = r"TypeError: Custom JVP rule must produce primal and tangent outputs"
+_SPARSEMAX_CONSEQUENCE = (
+    "float64 while the custom JVP of its sparsemax returns tangents of the input dtype: every call raises "
+    "'Custom JVP rule must produce primal and tangent outputs with corresponding shapes and dtypes'"
+)
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
+    "optax.multiclass_hinge_loss": (_one_hot_promoted("dtype", "returned in float64"), _hinge_margin_lost()),
+    "optax.multiclass_perceptron_loss": (_one_hot_promoted("dtype", "returned in float64"),),
+    "optax.multiclass_sparsemax_loss": tuple(
+        _one_hot_promoted(prop, _SPARSEMAX_CONSEQUENCE, _SPARSEMAX_RAISES)
+        for prop in ("finite", "state", "dtype", "determinism", "low_precision")
+    ),
     "optax.cosine_similarity": (_cosine_at_zero(),),
     "optax.cosine_distance": (_cosine_at_zero(),),
     "optax.softmax_cross_entropy_with_integer_labels": (

@@ -104,6 +104,27 @@ def test_cosine_of_a_zero_vector_is_nan_with_the_default_epsilon():
     assert np.zeros(2) @ np.array([1.0, 0.5]) / max(0.0, 1e-8) == 0.0
 
 
+def test_one_hot_labels_promote_the_multiclass_losses_to_float64():
+    """Under jax_enable_x64 (the binding's setting), float32 scores give a float64 multiclass hinge and perceptron
+    loss (jax.nn.one_hot's default dtype), and the multiclass sparsemax loss raises under differentiation."""
+    scores, labels = jnp.zeros((1, 2), jnp.float32), jnp.array([0])
+    assert jax.config.jax_enable_x64
+    assert L.multiclass_hinge_loss(scores, labels).dtype == jnp.float64
+    assert L.multiclass_perceptron_loss(scores, labels).dtype == jnp.float64
+    assert jax.nn.one_hot(labels, 2).dtype == jnp.float64
+    with pytest.raises(TypeError, match="Custom JVP rule"):
+        jax.grad(lambda s: L.multiclass_sparsemax_loss(s, labels).sum())(scores)
+
+
+def test_multiclass_hinge_is_negative_where_the_margin_rounds():
+    """bfloat16 scores [256, 0], label 0: max(256 + 1 - 1, 0 + 1) - 256 = 0 exactly (float64 NumPy); optax gives
+    -1 (256 + 1 rounds to 256 in bfloat16)."""
+    scores = np.array([[256.0, 0.0]])
+    exact = np.max(scores + 1.0 - np.eye(2)[[0]], axis=-1) - scores[:, 0]
+    assert exact[0] == 0.0
+    assert float(L.multiclass_hinge_loss(jnp.asarray(scores, jnp.bfloat16), jnp.array([0]))[0]) == -1.0
+
+
 def test_integer_labels_out_of_range_give_nan_not_an_error():
     """A label equal to C: no exception, a NaN loss (the in-range labels give logsumexp(z) - z_y, as NumPy)."""
     z = np.array([[0.5, -1.0], [2.0, 0.25]])
