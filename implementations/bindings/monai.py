@@ -429,7 +429,48 @@ _BARLOW_FLOAT32 = (
     "not the input's"
 )
 
+_INPLACE_WEIGHTS = (
+    "the class weights w = 1 / (sum of the target)^2 are computed from the target with autograd recording "
+    "(w_func(ground_o.float()), not detached) and their infinite entries then zeroed in place (w[infs] = 0.0): "
+    "when the target requires grad (a soft target being learned, distillation), backward raises 'one of the "
+    "variables needed for gradient computation has been modified by an inplace operation'"
+)
+_INPLACE_RAISES = r"RuntimeError: one of the variables needed for gradient computation has been modified"
+_GENERALIZED_FLOAT32 = (
+    "the class weights are computed from ground_o.float(), in float32, so a float16 or bfloat16 input gives a "
+    "float32 loss"
+)
+_FOCAL_FLOAT32 = (
+    "its focal term casts input and target to float32 (focal_loss.py: input = input.float()), so a float16 or "
+    "bfloat16 input gives a float32 loss"
+)
+_ONE_PIXEL = Example(_arrays(input=[[[0.5]]], target=[[[1.0]]]), {})
+
+
+def _half_in_float32(reason: str) -> Finding:
+    return Finding(
+        "dtype",
+        reason,
+        UPSTREAM,
+        dtypes=("float16", "bfloat16"),
+        witness=_ONE_PIXEL,
+        domain=_half_precision,
+        where="float16 and bfloat16 inputs",
+    )
+
+
+def _generalized_dice_findings() -> tuple[Finding, ...]:
+    raising = tuple(
+        Finding(prop, _INPLACE_WEIGHTS, UPSTREAM, witness=_ONE_PIXEL, raises=_INPLACE_RAISES)
+        for prop in ("finite", "gradcheck", "state", "determinism")
+    )
+    return (*raising, _half_in_float32(_GENERALIZED_FLOAT32))
+
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
+    "monai.GeneralizedDiceLoss": _generalized_dice_findings(),
+    "monai.GeneralizedDiceFocalLoss": _generalized_dice_findings(),
+    "monai.DiceFocalLoss": (_half_in_float32(_FOCAL_FLOAT32),),
     "monai.BarlowTwinsLoss": (
         Finding(
             "dtype",

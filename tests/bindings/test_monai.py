@@ -128,6 +128,22 @@ def test_barlow_twins_returns_float32_for_half_precision_views():
     assert loss(*(torch.tensor(v, dtype=torch.float64) for v in views)).dtype == torch.float64
 
 
+@pytest.mark.parametrize("cls", [losses.GeneralizedDiceLoss, losses.GeneralizedDiceFocalLoss])
+def test_generalized_dice_backward_raises_for_a_target_requiring_grad(cls):
+    """One pixel, prediction logit 0.5, target 1: backward works for a constant target and raises for a target
+    that requires grad (the in-place w[infs] = 0.0); a float16 input gives a float32 loss."""
+    x = torch.full((1, 1, 1), 0.5, requires_grad=True)
+    cls(sigmoid=True)(x, torch.ones(1, 1, 1)).backward()
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        cls(sigmoid=True)(x, torch.ones(1, 1, 1, requires_grad=True)).backward()
+    assert cls(sigmoid=True)(x.detach().half(), torch.ones(1, 1, 1).half()).dtype == torch.float32
+
+
+def test_dice_focal_returns_float32_for_half_precision():
+    x, t = torch.full((1, 1, 1), 0.5).half(), torch.ones(1, 1, 1).half()
+    assert losses.DiceFocalLoss(sigmoid=True)(x, t).dtype == torch.float32
+
+
 # --- the variants MONAI follows judge -------------------------------------------------------------------------
 
 
