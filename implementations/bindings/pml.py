@@ -206,7 +206,63 @@ def _nt_xent_findings(temperatures: dict[str, float], dtypes: tuple[str, ...]) -
     return (*tiny, zero)
 
 
+def _zero_norm_embedding(example: Example, dtype: str) -> bool:
+    """float16, and some embedding row whose float16 norm is 0 (a zero row, or one whose squares underflow)."""
+    if dtype != "float16":
+        return False
+    import torch
+
+    rows = torch.tensor(np.asarray(example.args["embeddings"], dtype=np.float64), dtype=torch.float16)
+    return bool(torch.any(torch.linalg.vector_norm(rows, dim=-1) == 0))
+
+
+_NORMALIZE_FLOAT16 = (
+    "the embeddings are normalised with F.normalize (LpDistance and CosineSimilarity's default "
+    "normalize_embeddings=True), whose eps = 1e-12 rounds to 0 in float16: a zero embedding is divided by a zero "
+    "norm, and the loss (or its gradient) is NaN where the float64 computation on the same inputs is finite"
+)
+
+
+def _embeddings(*rows: float, labels: tuple[int, ...]) -> Example:
+    return Example({"embeddings": np.array([[r] for r in rows]), "labels": np.array(labels, dtype=np.int64)}, {})
+
+
+_ZEROS_TWO = _embeddings(0.0, 0.0, labels=(0, 0))
+_ZEROS_THREE = _embeddings(0.0, 0.0, 0.0, labels=(0, 0, 1))
+_ONE_ZERO = _embeddings(0.0, 20.0, 10.0, labels=(0, 0, 1))
+# loss -> {property: witness}: the float16 counterexamples lossguard found, each with a zero embedding
+_ZERO_EMBEDDING_CELLS: dict[str, dict[str, Example]] = {
+    "pml.AngularLoss": {"low_precision": _ZEROS_THREE},
+    "pml.GeneralizedLiftedStructureLoss": {"finite": _ZEROS_TWO, "low_precision": _ZEROS_TWO},
+    "pml.InstanceLoss": {"finite": _embeddings(0.0, labels=(0,)), "low_precision": _embeddings(0.0, labels=(0,))},
+    "pml.IntraPairVarianceLoss": {"finite": _ZEROS_TWO, "low_precision": _ZEROS_TWO},
+    "pml.MarginLoss": {"low_precision": _ONE_ZERO},
+    "pml.MultiSimilarityLoss": {"finite": _ZEROS_TWO, "low_precision": _ZEROS_TWO},
+    "pml.NCALoss": {"finite": _ZEROS_TWO, "low_precision": _ZEROS_TWO},
+    "pml.NPairsLoss": {"finite": _ZEROS_TWO},
+    "pml.PNPLoss": {"finite": _ONE_ZERO, "low_precision": _ZEROS_TWO},
+    "pml.ThresholdConsistentMarginLoss": {"finite": _ONE_ZERO},
+    "pml.TupletMarginLoss": {"finite": _ONE_ZERO, "low_precision": _ZEROS_THREE},
+}
+
+
+def _normalized_zero(cells: dict[str, Example]) -> tuple[Finding, ...]:
+    return tuple(
+        Finding(
+            prop,
+            _NORMALIZE_FLOAT16,
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=witness,
+            domain=_zero_norm_embedding,
+            where="float16, some embedding whose float16 norm is 0",
+        )
+        for prop, witness in cells.items()
+    )
+
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
+    **{label: _normalized_zero(cells) for label, cells in _ZERO_EMBEDDING_CELLS.items()},
     "pml.ContrastiveLoss": (
         *(
             Finding(

@@ -159,3 +159,30 @@ def test_nt_xent_float16_zero_view_is_nan():
         pytest.approx(exact)
     )
     assert np.isnan(loss(torch.tensor(z[:2], dtype=torch.float16), torch.tensor(z[2:], dtype=torch.float16)).item())
+
+
+ZERO_EMBEDDING_FINITE = ["GeneralizedLiftedStructureLoss", "InstanceLoss", "IntraPairVarianceLoss",
+                         "MultiSimilarityLoss", "NCALoss", "NPairsLoss", "ThresholdConsistentMarginLoss"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ZERO_EMBEDDING_FINITE)
+def test_a_zero_embedding_is_nan_in_float16_and_finite_in_float32(name):
+    """The recorded 'finite' witnesses (a zero embedding among the batch): loss or gradient NaN in float16, both
+    finite in float32; F.normalize's eps = 1e-12 is 0 in float16 (the norm it clamps stays 0)."""
+    from pytorch_metric_learning import losses as pml_losses
+
+    from lossguard.implementations.bindings.pml import _ZERO_EMBEDDING_CELLS
+
+    witness = _ZERO_EMBEDDING_CELLS[f"pml.{name}"]["finite"]
+    labels = torch.tensor(witness.args["labels"])
+
+    def loss_and_gradient(dtype):
+        x = torch.tensor(witness.args["embeddings"], dtype=dtype, requires_grad=True)
+        value = getattr(pml_losses, name)()(x, labels)
+        value.backward()
+        return value.double(), x.grad.double()
+
+    half = loss_and_gradient(torch.float16)
+    assert any(bool(torch.isnan(t).any()) for t in half)
+    assert all(bool(torch.isfinite(t).all()) for t in loss_and_gradient(torch.float32))
+    assert float(np.float16(1e-12)) == 0.0
