@@ -153,8 +153,13 @@ def test_a_broken_binding_file_is_a_usage_error_in_one_line(tmp_path, table, exp
         ["audit", "--library", "all", "--binding-name", "x"],
     ],
     ids=[
-        "nothing to audit", "two sources", "unknown library", "--loss with a file", "bad NAME=VALUE",
-        "--binding-name without a file", "--binding-name with several libraries",
+        "nothing to audit",
+        "two sources",
+        "unknown library",
+        "--loss with a file",
+        "bad NAME=VALUE",
+        "--binding-name without a file",
+        "--binding-name with several libraries",
     ],
 )
 def test_audit_sources_are_checked(words):
@@ -246,7 +251,7 @@ def test_proper_boxes_projects_a_zero_side_and_leaves_proper_boxes_alone():
     assert part.contains(good) and not part.contains(empty) and part.contains(part.project(empty))
 
 
-PER_ELEMENT = '''
+PER_ELEMENT = """
 def squared(input, target):
     return (input - target) ** 2
 
@@ -254,7 +259,7 @@ def squared(input, target):
 def coupled(input, target):  # each row also sees the batch's mean, by a relative 1e-9
     squares = (input - target) ** 2
     return squares + 1e-9 * squares.mean()
-'''
+"""
 
 
 @pytest.mark.parametrize(("name", "status"), [("squared", "pass"), ("coupled", "fail")])

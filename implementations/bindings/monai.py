@@ -419,6 +419,7 @@ _ZERO_NORM = (
     "loss is NaN in float16 where it is finite in float32 (a zero view beside [1, 0.5]: NaN, float32 1.734)"
 )
 
+
 def _half_precision(example: Example, dtype: str) -> bool:
     return dtype in ("float16", "bfloat16")
 

@@ -284,6 +284,7 @@ _SIGNED_WHERE = "p not an even integer and some component of anchor - positive o
 _TRIPLET_WITNESS = Example(_arrays(anchor=[[0.0]], positive=[[0.0]], negative=[[2.0]]), {"p": 1.0, "margin": 1.0})
 _TRIPLET_NAN = Example(_arrays(anchor=[[0.0]], positive=[[3.0]], negative=[[-1.5]]), {"p": 3.0, "margin": 1.0})
 
+
 def _zero_vector(example: Example, dtype: str) -> bool:
     """Some row of input1 or input2 that is exactly 0 (its norm is 0)."""
     return any(bool(np.any(np.all(np.asarray(example.args[k]) == 0.0, axis=-1))) for k in ("input1", "input2"))

@@ -261,7 +261,25 @@ def _normalized_zero(cells: dict[str, Example]) -> tuple[Finding, ...]:
     )
 
 
+_BIN_PAST_THE_END = (
+    "the similarities are binned with an index computed from the similarity (s = +-1 at the histogram's edge, or "
+    "NaN from a float16 zero embedding) without clamping it to the bins: a pair of identical or opposite "
+    "directions (cosine exactly +-1, which every pair of 1-D embeddings has) indexes one past the last bin, and "
+    "the call raises 'index ... is out of bounds' on valid embeddings"
+)
+_OUT_OF_BOUNDS = r"RuntimeError: index -?\d+ is out of bounds for dimension 0 with size \d+"
+_REFERENCE_FREE = ("finite", "gradcheck", "immutability", "state", "dtype", "determinism", "low_precision")
+
+
+def _binned_past_the_end(witness: Example) -> tuple[Finding, ...]:
+    return tuple(
+        Finding(prop, _BIN_PAST_THE_END, UPSTREAM, witness=witness, raises=_OUT_OF_BOUNDS) for prop in _REFERENCE_FREE
+    )
+
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
+    "pml.HistogramLoss": _binned_past_the_end(_embeddings(1.0, 1.0, 1.0, labels=(0, 0, 1))),
+    "pml.DynamicSoftMarginLoss": _binned_past_the_end(_embeddings(-1.0, 19.0, 9.0, labels=(0, 0, 1))),
     **{label: _normalized_zero(cells) for label, cells in _ZERO_EMBEDDING_CELLS.items()},
     "pml.ContrastiveLoss": (
         *(

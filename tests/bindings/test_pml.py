@@ -186,3 +186,17 @@ def test_a_zero_embedding_is_nan_in_float16_and_finite_in_float32(name):
     assert any(bool(torch.isnan(t).any()) for t in half)
     assert all(bool(torch.isfinite(t).all()) for t in loss_and_gradient(torch.float32))
     assert float(np.float16(1e-12)) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("name", "rows"), [("HistogramLoss", (1.0, 1.0, 1.0)), ("DynamicSoftMarginLoss", (-1.0, 19.0, 9.0))]
+)
+def test_a_cosine_of_one_indexes_past_the_last_bin(name, rows):
+    """1-D embeddings have cosines of exactly +-1 (NumPy float64 below): pml bins them one past the end and raises."""
+    from pytorch_metric_learning import losses as pml_losses
+
+    unit = np.sign(np.array(rows))
+    assert set(np.outer(unit, unit).ravel()) <= {-1.0, 1.0}
+    x = torch.tensor([[r] for r in rows], dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        getattr(pml_losses, name)()(x, torch.tensor([0, 0, 1]))
