@@ -146,3 +146,18 @@ def test_sequence_perplexity_error_scale_is_at_least_the_perplexity():
             )
             is None
         )
+
+
+def test_segmentation_multiclass_kinks_mark_only_samples_near_the_kink():
+    """intersection='min': the kink of min(p, y) is where the target class's softmax probability reaches 1. A
+    sample whose target probability is 1/2 has none (it is judged); one whose logit gap makes it round to 1 has one
+    (masked); 'product' has none anywhere."""
+    from lossguard.harness.kernel.model import Example
+    from lossguard.reference.segmentation import multiclass_kinks
+
+    z = np.array([[[0.0], [0.0]], [[60.0], [0.0]]])  # (N=2, C=2, 1 pixel): p_target = 1/2, then 1 - e^-60
+    target = np.array([[0], [0]])
+    eps = float(np.finfo(np.float64).eps)
+    kinks = multiclass_kinks(Example({"input": z, "target": target}, {"intersection": "min"}), eps)
+    assert kinks.tolist() == [[False, False], [True, True]]
+    assert not multiclass_kinks(Example({"input": z, "target": target}, {}), eps).any()
