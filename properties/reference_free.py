@@ -191,8 +191,10 @@ def _expect_finite(subject, what: str, actual: np.ndarray, must: np.ndarray, own
     checks=("value", "gradient"),
 )
 def finite(subject, data) -> None:
-    """float64: the value and the gradient of every differentiable argument are finite, always (a 'mean' over no
-    contributing element aside, ``_empty_mean``). A lower dtype D: finite where the implementation's own float64
+    """float64: the value is finite, always (a 'mean' over no contributing element aside, ``_empty_mean``), and so
+    is the gradient of every differentiable argument, except at an element where the loss has no finite derivative
+    (``_unbounded_slopes``: x log x at x = 0, sqrt at 0; the contract of such a loss, a KL divergence at a target
+    of 0, cannot ask for one). A lower dtype D: finite where the implementation's own float64
     value plus its allowance (module docstring) lies within D's range (a result within its allowed error of the
     overflow threshold may round to infinity), and where its float64 gradient times (1 + gamma_m(u_D)) does (the
     gradient's terms have no scale without second derivatives: its allowance is taken relative)."""
@@ -204,7 +206,8 @@ def finite(subject, data) -> None:
         _expect_finite(subject, "loss", outcome.value, np.ones(np.shape(outcome.value), bool), None, example, "value")
         for name in names:
             grad = outcome.grads[name]
-            _expect_finite(subject, f"d loss / d {name}", grad, np.ones(grad.shape, bool), None, example, "gradient")
+            must = ~_unbounded_slopes(subject, example, name, ~np.isfinite(grad))
+            _expect_finite(subject, f"d loss / d {name}", grad, must, None, example, "gradient")
         return
     own = yardstick(subject, example)
     if own is None:
@@ -220,6 +223,72 @@ def finite(subject, data) -> None:
         with np.errstate(all="ignore"):
             must = tolerance.representable(np.abs(exact) * relative, subject.dtype)
         _expect_finite(subject, f"d loss / d {name}", outcome.grads[name], must, exact, example, "gradient")
+
+
+# Probes of a one-sided slope: steps h_k relative to max(|x_i|, 1), each 2^-8 times the last. A finite derivative
+# g makes the difference quotient q(h) = g + O(h), so successive quotients differ by at most a 2^-8 fraction of the
+# previous difference; x log x (q = log h + 1) differs by 8 ln 2 at every step and sqrt (q = h^-1/2) by 16 times more
+# at each. The quotient is summed from the output elements' own differences, so that elements the move leaves
+# unchanged add no rounding: its noise is u_64 (|f_k(x)| + |f_k(x + h)|) / h over the changed elements only.
+SLOPE_STEPS = (2.0**-8, 2.0**-16, 2.0**-24, 2.0**-32)
+SLOPE_PROBES = 8  # non-finite gradient elements probed per argument (the first, and evenly spaced after it)
+
+
+def _values(subject, example: Example) -> np.ndarray | None:
+    """The implementation's float64 output at a probed point; None where that point is outside what it supports,
+    makes it raise or gives a non-finite loss (the probe left the loss's domain)."""
+    if not subject.supports(example):
+        return None
+    try:
+        value = np.asarray(subject.call(example, requires_grad=False, dtype="float64").value, dtype=np.float64)
+    except ImplementationRaised:
+        return None
+    return value if np.all(np.isfinite(value)) else None
+
+
+def _diverges(subject, example: Example, name: str, index: tuple[int, ...], base: np.ndarray) -> bool:
+    """True where a one-sided difference quotient of the summed loss in element ``index`` of ``name`` grows without
+    bound as the step shrinks (on either side where the loss is finite at every probe): the quotients move in one
+    direction, no step's change is below half the last one (a finite derivative shrinks it 256-fold), and the last
+    change is 16 times float64's rounding noise at the two smallest steps."""
+    x = _argument(example, name)
+    unit = np.zeros(x.shape)
+    unit[index] = max(abs(float(x[index])), 1.0)
+    for side in (1.0, -1.0):
+        probes = [_values(subject, _moved(example, {name: unit}, side * h)) for h in SLOPE_STEPS]
+        if any(p is None or p.shape != base.shape for p in probes):
+            continue
+        q = np.array([float(np.sum(p - base)) / (side * h) for p, h in zip(probes, SLOPE_STEPS, strict=True)])
+        noise = [
+            U64 * float(np.sum(np.where(p != base, np.abs(base) + np.abs(p), 0.0))) / h
+            for p, h in zip(probes, SLOPE_STEPS, strict=True)
+        ]
+        changes = np.diff(q)
+        steady = np.all(np.sign(changes) == np.sign(changes[-1])) and np.all(
+            np.abs(changes[1:]) >= 0.5 * np.abs(changes[:-1])
+        )
+        if steady and abs(changes[-1]) > 16.0 * (noise[-1] + noise[-2]):
+            return True
+    return False
+
+
+def _unbounded_slopes(subject, example: Example, name: str, suspect: np.ndarray) -> np.ndarray:
+    """The elements of ``suspect`` (where the float64 gradient with respect to ``name`` is not finite) at which the
+    loss has no finite derivative (``_diverges``). At most ``SLOPE_PROBES`` of them are probed (the first one, and
+    evenly spaced after it): if every probed one diverges the rest are taken to share that cause, as they share the
+    gradient's failure; otherwise the suspects that do not diverge stay suspects and are judged."""
+    unbounded = np.zeros(suspect.shape, bool)
+    where = [tuple(int(i) for i in w) for w in np.argwhere(suspect)]
+    base = _values(subject, example) if where else None
+    if base is None:
+        return unbounded
+    probed = [where[int(k)] for k in np.unique(np.linspace(0, len(where) - 1, SLOPE_PROBES).astype(int))]
+    diverging = [index for index in probed if _diverges(subject, example, name, index, base)]
+    if len(diverging) == len(probed):
+        return suspect.copy()
+    for index in diverging:
+        unbounded[index] = True
+    return unbounded
 
 
 # --- moving along a direction ------------------------------------------------------------------------------------

@@ -104,6 +104,13 @@ def dice_exp_ratio_sigmoid(input, target, reduction="mean", smooth=1.0):
     return _dice(torch.exp(input) / (1 + torch.exp(input)), target, reduction, smooth)
 
 
+def kl_target_to_three_halves(input, target, reduction="mean", log_target=False):
+    """t sqrt(t) - t input: its derivative in t, 1.5 sqrt(t) - input, is finite at t = 0, but autograd's is
+    0 * inf = NaN there (sqrt's derivative times t); the difference quotients converge, so nothing excuses it."""
+    loss = target * torch.sqrt(target) - target * input
+    return loss.sum() if reduction == "sum" else loss.mean() if reduction == "mean" else loss
+
+
 def l1_through_sqrt(input, target, reduction="mean"):
     """|e| computed as sqrt(e^2): the right value, but its gradient e / sqrt(e^2) is 0 / 0 = NaN where e = 0."""
     loss = torch.sqrt((input - target) ** 2)
@@ -249,6 +256,7 @@ def mse_float16_off_by(factor: float):
 PLANTED = [
     ("finite", "value", dice_exp_ratio_sigmoid, "dice_loss", "float64"),
     ("finite", "gradient", l1_through_sqrt, "l1_loss", "float64"),
+    ("finite", "gradient", kl_target_to_three_halves, "kl_div", "float64"),
     ("gradcheck", "first_argument", dice_input_gradient_off, "dice_loss", "float64"),
     ("gradcheck", "other_arguments", dice_target_gradient_off, "dice_loss", "float64"),
     ("immutability", "immutability", dice_scales_target_in_place, "dice_loss", "float64"),
@@ -316,6 +324,39 @@ def test_gradcheck_accepts_a_subgradient_at_a_kink(loss, like):
     result = judge("gradcheck", loss, like)
     assert result.status == "pass", f"{result.status} {result.message} {result.counterexample}"
     assert result.comparisons > 0
+
+
+_AT_THE_SINGULARITY = itertools.count()
+
+
+def _reached(target: torch.Tensor) -> None:
+    """Count a float64 call with a gradient at a zero element of ``target``, where the loss has no finite slope."""
+    if target.dtype == torch.float64 and target.requires_grad and bool((target == 0).any()):
+        next(_AT_THE_SINGULARITY)
+
+
+def kl_div_torch(input, target, reduction="mean", log_target=False):
+    """torch's kl_div: t (log t - input), whose derivative in t, log t + 1 - input, is -inf at t = 0 (autograd's:
+    NaN, xlogy's t / t)."""
+    _reached(target)
+    return F.kl_div(input, target, reduction=reduction, log_target=log_target)
+
+
+def sqrt_abs_error(input, target, reduction="mean"):
+    """sqrt|input - target|: both one-sided slopes at a zero error are unbounded (autograd's gradient: NaN)."""
+    _reached((input - target).detach().requires_grad_(input.requires_grad))
+    loss = torch.sqrt(torch.abs(input - target))
+    return loss.sum() if reduction == "sum" else loss.mean() if reduction == "mean" else loss
+
+
+@pytest.mark.parametrize(("loss", "like"), [(kl_div_torch, "kl_div"), (sqrt_abs_error, "l1_loss")])
+def test_finite_excuses_a_gradient_where_the_loss_has_no_finite_slope(loss, like):
+    """x log x and sqrt at 0 have no finite derivative: a correct implementation's non-finite gradient there passes
+    (before the excuse, torch's own kl_div failed finite in float64), and the examples did reach the point."""
+    before = next(_AT_THE_SINGULARITY)
+    result = judge("finite", loss, like)
+    assert result.status == "pass", f"{result.status} {result.message} {result.counterexample}"
+    assert next(_AT_THE_SINGULARITY) > before + 1, "no example reached a zero target with a gradient"
 
 
 def test_reduction_properties_skip_a_loss_without_reduction():
