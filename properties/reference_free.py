@@ -186,8 +186,8 @@ def _expect_finite(subject, what: str, actual: np.ndarray, must: np.ndarray, own
 
 @register(
     "finite",
-    "finite loss and gradients on finite inputs, typical and extreme (below float64: where the implementation's "
-    "own float64 results, plus their error allowance, are representable)",
+    "finite loss and gradients on finite inputs, typical and extreme (gradients where the loss has a finite slope; "
+    "below float64: where the implementation's own float64 results, plus their error allowance, are representable)",
     checks=("value", "gradient"),
 )
 def finite(subject, data) -> None:
