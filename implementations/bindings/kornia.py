@@ -9,12 +9,14 @@ an adapter too: ``tversky_loss`` has no default alpha and beta, the Lovasz hinge
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from lossguard.harness.kernel.binding import Binding
 from lossguard.harness.kernel.model import Example, Finding
+from lossguard.implementations.bindings.evidence import not_validated
 
 UPSTREAM = "kornia 0.9.0"
 
@@ -78,15 +80,7 @@ BINDINGS = [
 ]
 
 
-def _not_validated(case: str, what: str, docs: str, witness: Example) -> Finding:
-    """A validation gap: the catalog's error case ``case`` gives a value, not an exception."""
-    return Finding(
-        "invalid_input",
-        f"does not validate {what}: it gives a value instead of raising ({docs})",
-        UPSTREAM,
-        witness=witness,
-        case=case,
-    )
+_not_validated = partial(not_validated, upstream=UPSTREAM)
 
 
 _LOGITS = Example({"input": np.zeros((1, 2)), "target": np.array([0])}, {"alpha": None, "gamma": 2.0})

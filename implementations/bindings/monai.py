@@ -12,12 +12,14 @@ to form a quantity in float32 as MONAI forms it).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from lossguard.harness.kernel.binding import Binding
 from lossguard.harness.kernel.model import Example, Finding
+from lossguard.implementations.bindings.evidence import float_arrays, half_in_float32, half_precision, not_validated
 
 UPSTREAM = "monai 1.6.1"
 
@@ -67,20 +69,14 @@ BINDINGS = [
 ]
 
 
-def _arrays(**lists: list) -> dict[str, np.ndarray]:
-    return {name: np.asarray(values, dtype=np.float64) for name, values in lists.items()}
-
-
 # --- validation gaps: the catalog's error cases that give a value ------------------------------------------------
 
 _PROBABILITY = "an input probability outside [0, 1] (1.5) with from_logits=False"
 _NEGATIVE_SMOOTH = "smooth=-1.0: smooth must be non-negative"
-_NO_VALIDATION = "does not validate its inputs: {what} gives a value instead of raising ({docs})"
-_MASK = _arrays(input=[[[0.25]]], target=[[[1.0]]])
+_MASK = float_arrays(input=[[[0.25]]], target=[[[1.0]]])
 
 
-def _not_validated(case: str, what: str, docs: str, witness: Example) -> Finding:
-    return Finding("invalid_input", _NO_VALIDATION.format(what=what, docs=docs), UPSTREAM, witness=witness, case=case)
+_not_validated = partial(not_validated, upstream=UPSTREAM)
 
 
 def _overlap_gaps(params: dict[str, Any]) -> tuple[Finding, ...]:
@@ -181,7 +177,7 @@ def _sum_is_a_mean(prop: str, witness: Example, value: str, dtypes: tuple[str, .
     )
 
 
-_ZEROS = _arrays(input=[[0.0, 0.0], [0.0, 0.0]], target=[[0.0, 0.0], [0.0, 0.0]])
+_ZEROS = float_arrays(input=[[0.0, 0.0], [0.0, 0.0]], target=[[0.0, 0.0], [0.0, 0.0]])
 _SIGMOID_SUM = Example(_ZEROS, {"alpha": None, "gamma": 0.0, "reduction": "sum"})
 _SOFTMAX_ZEROS = {"input": np.zeros((2, 2)), "target": np.zeros(2, dtype=np.int64)}
 _SOFTMAX_SUM = Example(_SOFTMAX_ZEROS, {"alpha": None, "gamma": 0.0, "ignore_index": -100, "reduction": "sum"})
@@ -290,7 +286,7 @@ def _tversky_nan(prop: str) -> Finding:
         UPSTREAM,
         dtypes=("float16",),
         witness=Example(
-            _arrays(input=[[[0.0]]], target=[[[0.0]]]),
+            float_arrays(input=[[[0.0]]], target=[[[0.0]]]),
             {"alpha": 0.0, "beta": 0.0, "smooth": 1e-5, "from_logits": False, "batch": False, "reduction": "none"},
         ),
         domain=_denominator_square_underflows,
@@ -298,16 +294,18 @@ def _tversky_nan(prop: str) -> Finding:
     )
 
 
-_SIGMOID_ONE = Example(_arrays(input=[[1.0]], target=[[0.0]]), {"alpha": None, "gamma": 0.0, "reduction": "none"})
+_SIGMOID_ONE = Example(float_arrays(input=[[1.0]], target=[[0.0]]), {"alpha": None, "gamma": 0.0, "reduction": "none"})
 _SIGMOID_ROWS = Example(
-    _arrays(input=[[[0.3], [1.7]], [[-0.4], [2.2]]], target=[[[0.0], [1.0]], [[1.0], [0.0]]]),
+    float_arrays(input=[[[0.3], [1.7]], [[-0.4], [2.2]]], target=[[[0.0], [1.0]], [[1.0], [0.0]]]),
     {"alpha": None, "gamma": 2.0, "reduction": "sum"},
 )
 _SOFTMAX_ROWS = Example(
     {"input": np.array([[[0.3], [1.7]], [[-0.4], [2.2]]]), "target": np.array([[0], [1]])},
     {"alpha": 0.25, "gamma": 2.0, "ignore_index": -100, "reduction": "sum"},
 )
-_SIGMOID_SURE = Example(_arrays(input=[[80.0]], target=[[1.0]]), {"alpha": None, "gamma": 0.0, "reduction": "none"})
+_SIGMOID_SURE = Example(
+    float_arrays(input=[[80.0]], target=[[1.0]]), {"alpha": None, "gamma": 0.0, "reduction": "none"}
+)
 _SOFTMAX_SHIFTED = Example(
     {"input": np.array([[16.280079890231782, 15.0]]), "target": np.array([0])},
     {"alpha": 0.25, "gamma": 0.0, "ignore_index": -100, "reduction": "none"},
@@ -323,10 +321,10 @@ _BOXES_FLOAT32 = (
     "overflow' in monai.data.box_utils) and casts the result back: a float64 input gets a float64 tensor holding a "
     "float32 result (GIoU accurate to 2^-24, not 2^-53); the loss's docstring does not say so"
 )
-_BOX = _arrays(boxes1=[[0.0, 0.0, 2.0, 1.0]], boxes2=[[0.0, 0.0, 1.8, 0.9]])
-_SAME = _arrays(boxes1=[[0.0, 0.0, 2.0, 1.0]], boxes2=[[0.0, 0.0, 2.0, 1.0]])  # float32: GIoU loss 0 < IoU loss
+_BOX = float_arrays(boxes1=[[0.0, 0.0, 2.0, 1.0]], boxes2=[[0.0, 0.0, 1.8, 0.9]])
+_SAME = float_arrays(boxes1=[[0.0, 0.0, 2.0, 1.0]], boxes2=[[0.0, 0.0, 2.0, 1.0]])  # float32: GIoU loss 0 < IoU loss
 # four rows whose float32 'sum' differs from the float64 sum of their float32 losses
-_BOXES = _arrays(
+_BOXES = float_arrays(
     boxes1=[[0.06, 0.25, 1.59, 1.73], [1.34, 1.29, 2.87, 2.37], [1.23, 0.77, 1.93, 2.35], [1.99, 1.96, 3.28, 2.93]],
     boxes2=[[0.05, 0.24, 1.58, 1.72], [1.73, 1.68, 3.26, 2.76], [1.66, 1.2, 2.36, 2.78], [1.85, 1.82, 3.14, 2.79]],
 )
@@ -366,7 +364,9 @@ def _temperature_in_float32(prop: str) -> Finding:
         _TEMPERATURE_FLOAT32,
         UPSTREAM,
         dtypes=("float64",),
-        witness=Example(_arrays(z_i=[[1.0, 0.5], [0.25, -1.0]], z_j=[[0.5, 1.0], [-0.75, 0.5]]), {"temperature": 0.07}),
+        witness=Example(
+            float_arrays(z_i=[[1.0, 0.5], [0.25, -1.0]], z_j=[[0.5, 1.0], [-0.75, 0.5]]), {"temperature": 0.07}
+        ),
         domain=_temperature_rounded,
         where="a temperature float32 does not represent exactly",
     )
@@ -395,7 +395,7 @@ def _contrastive_overflow(prop: str, dtypes: tuple[str, ...] | None = None) -> F
         _OVERFLOW,
         UPSTREAM,
         dtypes=dtypes,
-        witness=Example(_arrays(z_i=[[1.0, 0.0]], z_j=[[0.0, 1.0]]), {"temperature": 0.001}),
+        witness=Example(float_arrays(z_i=[[1.0, 0.0]], z_j=[[0.0, 1.0]]), {"temperature": 0.001}),
         domain=_exponential_overflows,
         where="1 / temperature at or above 0.99 log(the dtype's largest number)",
     )
@@ -420,10 +420,6 @@ _ZERO_NORM = (
 )
 
 
-def _half_precision(example: Example, dtype: str) -> bool:
-    return dtype in ("float16", "bfloat16")
-
-
 _BARLOW_FLOAT32 = (
     "the cross-correlation is compared with torch.eye(F, device=c.device), created in the default float32, so "
     "c - eye promotes a float16 or bfloat16 loss to float32 (a float64 one stays float64): the output dtype is "
@@ -445,19 +441,10 @@ _FOCAL_FLOAT32 = (
     "its focal term casts input and target to float32 (focal_loss.py: input = input.float()), so a float16 or "
     "bfloat16 input gives a float32 loss"
 )
-_ONE_PIXEL = Example(_arrays(input=[[[0.5]]], target=[[[1.0]]]), {})
+_ONE_PIXEL = Example(float_arrays(input=[[[0.5]]], target=[[[1.0]]]), {})
 
 
-def _half_in_float32(reason: str) -> Finding:
-    return Finding(
-        "dtype",
-        reason,
-        UPSTREAM,
-        dtypes=("float16", "bfloat16"),
-        witness=_ONE_PIXEL,
-        domain=_half_precision,
-        where="float16 and bfloat16 inputs",
-    )
+_half_in_float32 = partial(half_in_float32, witness=_ONE_PIXEL, upstream=UPSTREAM)
 
 
 def _generalized_dice_findings() -> tuple[Finding, ...]:
@@ -478,8 +465,8 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             _BARLOW_FLOAT32,
             UPSTREAM,
             dtypes=("float16", "bfloat16"),
-            witness=Example(_arrays(z_i=[[1.0, 0.5], [0.25, -1.0]], z_j=[[0.5, 1.0], [-0.75, 0.5]]), {}),
-            domain=_half_precision,
+            witness=Example(float_arrays(z_i=[[1.0, 0.5], [0.25, -1.0]], z_j=[[0.5, 1.0], [-0.75, 0.5]]), {}),
+            domain=half_precision,
             where="float16 and bfloat16 inputs",
         ),
     ),
@@ -559,7 +546,9 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             _ZERO_NORM,
             UPSTREAM,
             dtypes=("float16",),
-            witness=Example(_arrays(z_i=[[0.0, 0.0], [1.0, 0.5]], z_j=[[0.5, 1.0], [-0.5, 1.0]]), {"temperature": 0.5}),
+            witness=Example(
+                float_arrays(z_i=[[0.0, 0.0], [1.0, 0.5]], z_j=[[0.5, 1.0], [-0.5, 1.0]]), {"temperature": 0.5}
+            ),
             domain=_zero_norm_in_float16,
             where="float16, a view whose float16 norm is 0",
         ),
@@ -567,7 +556,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "temperature=0.0: temperature must be positive",
             "temperature = 0 (a division by 0: NaN)",
             "documented as a scale 'between 0 and 1'",
-            Example(_arrays(z_i=[[1.0, 0.0]], z_j=[[0.0, 1.0]]), {"temperature": 0.5}),
+            Example(float_arrays(z_i=[[1.0, 0.0]], z_j=[[0.0, 1.0]]), {"temperature": 0.5}),
         ),
     ),
 }

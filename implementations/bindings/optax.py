@@ -12,12 +12,14 @@ independently in tests/bindings/test_optax.py.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from lossguard.harness.kernel.binding import Binding
 from lossguard.harness.kernel.model import Example, Finding
+from lossguard.implementations.bindings.evidence import float_arrays, validation_gap
 
 UPSTREAM = "optax 0.2.8"
 
@@ -218,14 +220,7 @@ BINDINGS = [
 # --- the findings ------------------------------------------------------------------------------------------------
 
 
-def _arrays(**lists: Any) -> dict[str, np.ndarray]:
-    return {name: np.asarray(values, dtype=np.float64) for name, values in lists.items()}
-
-
-def _unchecked(case: str, reason: str, witness: Example) -> Finding:
-    """invalid_input: error ``case`` (the catalog's description) computes a value instead of raising; ``witness``
-    is a valid example the property turns into the case."""
-    return Finding("invalid_input", reason, UPSTREAM, witness=witness, case=case)
+_unchecked = partial(validation_gap, upstream=UPSTREAM)
 
 
 def _small_residual(example: Example, dtype: str) -> bool:
@@ -281,8 +276,8 @@ _SIGNED_POWER = (
     "violated by pairs at any distance), for p = 3 jnp.power of a negative base is NaN"
 )
 _SIGNED_WHERE = "p not an even integer and some component of anchor - positive or anchor - negative negative"
-_TRIPLET_WITNESS = Example(_arrays(anchor=[[0.0]], positive=[[0.0]], negative=[[2.0]]), {"p": 1.0, "margin": 1.0})
-_TRIPLET_NAN = Example(_arrays(anchor=[[0.0]], positive=[[3.0]], negative=[[-1.5]]), {"p": 3.0, "margin": 1.0})
+_TRIPLET_WITNESS = Example(float_arrays(anchor=[[0.0]], positive=[[0.0]], negative=[[2.0]]), {"p": 1.0, "margin": 1.0})
+_TRIPLET_NAN = Example(float_arrays(anchor=[[0.0]], positive=[[3.0]], negative=[[-1.5]]), {"p": 3.0, "margin": 1.0})
 
 
 def _zero_vector(example: Example, dtype: str) -> bool:
@@ -392,7 +387,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
                 "target shape differs from input shape (broadcastable)",
                 "a target of another shape is broadcast without a word (its docstring: both of shape [..., dim]): "
                 "(N, C, 1) targets against (N, C) log-predictions give an N x C x C sum",
-                Example(_arrays(input=[[-0.5, -1.0]], target=[[0.6, 0.4]]), {}),
+                Example(float_arrays(input=[[-0.5, -1.0]], target=[[0.6, 0.4]]), {}),
             ),
         )
         for label in ("optax.kl_divergence", "optax.kl_divergence_with_log_targets")
@@ -402,7 +397,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "temperature=0.0: temperature must be positive",
             "temperature = 0 is accepted: the similarities divided by 0 are +-inf (NaN for a zero similarity) and "
             "the loss is NaN",
-            Example(_arrays(z_i=[[1.0, 0.0]], z_j=[[0.5, 0.5]]), {"temperature": 0.5}),
+            Example(float_arrays(z_i=[[1.0, 0.0]], z_j=[[0.5, 0.5]]), {"temperature": 0.5}),
         ),
     ),
     "optax.dice_loss": (
@@ -411,7 +406,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "a negative smooth is accepted: the ratio (I + s) / (I + alpha (P - I) + beta (T - I) + s) then crosses "
             "0 / 0 and changes sign (at one pixel of p = 0.5 and target 0.5 with alpha = beta = 1/2 and smooth = "
             "-0.5, the loss is infinite)",
-            Example(_arrays(input=[[[0.5, -1.0]]], target=[[[1.0, 0.0]]]), {"smooth": 1.0}),
+            Example(float_arrays(input=[[[0.5, -1.0]]], target=[[[1.0, 0.0]]]), {"smooth": 1.0}),
         ),
         Finding(
             "gradient",
@@ -420,7 +415,9 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "an empty mask) NaN, where the exact gradient is finite (0 at alpha = beta = 0, a loss identically 0)",
             UPSTREAM,
             dtypes=("float16",),
-            witness=Example(_arrays(input=[[0.0]], target=[[0.0]]), {"alpha": 0.0, "beta": 0.0, "smooth": 2.0**-8}),
+            witness=Example(
+                float_arrays(input=[[0.0]], target=[[0.0]]), {"alpha": 0.0, "beta": 0.0, "smooth": 2.0**-8}
+            ),
             domain=_small_tversky_denominator,
             where="some (sample, channel) with TP + alpha FP + beta FN + smooth below 2^-8 (within 1%)",
         ),
@@ -431,7 +428,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "a negative smooth is accepted: the ratio (I + s) / ((P + T) / 2 + s) then crosses 0 / 0 and changes "
             "sign (at one pixel of p = 0.5 and target 0.5 with optax's smooth = -0.5, the catalog's -1, the loss is "
             "infinite)",
-            Example(_arrays(input=[[[0.5, -1.0]]], target=[[[1.0, 0.0]]]), {"smooth": 1.0}),
+            Example(float_arrays(input=[[[0.5, -1.0]]], target=[[[1.0, 0.0]]]), {"smooth": 1.0}),
         ),
     ),
     "optax.dice_loss.multiclass": (
@@ -447,7 +444,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "target shape differs from input shape (broadcastable)",
             "a target of another shape is broadcast without a word ((N,) outputs against (N, 1) targets give an "
             "N x N loss); unlike its regression and sigmoid losses, hinge_loss does not document broadcasting",
-            Example(_arrays(input=[0.5, -1.5], target=[1.0, -1.0]), {}),
+            Example(float_arrays(input=[0.5, -1.5], target=[1.0, -1.0]), {}),
         ),
     ),
     "optax.sigmoid_focal_loss": (
@@ -455,13 +452,13 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "alpha=1.5: alpha must lie in [0, 1]",
             "alpha outside [0, 1] is accepted (its docstring: 'in range (0, 1)'): the negative class's weight "
             "1 - alpha turns negative, and so does the loss of a negative label",
-            Example(_arrays(input=[0.5, -1.5], target=[1.0, 0.0]), {"alpha": 0.25, "gamma": 2.0}),
+            Example(float_arrays(input=[0.5, -1.5], target=[1.0, 0.0]), {"alpha": 0.25, "gamma": 2.0}),
         ),
         _unchecked(
             "gamma=-1.0: gamma must be non-negative",
             "a negative gamma is accepted: (1 - p_t)^gamma grows without bound as p_t -> 1, and the loss of a "
             "confident correct prediction tends to 1 instead of 0",
-            Example(_arrays(input=[0.5, -1.5], target=[1.0, 0.0]), {"alpha": 0.25, "gamma": 2.0}),
+            Example(float_arrays(input=[0.5, -1.5], target=[1.0, 0.0]), {"alpha": 0.25, "gamma": 2.0}),
         ),
     ),
     "optax.huber_loss": (
@@ -469,7 +466,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "delta=-1.0: delta must be positive",
             "a negative delta is accepted: min(|e|, delta) = delta, and the 'loss' 0.5 delta^2 + delta (|e| - delta) "
             "is negative and decreases as |e| grows",
-            Example(_arrays(input=[0.5, -1.5], target=[1.0, 2.0]), {"delta": 1.0}),
+            Example(float_arrays(input=[0.5, -1.5], target=[1.0, 2.0]), {"delta": 1.0}),
         ),
         Finding(
             "gradient",
@@ -481,7 +478,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "bound u delta / 2 = 2.4e-4 at delta = 1: not seen there",
             UPSTREAM,
             dtypes=("float64", "float32", "bfloat16"),
-            witness=Example(_arrays(input=[0.0], target=[1e-4]), {"delta": 1.0}),
+            witness=Example(float_arrays(input=[0.0], target=[1e-4]), {"delta": 1.0}),
             domain=_small_residual,
             where="some |input - target| < delta / 4",
         ),
@@ -491,13 +488,13 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "positive with one row against N >= 2 anchors (broadcastable)",
             "positives of another batch size are broadcast against the anchors without a word (its docstring: "
             "positives of shape [batch, feature_dim])",
-            Example(_arrays(anchor=[[0.0, 1.0]], positive=[[0.5, 1.0]], negative=[[2.0, -1.0]]), {"margin": 1.0}),
+            Example(float_arrays(anchor=[[0.0, 1.0]], positive=[[0.5, 1.0]], negative=[[2.0, -1.0]]), {"margin": 1.0}),
         ),
         _unchecked(
             "margin=0.0: margin must be positive",
             "margin = 0 is accepted (and any negative margin): the loss is then 0 for every triplet whose negative "
             "is merely as far as its positive",
-            Example(_arrays(anchor=[[0.0, 1.0]], positive=[[0.5, 1.0]], negative=[[2.0, -1.0]]), {"margin": 1.0}),
+            Example(float_arrays(anchor=[[0.0, 1.0]], positive=[[0.5, 1.0]], negative=[[2.0, -1.0]]), {"margin": 1.0}),
         ),
         *(
             Finding(prop, _SIGNED_POWER, UPSTREAM, witness=witness, domain=_signed_power, where=_SIGNED_WHERE)
@@ -515,7 +512,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "root (s + eps)^(1/p) is differentiated as s^(1/p - 1) / p = inf at s = 0, times ds/dx = 0 (torch's "
             "norm takes the subgradient 0 there)",
             UPSTREAM,
-            witness=Example(_arrays(anchor=[[0.0]], positive=[[0.0]], negative=[[0.0]]), {"p": 2.0, "eps": 0.0}),
+            witness=Example(float_arrays(anchor=[[0.0]], positive=[[0.0]], negative=[[0.0]]), {"p": 2.0, "eps": 0.0}),
             domain=_zero_distance_without_eps,
             where="eps = 0, p > 1 and some anchor row at distance 0 (in the dtype) from its positive or negative",
         ),

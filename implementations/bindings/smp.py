@@ -8,12 +8,14 @@ only to form ``1 - pt`` in the dtype as smp forms it).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from lossguard.harness.kernel.binding import Binding
 from lossguard.harness.kernel.model import Example, Finding
+from lossguard.implementations.bindings.evidence import float_arrays, half_in_float32, not_validated
 
 UPSTREAM = "segmentation-models-pytorch 0.6.0"
 
@@ -38,13 +40,8 @@ BINDINGS = [
 ]
 
 
-def _arrays(**lists: list) -> dict[str, np.ndarray]:
-    return {name: np.asarray(values, dtype=np.float64) for name, values in lists.items()}
-
-
 # --- validation gaps -------------------------------------------------------------------------------------------
 
-_NO_VALIDATION = "does not validate its inputs: {what} gives a value instead of raising ({docs})"
 _RESHAPED = (
     "a target of another shape than the input (an extra trailing axis of size 1)",
     "binary and multilabel modes reshape both to (N, C, -1) (binary focal: to (-1,)) before comparing, so any "
@@ -58,17 +55,15 @@ _SMOOTH_CASE = "smooth=-1.0: smooth must be non-negative"
 _TARGET_CASE = "target (N, *) with a trailing extra dim of size 1"
 
 
-def _not_validated(case: str, why: tuple[str, str], witness: Example) -> Finding:
-    what, docs = why
-    return Finding("invalid_input", _NO_VALIDATION.format(what=what, docs=docs), UPSTREAM, witness=witness, case=case)
+_not_validated = partial(not_validated, upstream=UPSTREAM)
 
 
 def _overlap_gaps(params: dict[str, Any]) -> tuple[Finding, ...]:
-    witness = Example(_arrays(input=[[0.25]], target=[[1.0]]), {"smooth": 1.0, "from_logits": False, **params})
+    witness = Example(float_arrays(input=[[0.25]], target=[[1.0]]), {"smooth": 1.0, "from_logits": False, **params})
     return (
-        _not_validated(_SHAPE, _RESHAPED, witness),
-        _not_validated(_PROBABILITY_CASE, _PROBABILITY, witness),
-        _not_validated(_SMOOTH_CASE, _SMOOTH, witness),
+        _not_validated(_SHAPE, *_RESHAPED, witness),
+        _not_validated(_PROBABILITY_CASE, *_PROBABILITY, witness),
+        _not_validated(_SMOOTH_CASE, *_SMOOTH, witness),
     )
 
 
@@ -76,10 +71,11 @@ _CLASSES = Example({"input": np.zeros((1, 2)), "target": np.zeros(1, dtype=np.in
 _MULTICLASS_GAPS = (
     _not_validated(
         _TARGET_CASE,
-        ("a class-index target with an extra trailing axis", "multiclass mode reshapes the target to (N, -1)"),
+        "a class-index target with an extra trailing axis",
+        "multiclass mode reshapes the target to (N, -1)",
         _CLASSES,
     ),
-    _not_validated(_SMOOTH_CASE, _SMOOTH, _CLASSES),
+    _not_validated(_SMOOTH_CASE, *_SMOOTH, _CLASSES),
 )
 
 
@@ -146,8 +142,8 @@ def _focal_zero_value(witness: Example) -> Finding:
 def _focal_gaps(witness: Example) -> tuple[Finding, ...]:
     docs = "alpha is documented as a prior probability, gamma as the focal power"
     return (
-        _not_validated("alpha=1.5: alpha must lie in [0, 1]", ("alpha = 1.5", docs), witness),
-        _not_validated("gamma=-1.0: gamma must be non-negative", ("gamma = -1", docs), witness),
+        _not_validated("alpha=1.5: alpha must lie in [0, 1]", "alpha = 1.5", docs, witness),
+        _not_validated("gamma=-1.0: gamma must be non-negative", "gamma = -1", docs, witness),
     )
 
 
@@ -172,7 +168,7 @@ _SUM = (
 
 
 def _multilabel_reduction(prop: str, kind: str) -> Finding:
-    zeros = _arrays(input=[[0.0, 0.0]], target=[[0.0, 0.0]])
+    zeros = float_arrays(input=[[0.0, 0.0]], target=[[0.0, 0.0]])
     if kind == "none":
         return Finding(
             prop,
@@ -192,13 +188,15 @@ def _multilabel_reduction(prop: str, kind: str) -> Finding:
     )
 
 
-_BINARY_WITNESS = Example(_arrays(input=[0.5], target=[1.0]), {"alpha": None, "gamma": 2.0, "reduction": "none"})
+_BINARY_WITNESS = Example(float_arrays(input=[0.5], target=[1.0]), {"alpha": None, "gamma": 2.0, "reduction": "none"})
 _MULTILABEL_WITNESS = Example(
-    _arrays(input=[[0.5]], target=[[1.0]]), {"alpha": None, "gamma": 2.0, "reduction": "mean"}
+    float_arrays(input=[[0.5]], target=[[1.0]]), {"alpha": None, "gamma": 2.0, "reduction": "mean"}
 )
-_NAN_WITNESS = Example(_arrays(input=[38.0], target=[1.0]), {"alpha": None, "gamma": 0.5, "reduction": "sum"})
-_ZERO_WITNESS = Example(_arrays(input=[80.0], target=[1.0]), {"alpha": None, "gamma": 2.0**-126})
-_NAN_WITNESS_2D = Example(_arrays(input=[[38.0]], target=[[1.0]]), {"alpha": None, "gamma": 0.5, "reduction": "sum"})
+_NAN_WITNESS = Example(float_arrays(input=[38.0], target=[1.0]), {"alpha": None, "gamma": 0.5, "reduction": "sum"})
+_ZERO_WITNESS = Example(float_arrays(input=[80.0], target=[1.0]), {"alpha": None, "gamma": 2.0**-126})
+_NAN_WITNESS_2D = Example(
+    float_arrays(input=[[38.0]], target=[[1.0]]), {"alpha": None, "gamma": 0.5, "reduction": "sum"}
+)
 
 
 # --- SoftCrossEntropyLoss --------------------------------------------------------------------------------------
@@ -244,13 +242,9 @@ _LOVASZ_PROMOTED = (
     "input is promoted to float32 by the float32 signs, and the loss returned in float32"
 )
 _LOVASZ_RAISES = r"RuntimeError: dot : expected both vectors to have same dtype"
-_LOVASZ_WITNESS = Example(_arrays(input=[[[[0.5]]]], target=[[[[1.0]]]]), {})
+_LOVASZ_WITNESS = Example(float_arrays(input=[[[[0.5]]]], target=[[[[1.0]]]]), {})
 _LOVASZ_CLASSES = Example({"input": np.array([[[[0.5]], [[0.0]]]]), "target": np.array([[[0]]])}, {})
 _RAISING_PROPERTIES = ("finite", "gradcheck", "immutability", "state", "dtype", "determinism")
-
-
-def _half(example: Example, dtype: str) -> bool:
-    return dtype in ("float16", "bfloat16")
 
 
 def _lovasz_findings(multiclass: bool) -> tuple[Finding, ...]:
@@ -268,17 +262,7 @@ def _lovasz_findings(multiclass: bool) -> tuple[Finding, ...]:
             Finding("low_precision", reason, UPSTREAM, dtypes=raised[1:], witness=witness, raises=_LOVASZ_RAISES)
         )
     else:
-        found.append(
-            Finding(
-                "dtype",
-                _LOVASZ_PROMOTED,
-                UPSTREAM,
-                dtypes=("float16", "bfloat16"),
-                witness=witness,
-                domain=_half,
-                where="float16 and bfloat16 inputs",
-            )
-        )
+        found.append(half_in_float32(_LOVASZ_PROMOTED, witness, UPSTREAM))
     return tuple(found)
 
 
@@ -296,7 +280,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
         _focal_nan_gradient("gradient", _NAN_WITNESS),
         _focal_nan_gradient("stability", _NAN_WITNESS),
         _focal_zero_value(_ZERO_WITNESS),
-        _not_validated(_SHAPE, _RESHAPED, _BINARY_WITNESS),
+        _not_validated(_SHAPE, *_RESHAPED, _BINARY_WITNESS),
         *_focal_gaps(_BINARY_WITNESS),
     ),
     "smp.FocalLoss.multilabel": (

@@ -7,17 +7,16 @@ float64 NumPy (torch is imported lazily, only to form ``1 - p_t`` as torchvision
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from lossguard.harness.kernel import tolerance
 from lossguard.harness.kernel.model import Example, Finding
+from lossguard.implementations.bindings.evidence import NO_VALIDATION, float_arrays, not_validated
 
 UPSTREAM = "torchvision 0.29.1"
 DEFAULT_EPS = 1e-7  # the eps complete_box_iou_loss passes to nothing: _diou_iou_loss's default
-
-
-def _arrays(**lists: list) -> dict[str, np.ndarray]:
-    return {name: np.asarray(values, dtype=np.float64) for name, values in lists.items()}
 
 
 # --- sigmoid_focal_loss: 1 - p_t formed by subtraction --------------------------------------------------------
@@ -58,7 +57,7 @@ def _focal_nan_gradient(prop: str) -> Finding:
         prop,
         _NAN_GRADIENT,
         UPSTREAM,
-        witness=Example(_arrays(input=[40.0], target=[1.0]), {"alpha": None, "gamma": 0.5, "reduction": "sum"}),
+        witness=Example(float_arrays(input=[40.0], target=[1.0]), {"alpha": None, "gamma": 0.5, "reduction": "sum"}),
         domain=_one_minus_p_t_lost_gamma_below_one,
         where="0 < gamma < 1 and some element " + _SATURATED,
     )
@@ -73,20 +72,13 @@ _ZERO_VALUE = (
 
 # --- the box losses -------------------------------------------------------------------------------------------
 
-_NO_VALIDATION = "does not validate its inputs: {what} gives a value instead of raising ({docs})"
 _BOX_DOCS = "the docstring only says boxes are 'expected' with x1 < x2, y1 < y2"
-_ONE_BOX = _arrays(boxes1=[[0.0, 0.0, 1.0, 1.0]], boxes2=[[0.0, 0.0, 1.0, 1.0]])
+_ONE_BOX = float_arrays(boxes1=[[0.0, 0.0, 1.0, 1.0]], boxes2=[[0.0, 0.0, 1.0, 1.0]])
 
 
-def _not_validated(case: str, what: str, docs: str) -> Finding:
-    """A validation gap: the catalog's error case ``case`` gives a value, not an exception."""
-    return Finding(
-        "invalid_input",
-        _NO_VALIDATION.format(what=what, docs=docs),
-        UPSTREAM,
-        witness=Example(_ONE_BOX, {"eps": 1e-7, "reduction": "none"}),
-        case=case,
-    )
+_not_validated = partial(
+    not_validated, witness=Example(_ONE_BOX, {"eps": 1e-7, "reduction": "none"}), upstream=UPSTREAM
+)
 
 
 _NEGATIVE_EPS = _not_validated(
@@ -136,8 +128,8 @@ _IGNORED_EPS = (
 
 # a small overlapping pair (no kink: every gradient is compared; IoU 0.33 at eps 1e-7, 0.06 at 0.5), and a pair of
 # small identical boxes
-_OVERLAPPING = _arrays(boxes1=[[0.0, 0.0, 0.25, 0.25]], boxes2=[[0.0625, 0.0625, 0.3125, 0.375]])
-_SMALL = _arrays(boxes1=[[0.0, 0.0, 0.0625, 0.0625]], boxes2=[[0.0, 0.0, 0.0625, 0.0625]])
+_OVERLAPPING = float_arrays(boxes1=[[0.0, 0.0, 0.25, 0.25]], boxes2=[[0.0625, 0.0625, 0.3125, 0.375]])
+_SMALL = float_arrays(boxes1=[[0.0, 0.0, 0.0625, 0.0625]], boxes2=[[0.0, 0.0, 0.0625, 0.0625]])
 
 
 def _ignored_eps(prop: str, boxes: dict[str, np.ndarray], eps: float, spread: float = 1.0) -> Finding:
@@ -163,19 +155,21 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             _ZERO_VALUE,
             UPSTREAM,
             dtypes=("float64", "float32", "bfloat16"),
-            witness=Example(_arrays(input=[80.0], target=[1.0]), {"alpha": None, "gamma": 2.0**-126}),
+            witness=Example(float_arrays(input=[80.0], target=[1.0]), {"alpha": None, "gamma": 2.0**-126}),
             domain=_one_minus_p_t_lost,
             where="some element " + _SATURATED,
         ),
         Finding(
             "invalid_input",
-            _NO_VALIDATION.format(
+            NO_VALIDATION.format(
                 what="gamma = -1, with which a sure, right prediction tends to loss alpha_t, not 0 ((1 - p_t)^-1 "
                 "grows as fast as BCE vanishes)",
                 docs="only alpha is checked; gamma is documented as the exponent of the modulating factor",
             ),
             UPSTREAM,
-            witness=Example(_arrays(input=[0.5], target=[1.0]), {"alpha": 0.25, "gamma": 2.0, "reduction": "none"}),
+            witness=Example(
+                float_arrays(input=[0.5], target=[1.0]), {"alpha": 0.25, "gamma": 2.0, "reduction": "none"}
+            ),
             case="gamma=-1.0: gamma must be non-negative",
         ),
     ),
