@@ -271,3 +271,17 @@ def test_a_fixed_reduction_none_lets_the_per_element_properties_run(tmp_path, na
     binding = Binding(target=f"{tmp_path / 'per_element.py'}:{name}", loss="mse_loss", fixed={"reduction": "none"})
     found = verdicts(binding, "batch", "reduction")
     assert found == {"batch/float64": status, "reduction/float64": "skip"}
+
+
+def test_a_property_asking_for_a_value_the_binding_fixes_otherwise_says_which(tmp_path):
+    """A loss that only computes the mean (fixed reduction='mean') cannot give the 'none' values batch
+    independence compares: the skip names the parameter asked for and the value the binding fixes."""
+    (tmp_path / "mean_only.py").write_text("def mean_only(input, target):\n    return ((input - target) ** 2).mean()\n")
+    binding = Binding(target=f"{tmp_path / 'mean_only.py'}:mean_only", loss="mse_loss", fixed={"reduction": "mean"})
+    impl, spec = B.compile_binding(binding, kind="user")
+    selection = Selection(dtypes=("float64",), devices=("cpu",), properties=("batch", "agreement"), profile="ci")
+    results = {r.property: r for r in run([impl], selection, catalog={**CATALOG, spec.name: spec})}
+    assert results["agreement"].status == "pass"
+    assert results["batch"].status == "skip"
+    assert "needs reduction='none', which this implementation never computes" in results["batch"].message
+    assert "its binding fixes reduction='mean'" in results["batch"].message

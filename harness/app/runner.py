@@ -239,9 +239,8 @@ def _execute(
             result.status, result.message = "skip", f"{dtype} not supported by the implementation: {failure}"
     except Unsatisfiable:
         result.status = "skip"
-        result.message = (
-            "no example in the property's domain: it needs parameters or inputs this implementation does not take"
-        )
+        needed = subject.observations.unmet or "parameters or inputs this implementation does not take"
+        result.message = f"no example in the property's domain: it needs {needed}"
     except (FailedHealthCheck, Flaky, HypothesisException) as problem:
         result.status = "error"
         result.message = f"harness problem, not a verdict on the implementation: {type(problem).__name__}: {problem}"

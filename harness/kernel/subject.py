@@ -43,13 +43,16 @@ def describe(example: Example) -> str:
 class Observations:
     """What one property run saw: the worst error (in ulps of the scale), the examples tried, and the
     comparisons made (``Subject.judged``): a run that made none judged nothing, whatever it called.
-    ``unjudged``: why the last judgement that could not judge anything judged nothing (the skip's reason)."""
+    ``unjudged``: why the last judgement that could not judge anything judged nothing (the skip's reason).
+    ``unmet``: a parameter value the property asked for that the implementation never computes with (its binding
+    fixes another), the reason every draw was discarded when none was judged."""
 
     worst_ulps: float | None = None
     examples: int = 0
     last_example: str = ""
     comparisons: int = 0
     unjudged: str = ""
+    unmet: str = ""
 
     def ulps(self, value: float) -> None:
         if np.isfinite(value):
@@ -85,7 +88,9 @@ class Subject:
         """Whether an example with parameter ``name`` = ``value`` reaches the implementation as asked: it accepts
         the parameter, or its binding computes with that value unasked (optax's losses have no ``reduction`` and
         return per-element values: reduction='none' fixed). A property that only needs 'none' needs this."""
-        return self.accepts(name) or (name in self.impl.fixed and self.computes_with(name, value))
+        if self.accepts(name) or name not in self.impl.fixed:
+            return self.accepts(name)
+        return self._computes({name: value})
 
     def draw(self, data: Any, regime: str = "typical", **fixed: Any) -> Example:
         """Draw a valid example; the property's restriction (from its catalog tag) and ``fixed`` pin
@@ -95,7 +100,7 @@ class Subject:
         # what the implementation computes with unasked (its binding's fixed values) is pinned on every draw; a
         # property asking for another value of one asks for what it never computes: discarded, never judged
         asked = {**self.restriction, **fixed}
-        assume(all(self.computes_with(k, v) for k, v in asked.items()))
+        assume(self._computes(asked))
         pinned = {**{k: v for k, v in asked.items() if k in accepted}, **self.impl.fixed}
 
         def choose(strategies: Mapping[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
@@ -126,6 +131,18 @@ class Subject:
         domain, and with the values it computes with unasked (its binding's ``fixed``, e.g. optax's
         reduction='none': an example of reduction='sum' asks for what it never computes)."""
         return self.impl.supports(example) and all(self.computes_with(k, v) for k, v in example.params.items())
+
+    def _computes(self, asked: Mapping[str, Any]) -> bool:
+        """Whether the implementation computes with every value ``asked``; if not, the first one it never computes
+        with is noted (``Observations.unmet``: the skip's reason when no draw could be judged)."""
+        for name, value in asked.items():
+            if not self.computes_with(name, value):
+                self.observations.unmet = (
+                    f"{name}={value!r}, which this implementation never computes (its binding fixes "
+                    f"{name}={self.impl.fixed[name]!r})"
+                )
+                return False
+        return True
 
     def computes_with(self, name: str, value: Any) -> bool:
         """Whether parameter ``name`` = ``value`` is what the implementation computes with, as far as its fixed
