@@ -261,6 +261,12 @@ SEGMENTATION: tuple[LossSpec, ...] = (
             "(segmentation_models_pytorch)",
             "intersection": "'product' (canonical) or 'min': TP = sum(min(p, y)), the same value for one-hot "
             "targets, a kink where p rounds to 1 (segmentation_models_pytorch)",
+            "smoothing": "'both' (canonical) or 'denominator': 1 - 2 TP / (sum p + sum y + s), the smoothing only "
+            "guarding the division (kornia)",
+            "pooling": "'none' (canonical: a Dice per (sample, class)), 'classes' (one Dice per sample, its sums over "
+            "every class and pixel: kornia's average='micro') or 'present' (per sample, the mean loss of the classes "
+            "present in its target, 1 without a valid pixel: kornia's average='macro'); pooled, 'none' is (N,), or "
+            "() with batch=True",
         },
     ),
     _overlap(

@@ -43,6 +43,14 @@ Variants (keywords of the references, each a convention a library documents; the
   other derivatives (min is not differentiable where p = y: a kink, ``overlap_kinks``). An implementation forms
   TP from the three sums: TP, FP and FN carry about (2 m + 10) u (sum p + sum y) each, the cancellation of
   ``P + Y - D``, which joins the scale (``tversky_terms``' ``spread``).
+* ``smoothing`` (multiclass Dice): ``'both'``, the smoothing in the numerator and the denominator as defined;
+  ``'denominator'``, ``1 - 2 TP / (sum p + sum y + s)`` = ``(FP + FN + s) / (2 TP + FP + FN + s)``: an ``eps``
+  that only guards the division (kornia's ``dice_loss``). A class with an empty target and no predicted mass then
+  scores 1, not 0.
+* ``pooling`` (multiclass Dice): ``'none'``, a Dice per (sample, class), 'none' (N, C); ``'classes'``, one Dice per
+  sample whose sums run over every class and pixel (kornia's ``average='micro'``), 'none' (N,); ``'present'``, per
+  sample the mean of the per-class losses over the classes present in its (non-ignored) target, 1 for a sample
+  without a valid pixel (kornia's ``average='macro'``), 'none' (N,). With ``batch`` each is one value, 'none' ().
 """
 
 from __future__ import annotations
@@ -125,27 +133,40 @@ def _squeeze(v: np.ndarray, batch: bool) -> np.ndarray:
     return v[0] if batch else v
 
 
+def _ratio(k: Confusion, alpha: float, beta: float, smooth: float, numerator_smooth: bool = True):
+    """(A, B, T) with v = A / B and 1 - v = T / B, B = TP + alpha FP + beta FN + s: A = alpha FP + beta FN and
+    T = TP + s; without ``numerator_smooth`` (``smoothing='denominator'``) A = alpha FP + beta FN + s and T = TP.
+    Each is a sum of non-negative terms: no cancellation."""
+    a = alpha * k.fp + beta * k.fn
+    b = k.tp + a + smooth
+    return (a, b, k.tp + smooth) if numerator_smooth else (a + smooth, b, k.tp)
+
+
 def tversky_terms(
-    k: Confusion, alpha: float, beta: float, smooth: float, spread: np.ndarray | None = None
+    k: Confusion,
+    alpha: float,
+    beta: float,
+    smooth: float,
+    spread: np.ndarray | None = None,
+    numerator_smooth: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(value, scale) with summed axes kept: v = (a FP + b FN) / (TP + a FP + b FN + s), scale |v| + r (m + 1).
 
     ``spread``: sum p + sum y, for TP formed as (sum p + sum y - |p - y|_1) / 2 (``intersection='min'``): TP, FP
     and FN then carry about (2 m + 10) u spread each, which reaches v as (2 m + 10) u spread (A + (alpha + beta)
     (TP + s)) / B^2 (dv/dTP = -A / B^2, dv/dFP = alpha (TP + s) / B^2, ...): the scale adds (m + 5) times that
-    quotient (K = 8 roundings cover it)."""
-    a = alpha * k.fp + beta * k.fn
-    b = k.tp + a + smooth
+    quotient (K = 8 roundings cover it). ``numerator_smooth``: ``_ratio``."""
+    a, b, t = _ratio(k, alpha, beta, smooth, numerator_smooth)
     with np.errstate(invalid="ignore", divide="ignore"):
         value = a / b
-        r = (k.tp + smooth) / b
+        r = t / b
         scale = np.abs(value) + np.abs(r) * (k.count + 1)
         if spread is not None:
-            scale = scale + (k.count + 5) * (spread / b) * ((a + (alpha + beta) * (k.tp + smooth)) / b)
+            scale = scale + (k.count + 5) * (spread / b) * ((a + (alpha + beta) * t) / b)
     return value, scale
 
 
-def tversky_slopes(k: Confusion, p, q, y, alpha, beta, smooth) -> tuple[np.ndarray, ...]:
+def tversky_slopes(k: Confusion, p, q, y, alpha, beta, smooth, numerator_smooth=True) -> tuple[np.ndarray, ...]:
     """(dv/dp, its scale, dv/dy, its scale, the scale of dv/dp's part through 1 - p), per element.
 
     For v = A / B of :func:`tversky_terms`:
@@ -158,10 +179,9 @@ def tversky_slopes(k: Confusion, p, q, y, alpha, beta, smooth) -> tuple[np.ndarr
     ``1 / B - A / B^2`` per FP and FN (which cancels to ``(TP + s) / B^2``). The last value,
     ``beta y (B + A + TP + s) / B^2``, is the magnitude of the part of dv/dp that an implementation forms through
     ``1 - p`` (FN), whose logit derivative is then formed from ``1 - (1 - p)`` (see :func:`_binary_grad`).
+    Without ``numerator_smooth`` (``_ratio``) the same forms hold with that A and T = B - A = TP.
     """
-    a = alpha * k.fp + beta * k.fn
-    b = k.tp + a + smooth
-    t = k.tp + smooth
+    a, b, t = _ratio(k, alpha, beta, smooth, numerator_smooth)
     with np.errstate(invalid="ignore", divide="ignore"):
         b2 = b * b
         d_p = (-y * a + alpha * (1.0 - y) * t - beta * y * t) / b2
@@ -174,17 +194,16 @@ def tversky_slopes(k: Confusion, p, q, y, alpha, beta, smooth) -> tuple[np.ndarr
     return d_p, s_p, d_y, s_y, through_q
 
 
-def min_slopes(k: Confusion, p, y, alpha, beta, smooth, spread) -> tuple[np.ndarray, ...]:
+def min_slopes(k: Confusion, p, y, alpha, beta, smooth, spread, numerator_smooth=True) -> tuple[np.ndarray, ...]:
     """(dv/dp, its scale, dv/dy, its scale) of :func:`tversky_terms` with TP = sum(min(p, y)) (``'min'``).
 
     Where p < y, p moves TP up and FN down: dv/dp = -(A + beta (TP + s)) / B^2, dv/dy = beta (TP + s) / B^2;
     where p > y, p moves FP: dv/dp = alpha (TP + s) / B^2, dv/dy = -(A + alpha (TP + s)) / B^2. Where p = y min is
     not differentiable (a kink: ``overlap_kinks``; the mean of both sides here, torch's subgradient). Scale: the
     terms' magnitudes over B^2 times (m + 2), as :func:`tversky_slopes`, and the sums' cancellation (see
-    :func:`tversky_terms`) through A, TP + s and B: (m + 5) spread (1 + alpha + beta)^2 / B^2."""
-    a = alpha * k.fp + beta * k.fn
-    b = k.tp + a + smooth
-    t = k.tp + smooth
+    :func:`tversky_terms`) through A, TP + s and B: (m + 5) spread (1 + alpha + beta)^2 / B^2. Without
+    ``numerator_smooth``, A and T as ``_ratio`` forms them."""
+    a, b, t = _ratio(k, alpha, beta, smooth, numerator_smooth)
     with np.errstate(invalid="ignore", divide="ignore"):
         b2 = b * b
         below_p, below_y = -(a + beta * t) / b2, beta * t / b2
@@ -416,6 +435,42 @@ def _multiclass_parts(input, target, ignore_index):
     return p * keep, q * keep, y, error * keep, keep
 
 
+SMOOTHING = ("both", "denominator")
+POOLING = ("none", "classes", "present")
+
+
+def _check_multiclass_variants(smoothing: str, pooling: str, empty: str, intersection: str) -> None:
+    """A ValueError for an unknown ``smoothing`` or ``pooling``, or one combined with a per-class variant it does
+    not define (``empty`` and ``intersection='min'`` are per-class conventions of another library)."""
+    if smoothing not in SMOOTHING:
+        raise ValueError(f"smoothing must be one of {SMOOTHING}, got {smoothing!r}")
+    if pooling not in POOLING:
+        raise ValueError(f"pooling must be one of {POOLING}, got {pooling!r}")
+    if pooling != "none" and (empty != "scored" or intersection != "product"):
+        raise ValueError(f"pooling={pooling!r} is defined with empty='scored' and intersection='product' only")
+
+
+def _pool_classes(k: Confusion, n_classes: int) -> Confusion:
+    """``pooling='classes'``: the confusion sums of every class of a sample added into one (keepdims)."""
+    total = [np.sum(v, axis=1, keepdims=True) for v in (k.tp, k.fp, k.fn)]
+    return Confusion(*total, k.count * n_classes)
+
+
+def _present_weights(y: np.ndarray, batch: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``pooling='present'``: (1 / (classes present) where a class is present in the summed target, else 0;
+    whether the sample has any present class), keepdims (N or 1, C, 1...) and (N or 1, 1, 1...)."""
+    present = _summed(y, batch) > 0
+    count = np.sum(present, axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return np.where(present, 1.0 / np.maximum(count, 1), 0.0), count > 0
+
+
+def _squeeze_samples(v: np.ndarray, batch: bool) -> np.ndarray:
+    """(1 or N, 1, 1, ...) -> () with batch, else (N,): a pooled value per sample."""
+    v = v.reshape(v.shape[:1])
+    return v[0] if batch else v
+
+
 @loss_reference
 def multiclass_dice_loss(
     input,
@@ -427,25 +482,40 @@ def multiclass_dice_loss(
     smooth_counted="once",
     empty="scored",
     intersection="product",
+    smoothing="both",
+    pooling="none",
 ) -> Terms:
     """Dice per class of softmax(input) against the one-hot target indices; pixels whose target is
     ``ignore_index`` take no part in any sum. 'none' is (N, C) (or (C,) with ``batch``), so 'mean' is the
     mean over classes and samples (Sudre et al. 2017 without class weights). Variants ``smooth_counted``,
     ``empty`` (a class absent from the target: 0), ``intersection`` (the same value for one-hot targets; its
-    cancellation in the scale, a kink where p rounds to the target: ``multiclass_kinks``), module docstring."""
+    cancellation in the scale, a kink where p rounds to the target: ``multiclass_kinks``), ``smoothing``
+    (kornia's eps in the denominator only) and ``pooling`` (kornia's 'micro' and 'macro': a value per sample),
+    module docstring. With 'present' a sample's value is the mean of its present classes' values: its scale
+    is their scales' mean (the division by the count is one more rounding, within |v|)."""
     _check_parameters(smooth)
     smooth = smooth * _check_variants(smooth_counted, empty, intersection)
+    _check_multiclass_variants(smoothing, pooling, empty, intersection)
     p, q, y, error, _ = _multiclass_parts(input, target, ignore_index)
     k = confusion(p, q, y, batch, intersection=intersection)
+    if pooling == "classes":
+        k = _pool_classes(k, p.shape[1])
+    both = smoothing == "both"
     spread = _summed(p, batch) + _summed(y, batch) if intersection == "min" else None
-    value, scale = tversky_terms(k, 0.5, 0.5, 0.5 * smooth, spread)
-    _, s_p, _, _, _ = tversky_slopes(k, p, q, y, 0.5, 0.5, 0.5 * smooth)
-    softmax_error = np.sum(s_p / (k.count + 2) * error, axis=_axes(p.ndim, batch), keepdims=True)
-    scale = scale + softmax_error
+    value, scale = tversky_terms(k, 0.5, 0.5, 0.5 * smooth, spread, numerator_smooth=both)
+    _, s_p, _, _, _ = tversky_slopes(k, p, q, y, 0.5, 0.5, 0.5 * smooth, numerator_smooth=both)
+    pooled_axes = (1, *_axes(p.ndim, batch)) if pooling == "classes" else _axes(p.ndim, batch)
+    scale = scale + np.sum(s_p / (k.count + 2) * error, axis=pooled_axes, keepdims=True)
     if empty == "zero":
         scored = _summed(y, batch) > 0
         value, scale = np.where(scored, value, 0.0), np.where(scored, scale, 0.0)
-    return Terms(_squeeze(value, batch), _squeeze(scale, batch))
+    if pooling == "present":
+        weights, any_present = _present_weights(y, batch)
+        value = np.where(any_present, np.sum(weights * np.nan_to_num(value), axis=1, keepdims=True), 1.0)
+        scale = np.where(any_present, np.sum(weights * np.nan_to_num(scale), axis=1, keepdims=True), 0.0)
+    if pooling == "none":
+        return Terms(_squeeze(value, batch), _squeeze(scale, batch))
+    return Terms(_squeeze_samples(value, batch), _squeeze_samples(scale, batch))
 
 
 @multiclass_dice_loss.gradient("input")
@@ -459,8 +529,13 @@ def _multiclass_dice_grad(
     smooth_counted="once",
     empty="scored",
     intersection="product",
+    smoothing="both",
+    pooling="none",
 ):
-    """dv/dz_k = p_k (g_k - sum_c p_c g_c) with g = dv/dp per pixel (0 at ignored pixels), p = softmax(z).
+    """dv/dz_k = p_k (g_k - sum_c p_c g_c) with g = dv/dp per pixel (0 at ignored pixels), p = softmax(z): the
+    gradient of the sum of the 'none' values. ``pooling='classes'``: g from the pooled sums (every class of a
+    sample in one Dice); ``'present'``: each present class's g over the count of present classes, 0 for an
+    absent class and for a sample without a valid pixel (its value is the constant 1).
 
     Scale: the error of g_k is at most s_g (tversky_slopes: its terms times the sums' (m + 2) roundings) plus the
     part p's own errors (relative E = |z - max| + C + 3, :func:`_softmax`) carry through the sums into g, at most
@@ -470,20 +545,28 @@ def _multiclass_dice_grad(
     straightforward float32 evaluation makes, 0.019 of it at most on drawn inputs (tests/reference/
     test_scales_pinned.py); a doubled bfloat16 gradient passed.)"""
     smooth = smooth * _check_variants(smooth_counted, empty, intersection)
+    _check_multiclass_variants(smoothing, pooling, empty, intersection)
     z = np.asarray(input, dtype=np.float64)
     p, q, y, _, keep = _multiclass_parts(z, target, ignore_index)
     k = confusion(p, q, y, batch, intersection=intersection)
+    if pooling == "classes":
+        k = _pool_classes(k, p.shape[1])
+    both = smoothing == "both"
     if intersection == "min":
-        g, s_g, _, _ = min_slopes(k, p, y, 0.5, 0.5, 0.5 * smooth, _summed(p, batch) + _summed(y, batch))
+        spread = _summed(p, batch) + _summed(y, batch)
+        g, s_g, _, _ = min_slopes(k, p, y, 0.5, 0.5, 0.5 * smooth, spread, numerator_smooth=both)
     else:
-        g, s_g, _, _, _ = tversky_slopes(k, p, q, y, 0.5, 0.5, 0.5 * smooth)
+        g, s_g, _, _, _ = tversky_slopes(k, p, q, y, 0.5, 0.5, 0.5 * smooth, numerator_smooth=both)
+    weight = keep
     if empty == "zero":  # an absent class's loss is 0 whatever the logits
-        keep = keep * (_summed(y, batch) > 0)
-    g, s_g = g * keep, s_g * keep
+        weight = weight * (_summed(y, batch) > 0)
+    if pooling == "present":  # the mean over the present classes; an absent class's loss is not counted
+        weight = weight * _present_weights(y, batch)[0]
+    g, s_g = g * weight, s_g * weight
     p_all, _, _ = _softmax(z)
     d_z = p_all * (g - np.sum(p_all * g, axis=1, keepdims=True))
     shifted = z - np.max(z, axis=1, keepdims=True)
-    e = (np.abs(shifted) + z.shape[1] + 3) * keep
+    e = (np.abs(shifted) + z.shape[1] + 3) * (weight > 0)
     e_max = np.max(e, axis=(1, *_axes(z.ndim, batch)), keepdims=True)
     a = s_g * (1.0 + e_max / (k.count + 2)) + np.abs(g) * e
     scale = p_all * (a + np.sum(p_all * a, axis=1, keepdims=True))
@@ -493,10 +576,13 @@ def _multiclass_dice_grad(
 def multiclass_kinks(example, eps: float) -> np.ndarray:
     """Under ``intersection='min'``, the samples (every class of them: softmax couples the classes) whose
     softmax probability of the target class lies within 8 eps of 1 at some pixel, where min(p, 1) meets its
-    kink; every class with ``batch`` (the 'none' output is then (C,)). A mask over the 'none' output."""
+    kink; every class with ``batch`` (the 'none' output is then (C,)). A mask over the 'none' output (none under
+    a ``pooling``, which is defined with the product intersection only: 'none' is then (N,), or () with batch)."""
     args, params = example.args, example.params
     batch = bool(params.get("batch", False))
     z = np.asarray(args["input"], dtype=np.float64)
+    if params.get("pooling", "none") != "none":
+        return np.zeros(() if batch else z.shape[:1], dtype=bool)
     if params.get("intersection", "product") != "min":
         return np.zeros(z.shape[1:2] if batch else z.shape[:2], dtype=bool)
     p, _, y, _, _ = _multiclass_parts(z, args["target"], params.get("ignore_index"))

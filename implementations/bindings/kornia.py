@@ -107,7 +107,19 @@ _BINARY_GAPS = (
     ),
 )
 
+_ONE_PIXEL = Example({"input": np.zeros((1, 2, 1, 1)), "target": np.zeros((1, 1, 1), dtype=np.int64)}, {})
+_DICE_EPS = _not_validated(
+    "smooth=-1.0: smooth must be non-negative",
+    "eps = -1, which shrinks the Dice ratio's denominator sum p + sum y + eps (to 0 where sum p + sum y = 1: a "
+    "division by zero; two classes, one pixel: a loss of 0 for a prediction of 1/2)",
+    "eps is documented as a scalar added to the denominator for numerical stability",
+    _ONE_PIXEL,
+)
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
+    "kornia.dice_loss": (_DICE_EPS,),
+    "kornia.DiceLoss": (_DICE_EPS,),
+    "kornia.DiceLoss.macro": (_DICE_EPS,),
     "kornia.focal_loss": (_SOFTMAX_GAMMA,),
     "kornia.FocalLoss": (_SOFTMAX_GAMMA,),
     "kornia.binary_focal_loss_with_logits": _BINARY_GAPS,

@@ -4,8 +4,9 @@ contract rejects, and what it computes with it.
 
 The audit runs once per module (CPU, ci profile): the catalogued losses in every dtype, the losses outside the
 catalog (reference-free checks) in float64 and float32, which keeps the module within a few minutes on one core.
-The two reference variants kornia follows (softmax focal mean_over='samples and classes', sigmoid focal
-soft_targets='expected') are shown to catch an implementation 32 units of roundoff off, and to pass the right one.
+The reference variants kornia follows (softmax focal mean_over='samples and classes', sigmoid focal
+soft_targets='expected', multiclass Dice smoothing='denominator' with pooling='classes' or 'present') are shown to
+catch an implementation 32 units of roundoff off, and to pass the right one written here independently.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from lossguard.harness.app.inventory import bind
 from lossguard.harness.app.jobs import unbound_exports
 from lossguard.harness.app.runner import Selection, run, run_one
 from lossguard.implementations.own import classification as own
+from lossguard.implementations.own import segmentation as own_segmentation
 
 CATALOGUED = Selection(dtypes=("float64", "float32", "float16", "bfloat16"), devices=("cpu",), profile="ci")
 FREE = Selection(dtypes=("float64", "float32"), devices=("cpu",), profile="ci")
@@ -56,7 +58,7 @@ def test_every_export_has_a_binding():
 
 def test_every_audited_loss_has_results_and_a_pass(audit):
     bindings, results = audit
-    assert {b.loss for b in bindings if b.loss} == {"softmax_focal_loss", "sigmoid_focal_loss"}
+    assert {b.loss for b in bindings if b.loss} == {"softmax_focal_loss", "sigmoid_focal_loss", "multiclass_dice_loss"}
     for binding in bindings:
         mine = [r for r in results if r.implementation == binding.label]
         assert mine, f"{binding.label} has no result"
@@ -123,6 +125,15 @@ def test_binary_focal_accepts_a_negative_gamma():
     assert math.isclose(value, float(exact), rel_tol=1e-12)
 
 
+def test_dice_accepts_a_negative_eps():
+    """eps = -1 is computed, not rejected: two classes at one pixel, logits 0 (p = 1/2 each), class 0: the pooled
+    sums are 2 TP = 1, sum p + sum y = 2, so 1 - 2 TP / (2 + eps) is 0 (exactly) instead of the error the contract
+    asks for; 'macro' averages class 0's 1 - 1 / (1.5 - 1) = -1: a negative loss."""
+    z, target = torch.zeros((1, 2, 1, 1), dtype=torch.float64), torch.zeros((1, 1, 1), dtype=torch.int64)
+    assert K.dice_loss(z, target, eps=-1.0).item() == 0.0
+    assert K.dice_loss(z, target, average="macro", eps=-1.0).item() == -1.0
+
+
 # --- the variants kornia follows catch near-tolerance bugs -------------------------------------------------------
 
 
@@ -143,6 +154,36 @@ def sigmoid_focal_expected(input, target, alpha=0.25, gamma=2.0, reduction="mean
         for label in (1.0, 0.0)
     )
     return _reduced(target * one + (1 - target) * zero, reduction, target.numel())
+
+
+def multiclass_dice_pooled(input, target, smooth=1.0, ignore_index=None, batch=False, reduction="mean", present=False):
+    """1 - 2 TP / (sum p + sum y + smooth) of softmax(input) against the one-hot target, ignored pixels left out:
+    one Dice per sample over every class (pooling='classes'), or with ``present`` per class and averaged over the
+    classes present in the sample's target, 1 for a sample without any (pooling='present')."""
+    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    keep = valid.unsqueeze(1).to(input.dtype)
+    p = torch.softmax(input, dim=1) * keep
+    y = torch.nn.functional.one_hot(torch.where(valid, target, 0), input.shape[1]).movedim(-1, 1).to(input.dtype)
+    y = y * keep
+    spatial = ((0,) if batch else ()) + tuple(range(2, input.dim()))
+    dims = spatial if present else (1, *spatial)
+
+    def total(v, axes):  # torch sums every axis for dim=(): no axis, no sum
+        return v.sum(axes, keepdim=True) if axes else v
+
+    loss = 1 - 2 * total(p * y, dims) / (total(p + y, dims) + smooth)
+    if present:
+        classes = (total(y, spatial) > 0).to(input.dtype)
+        count = classes.sum(1, keepdim=True)
+        loss = torch.where(count > 0, (loss * classes).sum(1, keepdim=True) / count.clamp(min=1), 1.0)
+    loss = loss.reshape(loss.shape[:1])
+    loss = loss[0] if batch else loss
+    return loss.sum() if reduction == "sum" else loss.mean() if reduction == "mean" else loss
+
+
+def multiclass_dice_present(input, target, smooth=1.0, ignore_index=None, batch=False, reduction="mean"):
+    """``multiclass_dice_pooled`` per class, averaged over the present classes (pooling='present')."""
+    return multiclass_dice_pooled(input, target, smooth, ignore_index, batch, reduction, present=True)
 
 
 def _value_biased(fn, loss: str, variant: dict):
@@ -176,6 +217,18 @@ def _judged(loss: str, fn, variant: dict, prop: str = "agreement", dtype: str = 
             {"mean_over": "samples and classes"},
         ),
         ("sigmoid_focal_loss", sigmoid_focal_expected, own.sigmoid_focal_loss, {"soft_targets": "expected"}),
+        (
+            "multiclass_dice_loss",
+            multiclass_dice_pooled,
+            own_segmentation.multiclass_dice_loss,
+            {"smoothing": "denominator", "pooling": "classes"},
+        ),
+        (
+            "multiclass_dice_loss",
+            multiclass_dice_present,
+            own_segmentation.multiclass_dice_loss,
+            {"smoothing": "denominator", "pooling": "present"},
+        ),
     ],
 )
 def test_variant_catches_a_near_tolerance_bug(loss, right, canonical, variant):
