@@ -29,6 +29,7 @@ import numpy as np
 from lossguard.harness.kernel import tolerance
 from lossguard.harness.kernel.binding import Binding
 from lossguard.harness.kernel.model import Example, Finding
+from lossguard.implementations.bindings.evidence import float_arrays
 
 UPSTREAM = "pytorch-metric-learning 2.9.0"
 _DISTANCE = {
@@ -135,10 +136,6 @@ BINDINGS = [
 ]
 
 
-def _arrays(**lists: list) -> dict[str, np.ndarray]:
-    return {name: np.asarray(values) for name, values in lists.items()}
-
-
 def _one_pair_of_each_kind(example: Example, dtype: str) -> bool:
     """At most one similar and at most one dissimilar pair: every tensor of pml's (a1, p, a2, n) holds <= 1 index."""
     label = np.asarray(example.args["label"])
@@ -169,7 +166,7 @@ _TINY = (
     "gradient damped by p / (p + tiny) to 0"
 )
 # every view's positive opposite it, its negatives beside it: each l_a near 2 / temperature + log 2
-_OPPOSED_VIEWS = _arrays(z_i=[[1.0, 0.0], [1.0, 0.0]], z_j=[[-1.0, 0.125], [-1.0, -0.125]])
+_OPPOSED_VIEWS = float_arrays(z_i=[[1.0, 0.0], [1.0, 0.0]], z_j=[[-1.0, 0.125], [-1.0, -0.125]])
 
 
 def _zero_view(example: Example, dtype: str) -> bool:
@@ -199,7 +196,7 @@ def _nt_xent_findings(temperatures: dict[str, float], dtypes: tuple[str, ...]) -
         "embedding is divided by a zero norm: NaN instead of a cosine of 0 (float32 and bfloat16 keep the eps)",
         UPSTREAM,
         dtypes=("float16",),
-        witness=Example(_arrays(z_i=[[0.0], [0.0]], z_j=[[0.0], [0.0]]), {}),
+        witness=Example(float_arrays(z_i=[[0.0], [0.0]], z_j=[[0.0], [0.0]]), {}),
         domain=_zero_view,
         where="some view exactly 0",
     )
@@ -288,7 +285,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
                 _SINGLE_PAIR,
                 UPSTREAM,
                 witness=Example(
-                    {**_arrays(x1=[[0.0]], x2=[[x2]]), "label": np.array([0], dtype=np.int64)}, {"margin": 1.0}
+                    {**float_arrays(x1=[[0.0]], x2=[[x2]]), "label": np.array([0], dtype=np.int64)}, {"margin": 1.0}
                 ),
                 domain=_one_pair_of_each_kind,
                 where="at most one similar pair and at most one dissimilar pair (N = 1, or N = 2 with one of each)",
@@ -300,7 +297,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             _SINGLE_PAIR,
             UPSTREAM,
             witness=Example(
-                {**_arrays(x1=[[0.0], [0.0]], x2=[[0.0], [0.0]]), "label": np.array([0, 0], dtype=np.int64)},
+                {**float_arrays(x1=[[0.0], [0.0]], x2=[[0.0], [0.0]]), "label": np.array([0, 0], dtype=np.int64)},
                 {"margin": 1.0},
             ),
             domain=_one_pair_of_each_kind,
@@ -310,7 +307,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "invalid_input",
             "a negative neg_margin is accepted silently: every dissimilar pair's hinge max(0, margin - d) is then 0",
             UPSTREAM,
-            witness=Example({**_arrays(x1=[[0.0]], x2=[[0.0]]), "label": np.array([0], dtype=np.int64)}, {}),
+            witness=Example({**float_arrays(x1=[[0.0]], x2=[[0.0]]), "label": np.array([0], dtype=np.int64)}, {}),
             case="margin=-1.0: margin must be non-negative",
         ),
     ),
@@ -320,7 +317,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "margin=0 is accepted silently: max(d(a, p) - d(a, n), 0) is 0 wherever the embeddings collapse to one "
             "point (the degenerate minimiser a positive margin exists to exclude)",
             UPSTREAM,
-            witness=Example(_arrays(anchor=[[0.0]], positive=[[0.0]], negative=[[0.0]]), {}),
+            witness=Example(float_arrays(anchor=[[0.0]], positive=[[0.0]], negative=[[0.0]]), {}),
             case="margin=0.0: margin must be positive",
         ),
     ),
@@ -329,7 +326,7 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
             "invalid_input",
             "temperature=0 is accepted silently: 0 for one pair of views (no negatives), NaN from 2 pairs on",
             UPSTREAM,
-            witness=Example(_arrays(z_i=[[0.0]], z_j=[[0.0]]), {}),
+            witness=Example(float_arrays(z_i=[[0.0]], z_j=[[0.0]]), {}),
             case="temperature=0.0: temperature must be positive",
         ),
         *_nt_xent_findings({"float32": 0.01, "bfloat16": 0.01, "float16": 0.125}, ("float32", "bfloat16", "float16")),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from lossguard.harness.kernel.model import Example, Finding
+from lossguard.implementations.bindings.evidence import float_arrays
 
 UPSTREAM = "timm 1.0.31"
 
@@ -19,10 +20,6 @@ _DOWNCAST = (
     "computes in float32 whatever the input dtype ({where}): a float64 input is rounded to float32, its loss "
     "returned in float32 and its gradient float32-accurate (relative errors near 1e-7 where float64 promises 1e-16)"
 )
-
-
-def _arrays(**lists: list) -> dict[str, np.ndarray]:
-    return {name: np.asarray(values, dtype=np.float64) for name, values in lists.items()}
 
 
 def _float64(example: Example, dtype: str) -> bool:
@@ -48,7 +45,7 @@ def _downcast(where: str, witness: Example) -> tuple[Finding, ...]:
 
 
 _CLASS_INDEX = Example({"input": np.zeros((1, 2)), "target": np.array([0])}, {})
-_MULTI_LABEL = Example(_arrays(input=[[0.0]], target=[[0.0]]), {})
+_MULTI_LABEL = Example(float_arrays(input=[[0.0]], target=[[0.0]]), {})
 
 FINDINGS: dict[str, tuple[Finding, ...]] = {
     "timm.PolyCrossEntropy": _downcast("F.log_softmax(x.float())", _CLASS_INDEX),
