@@ -19,9 +19,12 @@ import dataclasses
 import functools
 import itertools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from judging import CI
 
 from lossguard.catalog import CATALOG
@@ -29,7 +32,9 @@ from lossguard.harness.app.bindings import compile_binding, free_entry
 from lossguard.harness.app.inventory import bind
 from lossguard.harness.app.runner import Selection, run, run_one
 from lossguard.harness.kernel.binding import Binding
-from lossguard.harness.kernel.model import Finding, Implementation, LossSpec
+from lossguard.harness.kernel.failures import PropertyFailure
+from lossguard.harness.kernel.model import Example, Finding, Implementation, LossSpec
+from lossguard.harness.kernel.subject import Subject
 from lossguard.implementations.own.segmentation import dice_loss
 from lossguard.properties.base import PROPERTIES
 from lossguard.properties.reference_free import CHAIN, FREE_TAGS
@@ -462,3 +467,58 @@ def test_monai_hausdorff_dt_loss_gets_a_verdict_from_every_property():
         name="monai.HausdorffDTLoss",
     )
     _assert_verdicts(_audit(binding))
+
+
+def cosine_distance_without_eps(input1, input2):
+    """1 - <x, y> / (|x| |y|) per row, no epsilon (optax's cosine_distance with epsilon=0)."""
+    return 1 - (input1 * input2).sum(-1) / (input1.norm(dim=-1) * input2.norm(dim=-1))
+
+
+def _gradcheck_at(name: str, point: Example) -> Subject:
+    """gradcheck on the function ``name`` of this file (bound like cosine_embedding_loss, two arguments), every draw
+    at ``point``; raises PropertyFailure on a failure."""
+    binding = Binding(target=f"{__file__}:{name}", like="cosine_embedding_loss", args=("input1", "input2"))
+    impl, spec = compile_binding(binding, kind="user")
+    subject = Subject(spec, impl, "float64", "cpu", witness=point)
+
+    @settings(max_examples=5, derandomize=True, database=None, deadline=None)
+    @given(st.data())
+    def judge_at_the_point(data):
+        PROPERTIES["gradcheck"].check(subject, data)
+
+    judge_at_the_point()
+    return subject
+
+
+def _cosine_point(norm: float) -> Example:
+    return Example({"input1": np.array([[2 * norm, -norm]]), "input2": np.array([[0.75, 0.5]])}, {})
+
+
+def test_gradcheck_raises_no_false_alarm_at_an_ill_conditioned_point():
+    """At a vector of norm 2e-16 the cosine distance's gradient is about 1e15 and the rounding of its differences
+    at x itself is huge: gradcheck's smoothness test takes the rounding at the moved points only (S(x) enters the
+    even part alone). Before that it judged a step far wider than the input there and failed optax's
+    cosine_distance, a correct gradient. Now that point passes (its steps are all swamped: nothing is judged),
+    and at a well-conditioned point (norm 1) the same machinery still judges, and catches a gradient a relative
+    2^-10 off."""
+    _gradcheck_at("cosine_distance_without_eps", _cosine_point(1e-16))
+    assert _gradcheck_at("cosine_distance_without_eps", _cosine_point(1.0)).observations.comparisons > 0
+    with pytest.raises(PropertyFailure):
+        _gradcheck_at("cosine_distance_off", _cosine_point(1.0))
+
+
+class _Off(torch.autograd.Function):
+    """The identity on the value; the incoming gradient times (1 + 2^-10)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * (1 + 2**-10)
+
+
+def cosine_distance_off(input1, input2):
+    """``cosine_distance_without_eps`` whose gradient is a relative 2^-10 too large."""
+    return cosine_distance_without_eps(_Off.apply(input1), input2)
