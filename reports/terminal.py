@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TextIO
 
-from lossguard.harness.kernel.model import DTYPES, FAILING_STATUSES, STATUSES, PropertyResult
+from lossguard.harness.kernel.model import DTYPES, EVERY_PROPERTY, FAILING_STATUSES, STATUSES, PropertyResult
 
 CELL = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "skip": "skip", "xfail": "xfail", "xpass": "XPASS"}
 
@@ -96,15 +96,23 @@ def details(results: Sequence[PropertyResult], out: TextIO) -> None:
 
 
 def per_library(results: Sequence[PropertyResult]) -> dict[str, dict[str, int]]:
-    """Per library (``audit --library``): the losses audited (bound implementations that ran), the exports
-    not audited (skipped as a whole, with the reason), and the results by status."""
+    """Per library (``audit --library``): the losses audited (bound implementations that ran a property), the
+    exports not audited (skipped as a whole, with the reason: one CPU row for every property, all dtypes), the
+    bound losses none of whose selected properties applies (``--property`` left them only a device's skip), and
+    the results by status."""
     found: dict[str, dict[str, int]] = {}
     for library in dict.fromkeys(r.library for r in results if r.library):
         mine = [r for r in results if r.library == library]
-        ran = {r.implementation for r in mine if r.dtype != "all" or r.status != "skip"}
-        whole = {r.implementation for r in mine if r.dtype == "all" and r.status == "skip"} - ran
+        ran = {r.implementation for r in mine if r.property != EVERY_PROPERTY}
+        whole = {r.implementation for r in mine if r.property == EVERY_PROPERTY and r.device == "cpu"} - ran
+        unselected = {r.implementation for r in mine} - ran - whole
         counts = Counter(r.status for r in mine)
-        found[library] = {"losses audited": len(ran), "not audited": len(whole), **{s: counts[s] for s in STATUSES}}
+        found[library] = {
+            "losses audited": len(ran),
+            "not audited": len(whole),
+            "no property selected": len(unselected),
+            **{s: counts[s] for s in STATUSES},
+        }
     return found
 
 
@@ -113,6 +121,8 @@ def library_lines(results: Sequence[PropertyResult], out: TextIO) -> None:
     for library, counts in per_library(results).items():
         statuses = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
         audited = f"{counts['losses audited']} losses audited, {counts['not audited']} exports not audited"
+        if counts["no property selected"]:
+            audited += f", {counts['no property selected']} bound losses without a selected property"
         print(f"library {library}: {audited}; {statuses}", file=out)
     if any(r.library for r in results):
         print(file=out)

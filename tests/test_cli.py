@@ -13,7 +13,7 @@ import pytest
 from lossguard.harness.app.cli import main
 from lossguard.harness.app.inventory import bind
 from lossguard.harness.app.runner import Selection, run_one
-from lossguard.harness.kernel.model import Finding
+from lossguard.harness.kernel.model import EVERY_PROPERTY, Finding, PropertyResult
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "user_losses.py"
@@ -164,3 +164,30 @@ def test_a_check_that_ran_nothing_says_so_and_exits_1(capsys, monkeypatch):
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("lossguard: NOTHING RAN 0 results"), last
     assert "install the libraries lossguard binds" in last
+
+
+def test_the_library_line_tells_audited_unbound_and_unselected_losses_apart():
+    """A library's line counts a loss that ran a property as audited, an export skipped as a whole (one CPU row
+    for every property) as not audited, and a bound loss left only a device's skip by ``--property`` as neither:
+    before, a CUDA skip counted as an export not audited."""
+    import io
+
+    from lossguard.reports.terminal import library_lines, per_library
+
+    def row(impl: str, prop: str, device: str, dtype: str, status: str) -> PropertyResult:
+        return PropertyResult("mse_loss", impl, "third-party", device, dtype, prop, status, library="lib")
+
+    results = [
+        row("lib.audited", "agreement", "cpu", "float64", "pass"),
+        row("lib.audited", EVERY_PROPERTY, "cuda", "all", "skip"),
+        row("lib.unbound", EVERY_PROPERTY, "cpu", "all", "skip"),
+        row("lib.unselected", EVERY_PROPERTY, "cuda", "all", "skip"),
+    ]
+    counts = per_library(results)["lib"]
+    assert (counts["losses audited"], counts["not audited"], counts["no property selected"]) == (1, 1, 1)
+    out = io.StringIO()
+    library_lines(results, out)
+    assert out.getvalue().splitlines()[0] == (
+        "library lib: 1 losses audited, 1 exports not audited, 1 bound losses without a selected property; "
+        "1 pass, 3 skip"
+    )

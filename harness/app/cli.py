@@ -183,7 +183,7 @@ def _list(as_json: bool) -> int:
 
 
 def _job(args: argparse.Namespace, base: Sequence[str], profile: str) -> dict[str, Any]:
-    from lossguard.harness.app.runner import EVERY_PROPERTY  # noqa: F401  (import check: the runner loads the registry)
+    import lossguard.harness.app.runner  # noqa: F401  (the runner registers every property)
     from lossguard.properties.base import PROPERTIES
 
     unknown = [p for p in args.property or () if p not in PROPERTIES]

@@ -19,10 +19,10 @@ from typing import Any
 
 from lossguard.catalog import CATALOG
 from lossguard.harness.app import bindings as B
-from lossguard.harness.app.runner import EVERY_PROPERTY, Selection
+from lossguard.harness.app.runner import Selection
 from lossguard.harness.app.target import TargetError
 from lossguard.harness.kernel.binding import Binding
-from lossguard.harness.kernel.model import Implementation, LossSpec, PropertyResult
+from lossguard.harness.kernel.model import EVERY_PROPERTY, Implementation, LossSpec, PropertyResult
 
 LIBRARIES = ("lossguard", "torch", "numpy", "scipy", "hypothesis")
 INSTALL_HINT = "pip install -c constraints.txt -e '.[audit]'"

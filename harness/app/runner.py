@@ -29,12 +29,11 @@ import lossguard.properties.all  # noqa: F401  (registers every property)
 from lossguard.catalog import CATALOG
 from lossguard.harness.kernel.failures import Failure, ImplementationRaised, PropertyCrashed
 from lossguard.harness.kernel.frameworks import binding as framework_binding
-from lossguard.harness.kernel.model import Finding, Implementation, LossSpec, PropertyResult
+from lossguard.harness.kernel.model import EVERY_PROPERTY, Finding, Implementation, LossSpec, PropertyResult
 from lossguard.harness.kernel.profiles import settings_for
 from lossguard.harness.kernel.subject import Subject
 from lossguard.properties.base import PROPERTIES, Property
 
-EVERY_PROPERTY = "(every property)"
 _UNSUPPORTED_DTYPE = re.compile(r"not implemented for '(Half|BFloat16)'|unsupported (dtype|scalar type)", re.I)
 
 

@@ -21,6 +21,7 @@ DEVICES = ("cpu", "cuda")
 
 STATUSES = ("pass", "fail", "error", "skip", "xfail", "xpass")
 FAILING_STATUSES = frozenset({"fail", "error", "xpass"})
+EVERY_PROPERTY = "(every property)"  # the property of a result that stands for every property (one skip, why)
 
 
 @dataclass(frozen=True)
