@@ -7,7 +7,8 @@ test_a_rounded_input_fails_gradient, test_an_integer_output_is_not_differentiabl
 test_a_changed_setting_fails_the_property, test_a_non_array_output_is_an_error: slightly wrong JAX losses fail
 the property that should catch them. test_every_watched_setting_is_restored_and_named,
 test_a_mutated_buffer_is_caught, test_an_output_independent_of_the_leaves_is_not_differentiable,
-test_requires_grad_traces_the_float_arguments, test_the_registry_knows_jax: the binding's contract, called directly.
+test_the_implementation_sees_tracers_except_in_an_immutability_check, test_a_repeated_call_runs_the_compiled_program,
+test_the_registry_knows_jax: the binding's contract, called directly.
 test_lossguard_runs_without_importing_jax: JAX stays an optional dependency.
 test_mse_value_and_gradients_by_hand: value, gradients and conversions on a fixed example, computed by hand.
 test_the_compilation_cache_goes_where_the_environment_says: LOSSGUARD_JAX_CACHE, XDG_CACHE_HOME, 'off'.
@@ -325,7 +326,10 @@ def test_an_output_independent_of_the_leaves_is_not_differentiable():
         _call(lambda input, target, reduction: "loss", grad=("input",))
 
 
-def test_requires_grad_traces_the_float_arguments():
+def test_the_implementation_sees_tracers_except_in_an_immutability_check():
+    """Every call is compiled whole (jax.jit): the implementation sees tracers whatever requires_grad says, as in a
+    jitted training step; an immutability check (watch_inputs) runs eagerly, on concrete arrays unless a gradient
+    traces them."""
     traced = []
 
     def recording(input, target, reduction="mean"):
@@ -335,7 +339,25 @@ def test_requires_grad_traces_the_float_arguments():
     for requires_grad in (True, False):
         _call(recording, requires_grad=requires_grad)
     _call(recording, grad=("input",), requires_grad=False)
-    assert traced == [True, False, True]
+    _call(recording, watch_inputs=True, requires_grad=False)
+    _call(recording, watch_inputs=True, requires_grad=True)
+    assert traced == [True, True, True, False, True]
+
+
+def test_a_repeated_call_runs_the_compiled_program():
+    """The program compiled for an implementation, its array names and constants, and the traced names is kept: a
+    second call of the same shape does not trace the implementation again, one of a new shape does."""
+    calls = []
+
+    def counting(input, target, reduction="mean"):
+        calls.append(input.shape)
+        return mse(input, target, reduction)
+
+    impl = jax_impl(counting, "mse_loss", ("reduction",))
+    longer = Example({k: np.concatenate([v, v]) for k, v in EXAMPLE.args.items()}, EXAMPLE.params)
+    for example in (EXAMPLE, EXAMPLE, longer, longer):
+        binding("jax").call(impl, ARGS, example, "float64", grad=("input",))
+    assert calls == [(3,), (6,)]
 
 
 def test_mse_value_and_gradients_by_hand():
@@ -352,12 +374,14 @@ def test_mse_value_and_gradients_by_hand():
     seen = {}
 
     def recording(input, target, reduction="mean", weight=None, labels=None, eps=None):
-        seen.update(input=input.dtype, weight=weight.dtype, labels=labels.dtype, eps=type(eps))
+        # a Python float parameter is traced as a weakly typed scalar: it promotes as the Python float would
+        seen.update(input=input.dtype, weight=weight.dtype, labels=labels.dtype, eps=(input * eps).dtype)
+        seen.update(weak=eps.weak_type)
         return input.sum()
 
     example = EXAMPLE.replace(weight=np.ones(3), labels=np.array([0, 1, 1]), eps=1e-3)
     binding("jax").call(jax_impl(recording, "mse_loss"), ARGS, example, "float32")
-    assert seen == {"input": jnp.float32, "weight": jnp.float32, "labels": jnp.int64, "eps": float}
+    assert seen == {"input": jnp.float32, "weight": jnp.float32, "labels": jnp.int64, "eps": jnp.float32, "weak": True}
 
 
 def test_the_compilation_cache_goes_where_the_environment_says(monkeypatch, tmp_path):
