@@ -106,12 +106,14 @@ def test_cosine_of_a_zero_vector_is_nan_with_the_default_epsilon():
 
 def test_one_hot_labels_promote_the_multiclass_losses_to_float64():
     """Under jax_enable_x64 (the binding's setting), float32 scores give a float64 multiclass hinge and perceptron
-    loss (jax.nn.one_hot's default dtype), and the multiclass sparsemax loss raises under differentiation."""
+    loss (jax.nn.one_hot's default dtype), and a float64 multiclass sparsemax loss, which raises under
+    differentiation."""
     scores, labels = jnp.zeros((1, 2), jnp.float32), jnp.array([0])
     assert jax.config.jax_enable_x64
     assert L.multiclass_hinge_loss(scores, labels).dtype == jnp.float64
     assert L.multiclass_perceptron_loss(scores, labels).dtype == jnp.float64
     assert jax.nn.one_hot(labels, 2).dtype == jnp.float64
+    assert L.multiclass_sparsemax_loss(scores, labels).dtype == jnp.float64
     with pytest.raises(TypeError, match="Custom JVP rule"):
         jax.grad(lambda s: L.multiclass_sparsemax_loss(s, labels).sum())(scores)
 
