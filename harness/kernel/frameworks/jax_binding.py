@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -171,11 +170,15 @@ def _invoke(
     return out, backward if seen["traced"] else None
 
 
-# the compiled programs by key (``_compiled``), least recently used first; an audit's programs are many (one per
-# implementation, constant parameters and traced names) and each holds executables, one per shape: the oldest are
-# dropped past COMPILED_KEPT, their executables with them (a later call of one compiles it again)
-_COMPILED: OrderedDict[tuple, tuple[Implementation, Callable[[dict[str, jax.Array]], Any]]] = OrderedDict()
-COMPILED_KEPT = 256
+# the compiled programs by key (``_compiled``). Each holds executables, one per input shape, and every executable
+# XLA's CPU backend loads keeps memory mappings of its own (a dozen), which JAX's caches keep alive: an audit of
+# optax loads thousands, and past the kernel's limit on mappings (vm.max_map_count, 65530) LLVM's next compilation
+# fails ("Cannot allocate memory") and kills the process. So after EXECUTABLES_KEPT distinct (program, shapes) the
+# programs and JAX's in-memory caches are dropped together (``_flush``); a later call compiles again, or loads
+# from the persistent cache.
+_COMPILED: dict[tuple, tuple[Implementation, Callable[[dict[str, jax.Array]], Any]]] = {}
+_EXECUTABLES: set[tuple] = set()
+EXECUTABLES_KEPT = 512
 # LLVM's optimisation level 0 for lossguard's programs: their arrays hold a few dozen elements, so what LLVM's passes
 # buy at run time is nothing beside the third of each compile they cost (0.39 s -> 0.26 s for a focal loss's value
 # and gradient); they never change a floating-point result (no fast-math at any level), and XLA's own passes on
@@ -199,8 +202,8 @@ def _compiled(
     it receives, and the rest from ``inputs``."""
     constants = tuple(sorted((k, type(v).__name__, repr(v)) for k, v in inputs.items() if k not in given))
     key = (id(impl), given, constants, traced)
+    _flush_past_the_limit(key, {k: inputs[k] for k in given})
     if key in _COMPILED:
-        _COMPILED.move_to_end(key)
         return _COMPILED[key][1]
 
     def value_and_gradients(values: dict[str, Any]) -> tuple[Any, Any]:
@@ -228,9 +231,20 @@ def _compiled(
 
     program = jax.jit(value_and_gradients, compiler_options=COMPILER_OPTIONS)
     _COMPILED[key] = (impl, program)  # the implementation kept alive with its key's id
-    while len(_COMPILED) > COMPILED_KEPT:
-        _COMPILED.popitem(last=False)
     return program
+
+
+def _flush_past_the_limit(key: tuple, given: Mapping[str, Any]) -> None:
+    """Count the executable a call of program ``key`` on ``given`` needs; past EXECUTABLES_KEPT distinct ones,
+    drop every program and JAX's in-memory caches first (the mappings' limit, above)."""
+    shapes = tuple((k, getattr(v, "shape", None), str(getattr(v, "dtype", type(v).__name__))) for k, v in given.items())
+    if (key, shapes) in _EXECUTABLES:
+        return
+    if len(_EXECUTABLES) >= EXECUTABLES_KEPT:
+        _COMPILED.clear()
+        _EXECUTABLES.clear()
+        jax.clear_caches()
+    _EXECUTABLES.add((key, shapes))
 
 
 def _run_compiled(
