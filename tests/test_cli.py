@@ -191,3 +191,38 @@ def test_the_library_line_tells_audited_unbound_and_unselected_losses_apart():
         "library lib: 1 losses audited, 1 exports not audited, 1 bound losses without a selected property; "
         "1 pass, 3 skip"
     )
+
+
+class _DeadPool:
+    """A process pool whose every worker has died (what the kernel's out-of-memory killer leaves)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        future = Future()
+        future.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+        return future
+
+
+def test_a_worker_that_dies_gives_errors_not_a_crash(monkeypatch):
+    """A dead worker breaks the whole pool (an audit of optax once exhausted the kernel's memory mappings): every
+    run it had is an error saying so, and lossguard goes on to its report instead of a traceback."""
+    from lossguard.harness.app import runner
+    from lossguard.harness.app.inventory import own
+
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", _DeadPool)
+    impls = [i for i in own() if i.loss in ("log_cosh_loss", "quantile_loss")]
+    selection = Selection(dtypes=("float64",), devices=("cpu",), properties=("agreement",), profile="ci")
+    results = runner.run(impls, selection, workers=2)
+    assert len(results) == len(impls) >= 2
+    assert all(r.status == "error" and "worker process" in r.message for r in results)

@@ -348,7 +348,7 @@ def run(
     # a worker finds a shipped implementation again by name, with the catalog it is judged against
     builtin = catalog is None and all(i.kind in ("torch", "own", "third-party") for i in impls)
     if workers > 1 and len(impls) > 1 and (builtin or all(i.kind == "third-party" for i in impls)):
-        return _run_parallel(impls, selection, progress, workers, len(runs))
+        return _run_parallel(impls, selection, progress, workers, runs)
     results = []
     for index, (impl, name, device, dtype) in enumerate(runs, start=1):
         results.append(run_one(impl, name, device, dtype, selection, catalog))
@@ -369,19 +369,35 @@ def _run_builtin(kind: str, name: str, selection: Selection) -> list[PropertyRes
     return [run_one(impl, n, device, dtype, selection, catalog) for impl, n, device, dtype in runs]
 
 
-def _run_parallel(impls, selection, progress, workers: int, total: int) -> list[PropertyResult]:
+def _worker_died(impl: Implementation, runs: Sequence[tuple], problem: BaseException) -> list[PropertyResult]:
+    """An error for every run of ``impl`` whose worker process died (the kernel's out-of-memory killer, a crash in
+    native code, one the implementation caused or not): a verdict on nothing, never a crash of lossguard."""
+    why = f"the worker process running this implementation died ({type(problem).__name__}): no verdict"
+    return [
+        PropertyResult(impl.loss, impl.name, impl.kind, device, dtype, name, "error", why)
+        for owner, name, device, dtype in runs
+        if owner is impl
+    ]
+
+
+def _run_parallel(impls, selection, progress, workers: int, runs: Sequence[tuple]) -> list[PropertyResult]:
     import multiprocessing
+    from concurrent.futures.process import BrokenProcessPool
 
     done: dict[str, list[PropertyResult]] = {}
     count = 0
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_builtin, impl.kind, impl.name, selection): impl.name for impl in impls}
+        futures = {pool.submit(_run_builtin, impl.kind, impl.name, selection): impl for impl in impls}
         for future in _as_completed(futures):
-            done[futures[future]] = future.result()
-            for result in done[futures[future]]:
+            impl = futures[future]
+            try:
+                done[impl.name] = future.result()
+            except BrokenProcessPool as problem:  # a dead worker breaks the pool: every pending run ends so
+                done[impl.name] = _worker_died(impl, runs, problem)
+            for result in done[impl.name]:
                 count += 1
                 if progress:
-                    progress(count, total, result)
+                    progress(count, len(runs), result)
     return [r for impl in impls for r in done[impl.name]]
 
 
