@@ -226,3 +226,22 @@ def test_a_worker_that_dies_gives_errors_not_a_crash(monkeypatch):
     results = runner.run(impls, selection, workers=2)
     assert len(results) == len(impls) >= 2
     assert all(r.status == "error" and "worker process" in r.message for r in results)
+
+
+def test_a_failure_of_an_audit_of_several_libraries_reproduces_with_its_own_library():
+    """--binding-name takes one library: the reproduce command of a failure found by ``--library all`` names the
+    failing loss's library, not all of them."""
+    from lossguard.harness.app.cli import _for_one_library
+
+    found = "lossguard audit --library all --binding-name smp.MCCLoss --property low_precision --dtype float16"
+    assert _for_one_library(found, "segmentation_models_pytorch") == (
+        "lossguard audit --library segmentation_models_pytorch --binding-name smp.MCCLoss --property low_precision "
+        "--dtype float16"
+    )
+    two = "lossguard audit --library kornia --library monai --binding-name monai.DiceLoss --property agreement"
+    assert _for_one_library(two, "monai") == (
+        "lossguard audit --library monai --binding-name monai.DiceLoss --property agreement"
+    )
+    assert _for_one_library("lossguard audit f.py:huber --loss huber_loss", "") == (
+        "lossguard audit f.py:huber --loss huber_loss"
+    )

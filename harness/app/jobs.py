@@ -59,6 +59,7 @@ class Prepared:
     known: list[PropertyResult] = field(default_factory=list)
     libraries: dict[str, str] = field(default_factory=dict)  # library -> installed version
     library_of: dict[str, str] = field(default_factory=dict)  # implementation name -> its library
+    library_option: dict[str, str] = field(default_factory=dict)  # library -> the name --library takes for it
     header: dict[str, str] = field(default_factory=dict)
 
 
@@ -102,6 +103,7 @@ def add_library(prepared: Prepared, name: str, label: str | None = None) -> None
     """Library ``name``'s shipped bindings into ``prepared``: compiled where installed, reported where not.
     ``label``: only the binding labelled so (a reproduce command's), without the exports no binding names."""
     shipped = B.library(name)
+    prepared.library_option[shipped.name] = name
     installed = shipped.installed()
     if installed is None:
         message = f"{shipped.distribution} is not installed, nothing of it was audited ({INSTALL_HINT})"
