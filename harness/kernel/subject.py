@@ -88,9 +88,9 @@ class Subject:
         """Whether an example with parameter ``name`` = ``value`` reaches the implementation as asked: it accepts
         the parameter, or its binding computes with that value unasked (optax's losses have no ``reduction`` and
         return per-element values: reduction='none' fixed). A property that only needs 'none' needs this."""
-        if self.accepts(name) or name not in self.impl.fixed:
-            return self.accepts(name)
-        return self._computes({name: value})
+        if self.accepts(name):
+            return True
+        return name in self.impl.fixed and self._computes({name: value})
 
     def draw(self, data: Any, regime: str = "typical", **fixed: Any) -> Example:
         """Draw a valid example; the property's restriction (from its catalog tag) and ``fixed`` pin

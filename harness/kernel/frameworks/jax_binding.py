@@ -374,13 +374,12 @@ class JaxBinding:
                 warnings.simplefilter("ignore")
                 if watch_inputs:  # eagerly, on concrete arrays: a write through an exported buffer can be seen
                     out, backward = _invoke(apply, {name: inputs[name] for name in traced})
-                    grads = None
                 else:
                     out, grads = _run_compiled(impl, apply, inputs, leaves)
-                    backward = None
+                    backward = None if grads is None else lambda _ones, grads=grads: (grads,)  # computed already
         except _NotAnArray as returned:
             _restore(before)
-            out, backward, grads = returned.output, None, None
+            out, backward = returned.output, None
         except Exception as exc:
             _restore(before)
             raise ImplementationRaised(exc) from exc
@@ -395,10 +394,5 @@ class JaxBinding:
         if not isinstance(out, jax.Array):
             raise WrongOutput(f"returned {type(out).__name__}, not a JAX array")
         value = np.asarray(out).astype(np.float64)
-        if not watch_inputs:
-            if leaves and grads is None:
-                raise NotDifferentiable(f"the output does not depend differentiably on {', '.join(leaves)}")
-            computed = {name: np.asarray(grads[name]).astype(np.float64) for name in leaves} if leaves else {}
-            return Outcome(value=value, grads=computed, dtype=str(out.dtype))
         return Outcome(value=value, grads=_gradients(out, backward, leaves), dtype=str(out.dtype))
 
