@@ -328,8 +328,8 @@ def test_an_output_independent_of_the_leaves_is_not_differentiable():
 
 def test_the_implementation_sees_tracers_except_in_an_immutability_check():
     """Every call is compiled whole (jax.jit): the implementation sees tracers whatever requires_grad says, as in a
-    jitted training step; an immutability check (watch_inputs) runs eagerly, on concrete arrays unless a gradient
-    traces them."""
+    jitted training step; an immutability check (watch_inputs) without requires_grad runs eagerly, on concrete
+    arrays (with it, the compiled call: differentiation would trace them eagerly too)."""
     traced = []
 
     def recording(input, target, reduction="mean"):

@@ -14,8 +14,10 @@ of optax's audit from about 50 minutes of CPU to a few). XLA may fuse the operat
 differently from the op-by-op evaluation (bitwise different in float32 on about a third of the inputs tried), as
 it does for the user's jitted step; every judgement keeps its error analysis. The implementation therefore always
 sees tracers (JAX's counterpart of torch's requires_grad has no effect), except in an immutability check
-(``watch_inputs``), which runs eagerly on concrete arrays so that a write through an exported buffer (DLPack) can
-happen and be seen.
+(``watch_inputs``) without requires_grad, which runs eagerly on concrete arrays so that a write through an exported
+buffer (DLPack) can happen and be seen. (With requires_grad the implementation would see differentiation tracers
+even eagerly, which have no buffer to export: that call is compiled like any other, sparing the eager
+differentiation's per-operation compiles, a third of an optax loss's audit.)
 
 Building the binding also turns on JAX's persistent compilation cache, in ``compilation_cache_dir()``: lossguard's
 runs are seeded, so a second run draws the same shapes and loads the executables instead. The cache holds the
@@ -146,30 +148,6 @@ class _NotAnArray(Exception):
         self.output = output
 
 
-def _invoke(
-    apply: Callable[[Mapping[str, Any]], Any], primals: dict[str, jax.Array]
-) -> tuple[Any, Callable[[jax.Array], Any] | None]:
-    """The call ``apply(primals)`` (``primals`` in place of those inputs), under ``jax.vjp`` when there are any.
-    Returns the output and its VJP function; None when nothing is traced or the output does not depend on what
-    is (a constant, ``stop_gradient``: no tracer comes out), as torch's output would then not require grad."""
-    if not primals:
-        return apply({}), None
-    seen = {}
-
-    def differentiated(leaves: dict[str, jax.Array]) -> jax.Array:
-        out = apply(leaves)
-        if not isinstance(out, jax.Array):
-            raise _NotAnArray(out)
-        seen["traced"] = isinstance(out, jax.core.Tracer)
-        return out
-
-    try:
-        out, backward = jax.vjp(differentiated, primals)
-    except _NotAnArray as returned:
-        return returned.output, None
-    return out, backward if seen["traced"] else None
-
-
 # the compiled programs by key (``_compiled``). Each holds executables, one per input shape, and every executable
 # XLA's CPU backend loads keeps memory mappings of its own (a dozen), which JAX's caches keep alive: an audit of
 # optax loads thousands, and past the kernel's limit on mappings (vm.max_map_count, 65530) LLVM's next compilation
@@ -182,8 +160,11 @@ EXECUTABLES_KEPT = 512
 # LLVM's optimisation level 0 for lossguard's programs: their arrays hold a few dozen elements, so what LLVM's passes
 # buy at run time is nothing beside the third of each compile they cost (0.39 s -> 0.26 s for a focal loss's value
 # and gradient); they never change a floating-point result (no fast-math at any level), and XLA's own passes on
-# the program (fusion, algebraic simplification), which can, run as in the user's jitted step
-COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+# the program (fusion, algebraic simplification), which can, run as in the user's jitted step. The CPU backend's
+# older loop emitters instead of its MLIR fusion emitters: the same fused HLO, the same elementwise functions
+# (XLA's own polynomial approximations), emitted as LLVM loops without the MLIR pipeline, which was most of what
+# remained of a compile (0.19 s -> 0.07 s per program of the same focal loss, median of 40 shapes)
+COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 
 
 def _compiled(
@@ -340,14 +321,13 @@ class JaxBinding:
 
         grad: names (float arrays among the arguments and parameters) whose gradient of the summed output is
         returned. The call is compiled whole (``_compiled``, module docstring): the implementation sees tracers,
-        and requires_grad has no effect, except with watch_inputs: then the call runs eagerly, and requires_grad
-        is JAX's counterpart of torch's flag, tracing: with no gradient asked for, the float arguments are traced
-        for differentiation when True, passed as concrete arrays when False (gradients asked for are always
-        traced). watch_inputs compares the host copy of every array handed over before and after the call. JAX
-        arrays are immutable (and a tracer has no buffer at all), so a JAX implementation cannot modify its
-        inputs short of writing through a buffer it exported (DLPack); the check is kept so that the immutability
-        property judges one. (On the CPU the host copy reads the buffer itself; on a GPU JAX caches the copy it
-        made first, so such a write there goes unseen.)
+        and requires_grad has no effect, except with watch_inputs, no gradient asked for and requires_grad False:
+        then the call runs eagerly on concrete arrays (requires_grad is JAX's counterpart of torch's flag: with it,
+        the arguments would be traced for differentiation even eagerly). watch_inputs compares the host copy of
+        every array handed over before and after the call. JAX arrays are immutable (and a tracer has no buffer
+        at all), so a JAX implementation cannot modify its inputs short of writing through a buffer it exported
+        (DLPack); the check is kept so that the immutability property judges one. (On the CPU the host copy
+        reads the buffer itself; on a GPU JAX caches the copy it made first, so such a write there goes unseen.)
         """
         arg_names = tuple(arg_names)
         args = {name: to_jax(example.args[name], dtype, device) for name in arg_names if name in example.args}
@@ -372,8 +352,8 @@ class JaxBinding:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                if watch_inputs:  # eagerly, on concrete arrays: a write through an exported buffer can be seen
-                    out, backward = _invoke(apply, {name: inputs[name] for name in traced})
+                if watch_inputs and not traced:  # eagerly, on concrete arrays: a write through DLPack can be seen
+                    out, backward = apply({}), None
                 else:
                     out, grads = _run_compiled(impl, apply, inputs, leaves)
                     backward = None if grads is None else lambda _ones, grads=grads: (grads,)  # computed already
