@@ -238,6 +238,7 @@ _ZERO_EMBEDDING_CELLS: dict[str, dict[str, Example]] = {
     "pml.NCALoss": {"finite": _ZEROS_TWO, "low_precision": _ZEROS_TWO},
     "pml.NPairsLoss": {"finite": _ZEROS_TWO},
     "pml.PNPLoss": {"finite": _ONE_ZERO, "low_precision": _ZEROS_TWO},
+    "pml.RankedListLoss": {"finite": _embeddings(0.0, labels=(0,))},
     "pml.ThresholdConsistentMarginLoss": {"finite": _ONE_ZERO},
     "pml.TupletMarginLoss": {"finite": _ONE_ZERO, "low_precision": _ZEROS_THREE},
 }
@@ -274,10 +275,290 @@ def _binned_past_the_end(witness: Example) -> tuple[Finding, ...]:
     )
 
 
+def _rows(example: Example, dtype: str) -> Any:
+    """The embeddings as pml receives them: a torch tensor in ``dtype``."""
+    import torch
+
+    return torch.tensor(np.asarray(example.args["embeddings"], dtype=np.float64), dtype=getattr(torch, dtype))
+
+
+def _same_label(example: Example) -> tuple[np.ndarray, np.ndarray]:
+    """pml's positive pairs (i != j, equal labels) and negative pairs (different labels), as boolean (N, N) masks."""
+    labels = np.asarray(example.args["labels"])
+    same = labels[:, None] == labels[None, :]
+    return same & ~np.eye(len(labels), dtype=bool), ~same
+
+
+def _cosines(example: Example, dtype: str) -> np.ndarray:
+    """pml's CosineSimilarity matrix, computed as it does (F.normalize, then a matmul) in ``dtype``, as float64."""
+    import torch
+
+    unit = torch.nn.functional.normalize(_rows(example, dtype), p=2, dim=1)
+    return (unit @ unit.T).double().numpy()
+
+
+def _cosine_of_a_positive_pair_at_or_beyond_one(example: Example, dtype: str) -> bool:
+    """Some positive pair whose cosine, computed as pml computes it in ``dtype``, is +-1 or beyond (acos' infinite
+    there, acos NaN beyond), in a batch with a negative pair (else pml returns its zero loss without the acos)."""
+    positive, negative = _same_label(example)
+    cosines = _cosines(example, dtype)
+    return bool(np.any(negative)) and bool(np.any(np.abs(cosines[positive]) >= 1.0))
+
+
+_ACOS_UNCLAMPED = (
+    "the positive pairs' angles are torch.acos of the unclamped cosine (tuplet_margin_loss.py:28; pml clamps it "
+    "in LargeMarginSoftmaxLoss and P2SGradLoss): acos'(+-1) is infinite, so a computed cosine of exactly +-1 (every "
+    "pair of 1-D embeddings, where the loss is locally constant with gradient 0; float16 rows within about 1.8 "
+    "degrees, whose cosine rounds to 1, where the exact gradient is finite) gives a NaN gradient, and a cosine "
+    "rounded beyond 1 (duplicate rows in float64: 1.0000000000000002) a NaN loss"
+)
+
+
+def _tuplet_findings() -> tuple[Finding, ...]:
+    cells = (
+        ("finite", "float64", _embeddings(1.0, 21.0, 11.0, labels=(0, 0, 1))),
+        (
+            "finite",
+            "float16",
+            Example(
+                {
+                    "embeddings": np.array([[2.0, 0.0625], [22.0, 0.0625], [12.0, 0.0625]]),
+                    "labels": np.array([0, 0, 1], dtype=np.int64),
+                },
+                {},
+            ),
+        ),
+        ("gradcheck", "float64", _embeddings(1.0, 1.0, 1.0, labels=(0, 0, 1))),
+    )
+    return tuple(
+        Finding(
+            prop,
+            _ACOS_UNCLAMPED,
+            UPSTREAM,
+            dtypes=(dtype,),
+            witness=witness,
+            domain=_cosine_of_a_positive_pair_at_or_beyond_one,
+            where="some positive pair whose cosine, computed as pml computes it in the dtype (F.normalize, matmul), "
+            "is +-1 or beyond, in a batch with a negative pair",
+        )
+        for prop, dtype, witness in cells
+    )
+
+
+_PNP_ANNEAL = 0.01  # PNPLoss's default temperature, which the binding keeps
+
+
+def _pnp_exp_overflows(example: Example, dtype: str) -> bool:
+    """Some entry of PNPLoss.sigmoid's exponent, computed as pml computes it in ``dtype`` (-(s_ik - s_ij) / anneal over
+    every (i, j, k), clamped to +-50), whose exp overflows to inf while the clamp passes its gradient (|z| <= 50), in
+    a batch where some sample has a positive (else pml returns its zero loss first)."""
+    import torch
+
+    positive, _ = _same_label(example)
+    if not np.any(positive):
+        return False
+    sim = torch.tensor(_cosines(example, dtype), dtype=getattr(torch, dtype))
+    z = -(sim[:, None, :] - sim[:, :, None]) / _PNP_ANNEAL
+    return bool(torch.any(torch.isinf(torch.exp(torch.clamp(z, -50, 50))) & (z.abs() <= 50)))
+
+
+_RANKED_LIST_ALPHA = 1.0 + 0.4 / 2  # pml's default alpha = 1 + margin / 2, at the binding's margin 0.4
+
+
+def _negative_at_float64_distance_zero(example: Example, dtype: str) -> bool:
+    """Some negative pair (different labels) whose float64 distance, computed as pml computes it (F.normalize, then
+    torch.cdist) on the embeddings rounded to ``dtype``, is exactly 0."""
+    import torch
+
+    rounded = _rows(example, dtype).double()
+    unit = torch.nn.functional.normalize(rounded, p=2, dim=1)
+    _, negative = _same_label(example)
+    return bool(np.any(torch.cdist(unit, unit, p=2).numpy()[negative] == 0.0))
+
+
+def _histogram_pairs(example: Example) -> np.ndarray:
+    """The pairs HistogramLoss bins (its triplets' anchor-positive and anchor-negative pairs, sorted and unique), as
+    an (M, 2) array of indices; empty without a triplet (then pml returns its zero loss)."""
+    positive, negative = _same_label(example)
+    anchors = np.flatnonzero(positive.any(axis=1) & negative.any(axis=1))
+    pairs = {tuple(sorted((a, int(b)))) for a in anchors for b in np.flatnonzero(positive[a] | negative[a])}
+    return np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+
+
+_HISTOGRAM_DELTA = 2 / 100  # HistogramLoss's default bin width (n_bins = 100)
+
+
+def _histogram_weights_unbalanced(example: Example, dtype: str) -> bool:
+    """Some binned similarity whose two linear-binning weights, computed as HistogramLoss.compute_density computes
+    them (histogram_loss.py:60-66) in ``dtype`` or in float64 (the yardstick), do not sum to exactly 1."""
+    import torch
+
+    pairs = _histogram_pairs(example)
+    if not len(pairs):
+        return False
+    for computed in dict.fromkeys((dtype, "float64")):
+        s = torch.tensor(_cosines(example, computed)[pairs[:, 0], pairs[:, 1]], dtype=getattr(torch, computed))
+        r_star = torch.floor((s.float() + 1) / _HISTOGRAM_DELTA).to(torch.long)
+        a = ((s + 1 - r_star * _HISTOGRAM_DELTA) / _HISTOGRAM_DELTA).to(s.dtype)
+        b = (((r_star + 1) * _HISTOGRAM_DELTA - 1 - s) / _HISTOGRAM_DELTA).to(s.dtype)
+        if bool(torch.any(a + b != 1)):
+            return True
+    return False
+
+
+_HISTOGRAM_MASS = (
+    "HistogramLoss.compute_density forms each binned similarity's two linear-binning weights independently "
+    "(delta_ijr_a = (s + 1 - r* delta) / delta and delta_ijr_b = ((r* + 1) delta - 1 - s) / delta, "
+    "histogram_loss.py:65-66) instead of b = 1 - a, so a + b = 1 only up to O(u / delta) = O(50 u) and each "
+    "histogram's mass is not 1: the loss sum(p_neg cumsum(p_pos)), at most 1 by definition, errs by tens of u where "
+    "it is exactly 1 and locally constant (1.0000041 in float32, 0.983 in float16). The float64 yardstick carries "
+    "float32 rounding of its own: r* is an int64 tensor (from a float32 floor, lines 60-63), so r* * delta (a Python "
+    "float) is computed in float32 (torch's default dtype) inside the float64 computation (1.0000011 there)"
+)
+
+
+def _histogram_findings() -> tuple[Finding, ...]:
+    witnesses = {
+        "float32": np.array([[2.0, 2.0, 2.0], [22.0, 2.0, 2.0], [12.0, 2.0, 2.0]]),
+        "float16": np.array([[0.0, 1.0], [20.0, 1.0], [10.0, 1.0]]),
+    }
+    return tuple(
+        Finding(
+            "low_precision",
+            _HISTOGRAM_MASS,
+            UPSTREAM,
+            dtypes=(dtype,),
+            witness=Example({"embeddings": rows, "labels": np.array([0, 0, 1], dtype=np.int64)}, {}),
+            domain=_histogram_weights_unbalanced,
+            where="some binned similarity whose two binning weights, computed as pml computes them in the dtype or "
+            "in float64, do not sum to exactly 1 (nearly every batch with a triplet)",
+        )
+        for dtype, rows in witnesses.items()
+    )
+
+
+def _anchor_with_positive_and_negative(example: Example, dtype: str) -> bool:
+    """Some anchor with a positive and a negative: its row of the loss is not zeroed, and its alpha_p =
+    relu(1 + m - s_p) >= m > 0 (a cosine s_p <= 1) is active, so the detached weight's derivative is missing."""
+    positive, negative = _same_label(example)
+    return bool(np.any(positive.any(axis=1) & negative.any(axis=1)))
+
+
+def _norm_squared_underflows(example: Example, dtype: str) -> bool:
+    """Some embedding row of positive norm n (computed in ``dtype``) whose square n * n rounds to 0 in ``dtype``."""
+    import torch
+
+    norms = torch.linalg.vector_norm(_rows(example, dtype), dim=-1)
+    return bool(torch.any((norms > 0) & (norms * norms == 0)))
+
+
+def _zero_embedding_row(example: Example, dtype: str) -> bool:
+    """Some embedding row exactly 0 (where F.normalize's eps acts in float64: its norm below 1e-12 is 0)."""
+    return bool(np.any(np.all(np.asarray(example.args["embeddings"]) == 0.0, axis=-1)))
+
+
+# the departures recorded beside the zero-embedding ones (label -> findings), merged into FINDINGS below
+_DEPARTURES: dict[str, tuple[Finding, ...]] = {
+    "pml.TupletMarginLoss": _tuplet_findings(),
+    "pml.PNPLoss": (
+        Finding(
+            "finite",
+            "PNPLoss.sigmoid forms 1 / (1 + exp(z)) with z = -(s_ik - s_ij) / anneal clamped to +-50 "
+            "(pnp_loss.py:88-91), and exp(z) overflows float16 from z = 11.09 (a similarity difference beyond 0.111 "
+            "at anneal 0.01): the value stays right (1 / inf = 0), but its backward multiplies 0 by inf, NaN in "
+            "every gradient (also for the (i, j, k) the negative mask zeroes), where torch.sigmoid(-z) gives the "
+            "finite exact one",
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=Example(
+                {
+                    "embeddings": np.array([[1.0, 1.0], [21.0, 1.0], [11.0, 1.0]]),
+                    "labels": np.array([0, 0, 1], dtype=np.int64),
+                },
+                {},
+            ),
+            domain=_pnp_exp_overflows,
+            where="float16, some sigmoid exponent -(s_ik - s_ij) / anneal (computed as pml computes it) in "
+            "(11.09, 50], where exp overflows and the clamp passes the gradient, in a batch where some sample has a "
+            "positive",
+        ),
+    ),
+    "pml.RankedListLoss": (
+        Finding(
+            "finite",
+            "float16: F.normalize's backward (LpDistance's default normalize_embeddings=True) divides by the row's "
+            "norm squared, which underflows to 0 in float16 for a norm below about 2^-12.5 = 1.7e-4: the gradient "
+            "is NaN or inf where float32 and float64 give the finite one (0 for one sample, the loss identically 0)",
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=_embeddings(2.0**-23, labels=(0,)),
+            domain=_norm_squared_underflows,
+            where="float16, some embedding row of positive norm whose square rounds to 0 in float16",
+        ),
+        Finding(
+            "low_precision",
+            "the float64 yardstick is the value that departs: RankedListLoss marks the negatives of N* by their "
+            "stored distance being positive (w_n[N_star > 0], ranked_list_loss.py:71), so a negative at distance "
+            "exactly 0 (the hardest: d = 0 < alpha) is dropped; float64 and float32 compute the distance with "
+            "torch.cdist (exactly 0 for coincident normalised embeddings) and give 0, float16 with "
+            "F.pairwise_distance (eps 1e-6, so d > 0) keeps it and gives the definition's value (0.6001, Wang et al.'s "
+            "0.5999955 with pml's 1e-5 terms, on 1-D embeddings of two classes)",
+            UPSTREAM,
+            dtypes=("float16",),
+            witness=_embeddings(1.0, 21.0, 11.0, labels=(0, 0, 1)),
+            domain=_negative_at_float64_distance_zero,
+            where="some negative pair whose float64 distance (computed as pml computes it, on the embeddings rounded "
+            "to the dtype) is exactly 0: coincident normalised embeddings of different labels",
+        ),
+    ),
+    "pml.HistogramLoss": _histogram_findings(),
+    "pml.CircleLoss": (
+        Finding(
+            "gradcheck",
+            "by design: the re-weighting factors alpha_p = relu(1 + m - s_p) and alpha_n = relu(s_n + m) are formed "
+            "from anchor_positive.detach() and anchor_negative.detach() (circle_loss.py:51,56), constants in "
+            "backpropagation as Sun et al. 2020 (Circle Loss, CVPR) prescribe, so autograd returns the paper's "
+            "re-weighted gradient, not the derivative of the value it returns (the gradient with the weights held "
+            "constant)",
+            UPSTREAM,
+            dtypes=("float64",),
+            witness=Example(
+                {
+                    "embeddings": np.array([[1.0, 1.0], [21.0, 1.0], [11.0, 1.0]]),
+                    "labels": np.array([0, 0, 1], dtype=np.int64),
+                },
+                {},
+            ),
+            domain=_anchor_with_positive_and_negative,
+            where="some anchor with a positive and a negative: every example with a row of the loss, since its "
+            "alpha_p >= m > 0 is always active there",
+        ),
+    ),
+    "pml.FastAPLoss": (
+        Finding(
+            "gradcheck",
+            "at a zero embedding row F.normalize (base_distance.py:75) computes x / max(||x||, 1e-12), whose slope is "
+            "1e12: the backward pass multiplies the histogram pulses' slopes (+-1 / delta = +-2.5) by it, terms that "
+            "cancel in real arithmetic, and returns their float64 rounding (-2e-5 along a direction where every "
+            "label is equal and the loss is identically 0); x / ||x|| itself has no derivative at 0",
+            UPSTREAM,
+            dtypes=("float64",),
+            witness=_embeddings(0.0, 1.0, 1.0, 1.0, labels=(0, 0, 0, 0)),
+            domain=_zero_embedding_row,
+            where="some embedding row exactly 0",
+        ),
+    ),
+}
+
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
-    "pml.HistogramLoss": _binned_past_the_end(_embeddings(1.0, 1.0, 1.0, labels=(0, 0, 1))),
+    "pml.HistogramLoss": (
+        *_binned_past_the_end(_embeddings(1.0, 1.0, 1.0, labels=(0, 0, 1))),
+        *_DEPARTURES["pml.HistogramLoss"],
+    ),
     "pml.DynamicSoftMarginLoss": _binned_past_the_end(_embeddings(-1.0, 19.0, 9.0, labels=(0, 0, 1))),
-    **{label: _normalized_zero(cells) for label, cells in _ZERO_EMBEDDING_CELLS.items()},
+    **{label: found for label, found in _DEPARTURES.items() if label != "pml.HistogramLoss"},
+    **{label: _normalized_zero(cells) + _DEPARTURES.get(label, ()) for label, cells in _ZERO_EMBEDDING_CELLS.items()},
     "pml.ContrastiveLoss": (
         *(
             Finding(

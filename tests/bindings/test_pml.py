@@ -200,3 +200,231 @@ def test_a_cosine_of_one_indexes_past_the_last_bin(name, rows):
     x = torch.tensor([[r] for r in rows], dtype=torch.float64)
     with pytest.raises(RuntimeError, match="out of bounds"):
         getattr(pml_losses, name)()(x, torch.tensor([0, 0, 1]))
+
+
+# --- the reference-free audit's findings (losses outside the catalog), confirmed outside lossguard ---------------
+
+LABELS = torch.tensor([0, 0, 1])
+
+
+def _value_and_gradient(loss, rows, dtype, labels=LABELS):
+    x = torch.tensor(rows, dtype=dtype, requires_grad=True)
+    value = loss(x, labels)
+    value.backward()
+    return value.item(), x.grad.double().numpy()
+
+
+def _central(f, rows, h=1e-6):
+    """Central differences of the float64 NumPy function ``f`` at ``rows``, element by element."""
+    rows = np.asarray(rows, dtype=np.float64)
+    g = np.zeros_like(rows)
+    for i in np.ndindex(rows.shape):
+        up, down = rows.copy(), rows.copy()
+        up[i] += h
+        down[i] -= h
+        g[i] = (f(up) - f(down)) / (2 * h)
+    return g
+
+
+def _unit(rows):
+    rows = np.asarray(rows, dtype=np.float64)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def _tuplet(rows, labels=(0, 0, 1), margin_degrees=5.73, scale=64.0):
+    """TupletMarginLoss by its definition, float64 NumPy: per positive pair (a, p), log(1 + sum_n exp(scale (cos(a,
+    n) - cos(theta_ap - margin)))), averaged; the angle as 2 atan2(|u - v|, |u + v|) (no acos of a rounded cosine)."""
+    u, labels = _unit(rows), np.asarray(labels)
+    terms = []
+    for a in range(len(u)):
+        for p in range(len(u)):
+            if p != a and labels[p] == labels[a]:
+                theta = 2 * np.arctan2(np.linalg.norm(u[a] - u[p]), np.linalg.norm(u[a] + u[p]))
+                negatives = u[labels != labels[a]] @ u[a]
+                terms.append(np.log1p(np.sum(np.exp(scale * (negatives - np.cos(theta - np.radians(margin_degrees)))))))
+    return float(np.mean(terms))
+
+
+def test_tuplet_acos_of_a_cosine_of_one():
+    """1-D embeddings: every cosine is exactly 1 and the loss is locally constant (gradient 0), pml's gradient NaN;
+    float16 rows 1.6 degrees apart: the float16 cosine rounds to 1, the exact gradient is finite, pml's NaN;
+    duplicate rows in float64: the cosine rounds above 1 and pml's value is NaN where the definition is finite."""
+    loss = losses.TupletMarginLoss()
+    rows = [[1.0], [21.0], [11.0]]
+    value, grad = _value_and_gradient(loss, rows, torch.float64)
+    assert value == pytest.approx(_tuplet(rows), rel=1e-12)
+    assert np.all(_central(_tuplet, rows) == 0.0) and np.isnan(grad).any()
+    rows = [[2.0, 0.0625], [22.0, 0.0625], [12.0, 0.0625]]
+    exact = _central(_tuplet, rows)
+    assert np.all(np.isfinite(exact)) and abs(exact[0, 1]) > 1.0
+    assert _unit(rows)[0] @ _unit(rows)[1] < 1 - 1e-4
+    unit16 = torch.nn.functional.normalize(torch.tensor(rows, dtype=torch.float16), dim=1)
+    assert (unit16 @ unit16.T)[0, 1].item() == 1.0
+    assert np.isnan(_value_and_gradient(loss, rows, torch.float16)[1]).any()
+    np.testing.assert_allclose(_value_and_gradient(loss, rows, torch.float64)[1], exact, rtol=1e-5, atol=1e-8)
+    rows = [[13.0, -7.0], [13.0, -7.0], [1.0, 0.0]]
+    assert np.isfinite(_tuplet(rows)) and np.isnan(loss(torch.tensor(rows, dtype=torch.float64), LABELS).item())
+
+
+def _pnp(rows, labels=(0, 0, 1), anneal=0.01):
+    """PNPLoss (variant O) as pml defines it, float64 NumPy with a stable sigmoid: rank r_ij = sum_k I_neg[j, k]
+    sigmoid((s_ik - s_ij) / anneal) (pml's mask), loss = mean over samples with a positive of sum_j I_pos r_ij / N_pos
+    (I_pos with its diagonal)."""
+    u, labels = _unit(rows), np.asarray(labels)
+    s, n = u @ u.T, len(labels)
+    same = labels[:, None] == labels[None, :]
+    positive = same & ~np.eye(n, dtype=bool)
+    i_pos = positive | np.diag(positive.any(axis=1))
+    sig = 0.5 * (1 + np.tanh((s[:, None, :] - s[:, :, None]) / anneal / 2))  # [i, j, k]: s_ik - s_ij
+    rank = np.sum(sig * (~same)[None, :, :], axis=-1)
+    rows_with = i_pos.sum(axis=1) > 0
+    return float(np.mean(np.sum(rank * i_pos, axis=1)[rows_with] / i_pos.sum(axis=1)[rows_with]))
+
+
+def test_pnp_float16_sigmoid_overflows_its_exp():
+    """exp of the clamped exponent (up to 50) overflows float16 beyond 11.09: pml's float16 gradient is NaN where the
+    definition's (float64 NumPy, matched by pml in float64) is finite."""
+    loss = losses.PNPLoss()
+    rows = [[1.0, 1.0], [21.0, 1.0], [11.0, 1.0]]
+    value, grad = _value_and_gradient(loss, rows, torch.float64)
+    assert value == pytest.approx(_pnp(rows), rel=1e-12)
+    exact = _central(_pnp, rows)
+    assert np.all(np.isfinite(exact))
+    np.testing.assert_allclose(grad, exact, rtol=1e-5, atol=1e-9)
+    assert np.isinf(np.exp(np.float16(12.0)))
+    assert np.isnan(_value_and_gradient(loss, rows, torch.float16)[1]).all()
+
+
+def _ranked_list(rows, labels=(0, 0, 1), margin=0.4, tn=1.0, imbalance=0.5):
+    """RankedListLoss (Wang et al. 2019) in float64 NumPy, pml's 1e-5 per column in each denominator: N* = negatives
+    with d < alpha (alpha = 1 + margin / 2), weight exp(Tn (alpha - d)), term alpha - d; no positive term here."""
+    u, labels = _unit(rows), np.asarray(labels)
+    d, alpha = np.linalg.norm(u[:, None] - u[None, :], axis=-1), 1 + margin / 2
+    losses_n = []
+    for a in range(len(u)):
+        n_star = (labels != labels[a]) & (d[a] < alpha)
+        w = np.where(n_star, np.exp(tn * (alpha - d[a])), 0.0)
+        losses_n.append(np.sum(w * (alpha - d[a])) / np.sum(w + 1e-5))
+    assert not np.any((labels[:, None] == labels[None, :]) & (d > alpha - margin))  # no positive beyond the margin
+    return float(np.mean(imbalance * np.array(losses_n)))
+
+
+def test_ranked_list_drops_a_negative_at_distance_zero():
+    """1-D embeddings of two classes: every normalised distance is 0, the hardest negatives; the definition gives
+    0.5999955 (and pml does at a direction 1e-8 away), pml's float64 and float32 give 0, float16 0.6001."""
+    loss = losses.RankedListLoss(margin=0.4, Tn=1.0)
+    rows = [[1.0], [21.0], [11.0]]
+    exact = _ranked_list(rows)
+    assert exact == pytest.approx(0.59999548212356, rel=1e-12)
+    assert loss(torch.tensor(rows, dtype=torch.float64), LABELS).item() == 0.0
+    assert loss(torch.tensor(rows, dtype=torch.float32), LABELS).item() == 0.0
+    assert loss(torch.tensor(rows, dtype=torch.float16), LABELS).item() == pytest.approx(exact, abs=1e-3)
+    near = [[1.0, 0.0], [21.0, 0.0], [11.0, 1e-8]]
+    assert loss(torch.tensor(near, dtype=torch.float64), LABELS).item() == pytest.approx(_ranked_list(near), rel=1e-7)
+
+
+@pytest.mark.parametrize("norm", [0.0, 2.0**-23])
+def test_ranked_list_float16_tiny_embedding_has_a_nan_gradient(norm):
+    """One sample: no pair, the loss is identically 0 (exact gradient 0, as float32 gives); float16's gradient is NaN
+    at a zero row (F.normalize's eps is 0 there) and at a row whose norm squared underflows float16."""
+    loss = losses.RankedListLoss(margin=0.4, Tn=1.0)
+    labels = torch.tensor([0])
+    assert np.float16(norm) ** 2 == 0.0
+    assert _value_and_gradient(loss, [[norm]], torch.float32, labels) == (0.0, np.zeros((1, 1)))
+    assert np.isnan(_value_and_gradient(loss, [[norm]], torch.float16, labels)[1]).all()
+
+
+def _histogram(rows, labels=(0, 0, 1), delta=0.02):
+    """HistogramLoss by its definition, float64 NumPy, each similarity's mass split b = 1 - a between its two nodes:
+    sum_r p_neg[r] cumsum(p_pos)[r] over pairs of distinct samples (each unordered pair once)."""
+    u, labels = _unit(rows), np.asarray(labels)
+    s = u @ u.T
+    i, j = np.triu_indices(len(u), 1)
+
+    def density(sims):
+        r = np.floor((sims + 1) / delta).astype(int)
+        a = (sims + 1) / delta - r
+        p = np.zeros(round(1 + 2 / delta))
+        np.add.at(p, r + 1, a)
+        np.add.at(p, r, 1 - a)
+        return p / len(sims)
+
+    same = labels[i] == labels[j]
+    return float(np.sum(density(s[i, j][~same]) * np.cumsum(density(s[i, j][same]))))
+
+
+@pytest.mark.parametrize(
+    ("rows", "dtype", "error"),
+    [([[2.0, 2.0, 2.0], [22.0, 2.0, 2.0], [12.0, 2.0, 2.0]], torch.float32, 4.05e-6),
+     ([[0.0, 1.0], [20.0, 1.0], [10.0, 1.0]], torch.float16, 0.0171)],
+)  # fmt: skip
+def test_histogram_binning_weights_do_not_conserve_mass(rows, dtype, error):
+    """The definition is exactly 1 here (every negative's nodes where cumsum(p_pos) is 1) and at most 1 anywhere; pml
+    errs by tens of u in the dtype, and its float64 value carries float32 rounding (r* delta computed in float32)."""
+    loss = losses.HistogramLoss()
+    assert _histogram(rows) == 1.0
+    got = loss(torch.tensor(rows, dtype=dtype), LABELS).item()
+    assert abs(got - 1.0) == pytest.approx(error, rel=0.01)
+    assert abs(loss(torch.tensor(rows, dtype=torch.float64), LABELS).item() - 1.0) > 1e-7
+    assert (torch.tensor([83]) * 0.02).dtype == torch.float32
+
+
+def _circle(rows, labels=(0, 0, 1), m=0.4, gamma=80.0, frozen=None):
+    """CircleLoss (Sun et al. 2020) in float64 NumPy at pml's defaults: per anchor with a positive and a negative,
+    softplus(logsumexp_p -gamma alpha_p (s_p - (1 - m)) + logsumexp_n gamma alpha_n (s_n - m)), alpha_p =
+    relu(1 + m - s_p), alpha_n = relu(s_n + m), averaged over those anchors; ``frozen``: the similarities the weights
+    are taken from (held constant)."""
+    u, labels = _unit(rows), np.asarray(labels)
+    s = u @ u.T
+    w = s if frozen is None else frozen
+    terms = []
+    for a in range(len(u)):
+        pos = (labels == labels[a]) & (np.arange(len(u)) != a)
+        neg = labels != labels[a]
+        if not (pos.any() and neg.any()):
+            continue
+        lp = -gamma * np.maximum(1 + m - w[a, pos], 0) * (s[a, pos] - (1 - m))
+        ln = gamma * np.maximum(w[a, neg] + m, 0) * (s[a, neg] - m)
+        z = np.logaddexp.reduce(lp) + np.logaddexp.reduce(ln)
+        terms.append(np.logaddexp(0.0, z))
+    return float(np.mean(terms))
+
+
+def test_circle_gradient_holds_its_weights_constant():
+    """pml's value is the definition's, but its gradient is that of the definition with alpha_p, alpha_n held
+    constant (the paper's re-weighting), far from the derivative of the value."""
+    rows = [[1.0, 1.0], [21.0, 1.0], [11.0, 1.0]]
+    value, grad = _value_and_gradient(losses.CircleLoss(), rows, torch.float64)
+    assert value == pytest.approx(_circle(rows), rel=1e-10)
+    s = _unit(rows) @ _unit(rows).T
+    np.testing.assert_allclose(grad, _central(lambda x: _circle(x, frozen=s), rows), rtol=1e-5, atol=1e-6)
+    assert np.max(np.abs(grad - _central(_circle, rows))) > 1.0
+
+
+def test_fast_ap_gradient_at_a_zero_embedding():
+    """All labels equal: no negative, every precision is 1 and the loss is identically 0 (pml gives 0 to rounding at
+    every point); at a zero row pml's gradient is -1.7e-4 (F.normalize's slope 1e12 times the rounding of terms
+    that cancel), and 0 to 1e-15 a step away from it."""
+    loss, labels = losses.FastAPLoss(), torch.tensor([0, 0, 0, 0])
+    rows = np.array([[0.0], [1.0], [1.0], [1.0]])
+    moved = np.array([[1e-3], [1.0], [1.0], [1.0]])
+    rng = np.random.default_rng(0)
+    for x in (rows, moved, rng.standard_normal((4, 3))):
+        assert abs(loss(torch.tensor(x), labels).item()) < 1e-15
+    assert abs(_value_and_gradient(loss, rows, torch.float64, labels)[1][0, 0]) > 1e-6
+    assert np.max(np.abs(_value_and_gradient(loss, moved, torch.float64, labels)[1])) < 1e-12
+
+
+def test_vicreg_and_snr_are_undefined_outside_their_domains():
+    """Not findings: VICReg's variance and covariance divide by N - 1, 0 / 0 for one sample (NumPy's ddof=1 too); the
+    SNR distance var(a - r) / var(a) is infinite at a constant anchor row (NumPy: 0.5 / 0)."""
+    z = torch.zeros((1, 1), dtype=torch.float64)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        assert np.isnan(np.var(np.zeros(1), ddof=1))
+    assert np.isnan(losses.VICRegLoss()(z, ref_emb=z).item())
+    assert losses.VICRegLoss()(torch.zeros((2, 1), dtype=torch.float64), ref_emb=torch.zeros((2, 1))).item() > 0
+    u = _unit([[0.0, 1.0], [1.0, 1.0]])
+    with np.errstate(divide="ignore"):
+        assert np.var(u[1] - u[0], ddof=1) / np.var(u[1], ddof=1) == np.inf
+    rows = torch.tensor([[0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    assert losses.SignalToNoiseRatioContrastiveLoss()(rows, torch.tensor([0, 0])).item() == np.inf
