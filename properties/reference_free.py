@@ -60,7 +60,7 @@ from hypothesis import strategies as st
 
 from lossguard.harness.kernel import tolerance
 from lossguard.harness.kernel.failures import GlobalStateChanged, ImplementationRaised
-from lossguard.harness.kernel.model import Example
+from lossguard.harness.kernel.model import DTYPES, Example
 from lossguard.properties.base import FLOAT64_AND_FLOAT32, FLOAT64_ONLY, NONE, register
 from lossguard.properties.generic import _take
 
@@ -103,12 +103,15 @@ def _argument(example: Example, name: str) -> np.ndarray:
 @dataclass(frozen=True)
 class Own:
     """The implementation's float64 result on an example (already rounded to the judged dtype): the value, the
-    gradient of its summed output by input name, S (the module docstring's scale) and m = CHAIN + n_in + n_out."""
+    gradient of its summed output by input name, S (the module docstring's scale), m = CHAIN + n_in + n_out, and u,
+    the unit roundoff of the dtype it returned (u_64, or float32's where a float64 input comes back float32: its
+    own evaluations are no more accurate than that, a departure the dtype property judges)."""
 
     value: np.ndarray
     grads: Mapping[str, np.ndarray]
     scale: float
     m: int
+    u: float = U64
 
     def allowance(self, dtype: str, copies: int = 1) -> tuple[float, float]:
         """(scale, K) for ``Subject.expect_close`` bounding ``copies`` evaluations in ``dtype``, each within
@@ -134,7 +137,8 @@ def own_float64(subject, example: Example) -> Own:
         )
         scale = float(np.sum(np.abs(value) + 1.0)) + sensitivity
     n_in = sum(x.size for x in _float_inputs(example).values())
-    return Own(value, outcome.grads, scale if np.isfinite(scale) else float("inf"), CHAIN + n_in + value.size)
+    u = max(U64, tolerance.roundoff(outcome.dtype)) if outcome.dtype in DTYPES else U64
+    return Own(value, outcome.grads, scale if np.isfinite(scale) else float("inf"), CHAIN + n_in + value.size, u)
 
 
 def yardstick(subject, example: Example) -> Own | None:
@@ -199,7 +203,9 @@ def finite(subject, data) -> None:
     of 0, cannot ask for one). A lower dtype D: finite where the implementation's own float64
     value plus its allowance (module docstring) lies within D's range (a result within its allowed error of the
     overflow threshold may round to infinity), and where its float64 gradient times (1 + gamma_m(u_D)) does (the
-    gradient's terms have no scale without second derivatives: its allowance is taken relative)."""
+    gradient's terms have no scale without second derivatives: its allowance is taken relative), unless the value
+    itself may overflow: the gradient of the summed loss passes through every output element, and backward through
+    an infinite one gives inf - inf (a signal-to-noise distance of 3.6e51 in float32: NaN in every element)."""
     example = subject.draw(data, regime="any")
     names = subject.differentiable(example)
     outcome = subject.call(example, grad=names)
@@ -219,6 +225,8 @@ def finite(subject, data) -> None:
         allowed = tolerance.compare(own.value, own.value, scale, subject.dtype, k).allowed
         must = tolerance.representable(np.abs(own.value) + allowed, subject.dtype)
     _expect_finite(subject, "loss", outcome.value, must, own.value, example, "value")
+    if not np.all(must):
+        return  # the loss itself may overflow D: its gradient is the derivative of an infinity, nothing is asked
     relative = 1.0 + gamma(own.m, subject.u)
     for name in names:
         exact = own.grads[name]
@@ -318,9 +326,61 @@ def _moved(example: Example, directions: Mapping[str, np.ndarray], t: float) -> 
 
 # --- gradcheck ---------------------------------------------------------------------------------------------------
 
-STEP = 2.0**-7  # h, along v (relative to max(|x_i|, 1))
-STEPS = (STEP, STEP / 2, STEP / 4)
+STEP = 2.0**-7  # h, along v (relative to max(|x_i|, 1)), at the first scale
+SCALES = tuple(STEP * 2.0 ** (-6 * k) for k in range(5))  # 2^-7 ... 2^-31, while a smaller step tightens the judgement
 KINK = 0.25  # kappa: an h^4 term above a quarter of the h^2 term says the step straddles a kink
+
+
+@dataclass(frozen=True)
+class _Differences:
+    """What the central differences at one step say of the slope along v: the Richardson estimate R2, the
+    step-dependent part of the allowance (truncation |R1 - R2| and the kink term) and the rest (rounding of the
+    differences, autograd's own error)."""
+
+    step: float
+    estimate: float
+    truncation: float
+    kink: float
+    rounding: float
+    autograd: float
+
+    @property
+    def allowed(self) -> float:
+        return self.truncation + self.rounding + self.kink + self.autograd
+
+
+def _differences(subject, example: Example, own: Own, name: str, v: np.ndarray, step: float) -> _Differences | None:
+    """The central differences along v at ``step``, h/2 and h/4 (``gradcheck``'s docstring); None where a moved
+    point leaves the loss's domain, or a kink lies within the step or at x (nothing judged at this step)."""
+    steps = (step, step / 2, step / 4)
+    moved = partial(own_float64, subject)
+    points = [_inside(subject, _moved(example, {name: v}, sign * h), moved) for h in steps for sign in (1.0, -1.0)]
+    if any(point is None for point in points):
+        return None
+    centre = float(np.sum(own.value))
+    plus = [float(np.sum(point.value)) for point in points[0::2]]
+    minus = [float(np.sum(point.value)) for point in points[1::2]]
+    eps = gamma(own.m, own.u) * max(point.scale for point in points)  # the six moved evaluations: D, R1, R2
+    eps_x = max(eps, gamma(own.m, own.u) * own.scale)  # E(h) also takes f(x)
+    d = [(p - q) / (2 * h) for p, q, h in zip(plus, minus, steps, strict=True)]
+    e = [p + q - 2 * centre for p, q in zip(plus, minus, strict=True)]
+    r1, r2 = (4 * d[1] - d[0]) / 3, (4 * d[2] - d[1]) / 3
+    odd = abs(r1 - r2) <= KINK * abs(d[0] - d[1]) + 9 * eps / step
+    even = all(abs(e[k] - 4 * e[k + 1]) <= KINK * abs(e[k]) + 20 * eps_x for k in (0, 1))
+    if not (odd and even):
+        return None  # a kink within the step (a sort, a relu, a clamp): the differences bound nothing here
+    jump = [abs(e[0] - 4 * e[1]) / (2 * step), abs(e[1] - 4 * e[2]) / step]  # K1, K2 (docstring)
+    if jump[1] > 30 * eps_x / step and jump[0] < 4 * jump[1]:
+        return None  # a kink at x: autograd's subgradient is either one-sided slope
+    grad = own.grads[name]
+    return _Differences(
+        step=step,
+        estimate=r2,
+        truncation=abs(r1 - r2),
+        kink=jump[1] + abs(jump[0] - jump[1]) + 30 * eps_x / step,
+        rounding=6 * eps / step,
+        autograd=gamma(own.m, own.u) * (float(np.sum(np.abs(v * grad))) + own.scale),
+    )
 
 
 @register(
@@ -332,17 +392,19 @@ KINK = 0.25  # kappa: an h^4 term above a quarter of the h^2 term says the step 
 )
 def gradcheck(subject, data) -> None:
     """Per differentiable argument x, a random direction v (``_direction``), f = the summed output, A = v . grad f
-    (autograd), against central differences D(h) = (f(x + h v) - f(x - h v)) / 2h at h, h/2, h/4 (h = 2^-7).
+    (autograd), against central differences D(h) = (f(x + h v) - f(x - h v)) / 2h at h, h/2, h/4, with h = 2^-7 first,
+    then 2^-13, 2^-19, 2^-25 and 2^-31 while a smaller step would tighten the judgement (below), the tightest judging.
 
     Truncation: D(h) = g + a h^2 + b h^4 + ..., so the Richardson estimates R1 = (4 D(h/2) - D(h)) / 3 and
     R2 = (4 D(h/4) - D(h/2)) / 3 are g - b h^4 / 4 and g - b h^4 / 64: |R2 - g| = |R1 - R2| / 15 <= |R1 - R2|.
-    Rounding: each evaluation of f errs by at most eps = gamma_m(u_64) max S (module docstring; S at each of the
+    Rounding: each evaluation of f errs by at most eps = gamma_m(u) max S, u = u_64 (or the unit roundoff of
+    the dtype a float64 input comes back in, ``Own``) (module docstring; S at each of the
     six moved points, from the implementation's value and gradient there: a huge input moved by h of itself makes
     f(x +- h v) far larger than f(x)), so D(h / 2^k) errs by 2^k eps / h, R2 by 6 eps / h, R1 - R2 by 9 eps / h:
     the O(u |f| / h) rounding against the O(h^4) truncation. The differences D never take f(x): its own S (huge
     where f is ill-conditioned at x, a scale-invariant loss at an input of norm 1e-16) enters only the even part
-    E below, as eps_x = max(eps, gamma_m(u_64) S(x)), never the allowance of the odd one, which it would make
-    vacuous. Autograd's own error: gamma_m(u_64) (sum |v_i g_i| +
+    E below, as eps_x = max(eps, gamma_m(u) S(x)), never the allowance of the odd one, which it would make
+    vacuous. Autograd's own error: gamma_m(u) (sum |v_i g_i| +
     S) (its terms are the derivatives of the value's along v, and v scales with x).
 
     Smooth at this step (otherwise not judged): |R1 - R2| <= kappa |D(h) - D(h/2)| + 9 eps / h (the h^4 term small
@@ -358,48 +420,41 @@ def gradcheck(subject, data) -> None:
     K2 - (K1 - K2) / 3, or the smooth remainder). One-sided curvatures also put a term in h into D(h), which R1 - R2
     carries whole (R2 - m = R1 - R2 to that order). Judged: |A - R2| <= |R1 - R2| + 6 eps / h + that allowance +
     autograd's error, where the allowance is below max(|A|, |R2|) (a step whose
-    rounding swamps the slope judges nothing, nor one that leaves the loss's domain, ``_at``)."""
+    rounding swamps the slope judges nothing, nor one that leaves the loss's domain, ``_inside``).
+
+    Steps: the truncation and kink terms shrink with h (as h^4 and h), the rounding terms grow as 1 / h. A step wide
+    beside the loss's own features (an input of norm 1e-4 of a scale-invariant loss, a kink 1e-3 away) leaves a
+    truncation that hides a relative error of 2^-10, or straddles the kink and judges nothing; so while the
+    step-dependent terms exceed the others (rounding and autograd's own), the next step, 2^6 times smaller, is
+    tried (truncation 2^24 times smaller, rounding 2^6 times larger), and the smallest allowance of the smooth
+    steps judges. A loss smooth on the scale of 2^-7 stops at the first or second step."""
     example = subject.draw(data, regime="any")
     names = subject.differentiable(example)
     subject.need(bool(names))
     own = own_float64(subject, example)  # the subject's dtype is float64: this is the call whose gradient is judged
     subject.need(bool(np.all(np.isfinite(own.value))))  # finite judges a non-finite loss
-    centre = float(np.sum(own.value))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="direction seed"))
-    moved = partial(own_float64, subject)
     for name in names:
         check = "first_argument" if name == subject.spec.differentiable[0] else "other_arguments"
         v = _direction(rng, _argument(example, name))
-        points = [_inside(subject, _moved(example, {name: v}, sign * h), moved) for h in STEPS for sign in (1.0, -1.0)]
-        if any(point is None for point in points):
-            continue
-        plus = [float(np.sum(point.value)) for point in points[0::2]]
-        minus = [float(np.sum(point.value)) for point in points[1::2]]
-        eps = gamma(own.m, U64) * max(point.scale for point in points)  # the six moved evaluations: D, R1, R2
-        eps_x = max(eps, gamma(own.m, U64) * own.scale)  # E(h) also takes f(x)
-        d = [(p - q) / (2 * h) for p, q, h in zip(plus, minus, STEPS, strict=True)]
-        e = [p + q - 2 * centre for p, q in zip(plus, minus, strict=True)]
-        r1, r2 = (4 * d[1] - d[0]) / 3, (4 * d[2] - d[1]) / 3
-        odd = abs(r1 - r2) <= KINK * abs(d[0] - d[1]) + 9 * eps / STEP
-        even = all(abs(e[k] - 4 * e[k + 1]) <= KINK * abs(e[k]) + 20 * eps_x for k in (0, 1))
-        if not (odd and even):
-            continue  # a kink within the step (a sort, a relu, a clamp): the differences bound nothing here
+        best = None
+        for step in SCALES:
+            at = _differences(subject, example, own, name, v, step)
+            if at is not None and (best is None or at.allowed < best.allowed):
+                best = at
+            if best is not None and best.truncation + best.kink <= best.rounding + best.autograd:
+                break  # a smaller step would only add rounding
         actual = float(np.sum(v * own.grads[name]))
-        autograd = gamma(own.m, U64) * (float(np.sum(np.abs(v * own.grads[name]))) + own.scale)
-        jump = [abs(e[0] - 4 * e[1]) / (2 * STEP), abs(e[1] - 4 * e[2]) / STEP]  # K1, K2 (docstring)
-        if jump[1] > 30 * eps_x / STEP and jump[0] < 4 * jump[1]:
-            continue  # a kink at x: autograd's subgradient is either one-sided slope
-        kink = jump[1] + abs(jump[0] - jump[1]) + 30 * eps_x / STEP
-        allowed = abs(r1 - r2) + 6 * eps / STEP + kink + autograd
-        if allowed >= max(abs(actual), abs(r2)):
-            continue  # the step's rounding (or a kink's jump) swamps the slope: nothing to judge
+        if best is None or best.allowed >= max(abs(actual), abs(best.estimate)):
+            continue  # every step straddles a kink, or its rounding (or a kink's jump) swamps the slope
         subject.judged()
-        if not abs(actual - r2) <= allowed:
+        if not abs(actual - best.estimate) <= best.allowed:
             subject.fail(
-                f"d loss / d {name} along a random direction = {actual!r}, but should be {r2!r} [the implementation's "
-                f"own central differences at h = {STEP:g}, h/2, h/4, Richardson-extrapolated; error "
-                f"{abs(actual - r2):.3g} > {allowed:.3g} allowed (truncation {abs(r1 - r2):.3g}, rounding "
-                f"{6 * eps / STEP:.3g}, a kink at x {kink:.3g}, autograd's own {autograd:.3g})]",
+                f"d loss / d {name} along a random direction = {actual!r}, but should be {best.estimate!r} [the "
+                f"implementation's own central differences at h = {best.step:g}, h/2, h/4, Richardson-extrapolated; "
+                f"error {abs(actual - best.estimate):.3g} > {best.allowed:.3g} allowed (truncation "
+                f"{best.truncation:.3g}, rounding {best.rounding:.3g}, a kink at x {best.kink:.3g}, autograd's own "
+                f"{best.autograd:.3g})]",
                 example,
                 check=check,
             )

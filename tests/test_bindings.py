@@ -244,6 +244,14 @@ def test_several_samples_takes_batches_of_two_or_more():
     assert not part.contains(Example({"input": np.zeros(3)}, {}))
 
 
+def test_non_constant_rows_takes_rows_of_two_distinct_entries_or_more():
+    part = DOMAINS["non-constant-rows"]
+    labels = np.array([0, 1])
+    assert part.contains(Example({"embeddings": np.array([[0.0, 1.0], [2.0, 1.0]]), "labels": labels}, {}))
+    assert not part.contains(Example({"embeddings": np.array([[0.0, 1.0], [1.0, 1.0]]), "labels": labels}, {}))
+    assert not part.contains(Example({"embeddings": np.array([[0.0], [1.0]]), "labels": labels}, {}))  # D = 1
+
+
 def test_proper_boxes_projects_a_zero_side_and_leaves_proper_boxes_alone():
     part = DOMAINS["proper-boxes"]
     good = Example({"boxes1": np.array([[0.0, 0.0, 1.0, 1.0]]), "boxes2": np.array([[0.0, 0.0, 2.0, 1.0]])}, {})

@@ -474,20 +474,66 @@ def cosine_distance_without_eps(input1, input2):
     return 1 - (input1 * input2).sum(-1) / (input1.norm(dim=-1) * input2.norm(dim=-1))
 
 
-def _gradcheck_at(name: str, point: Example) -> Subject:
-    """gradcheck on the function ``name`` of this file (bound like cosine_embedding_loss, two arguments), every draw
-    at ``point``; raises PropertyFailure on a failure."""
-    binding = Binding(target=f"{__file__}:{name}", like="cosine_embedding_loss", args=("input1", "input2"))
+def _judged_at(prop: str, name: str, point: Example, like: str, args: tuple[str, ...], dtype: str) -> Subject:
+    """Property ``prop`` on the function ``name`` of this file (bound like ``like``, taking ``args``) in ``dtype``,
+    every draw at ``point``; raises PropertyFailure on a failure."""
+    binding = Binding(target=f"{__file__}:{name}", like=like, args=args)
     impl, spec = compile_binding(binding, kind="user")
-    subject = Subject(spec, impl, "float64", "cpu", witness=point)
+    subject = Subject(spec, impl, dtype, "cpu", witness=point)
 
     @settings(max_examples=5, derandomize=True, database=None, deadline=None)
     @given(st.data())
     def judge_at_the_point(data):
-        PROPERTIES["gradcheck"].check(subject, data)
+        PROPERTIES[prop].check(subject, data)
 
     judge_at_the_point()
     return subject
+
+
+def _gradcheck_at(name: str, point: Example) -> Subject:
+    """gradcheck on the function ``name`` (two arguments, like cosine_embedding_loss's) at ``point``."""
+    return _judged_at("gradcheck", name, point, "cosine_embedding_loss", ("input1", "input2"), "float64")
+
+
+def exp_error_through_a_ratio(input, target):
+    """sum exp(2 z) / exp(z) = sum exp(z), z = 12 + 2^-10 (input - target): at input = target the value is e^12 =
+    162755, past float16's 65504, and its gradient e^12 / 1024 = 159 is not; float16 computes inf / inf = NaN for
+    both."""
+    z = 12 + 2.0**-10 * (input - target)
+    return (torch.exp(2 * z) / torch.exp(z)).sum()
+
+
+def exp_error_nan_gradient(input, target):
+    """sum exp(d) whose float16 gradient is NaN wherever d > 4 (a finite value there, 55 and up; float64 right)."""
+    d = input - target
+    return torch.exp(_NanWhereLarge.apply(d) if d.dtype == torch.float16 else d).sum()
+
+
+class _NanWhereLarge(torch.autograd.Function):
+    """The identity on the value; the incoming gradient NaN where the input exceeds 4."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return torch.where(x > 4, torch.full_like(grad, float("nan")), grad)
+
+
+def _error_point(d: float) -> Example:
+    return Example({"input": np.array([d]), "target": np.array([0.0])}, {})
+
+
+def test_finite_asks_nothing_of_the_gradient_where_the_value_itself_may_overflow():
+    """float16: a loss of 162755, past float16's 65504, is not asked to be finite, nor is its gradient (159, but
+    backward through an infinity gives inf - inf or NaN). Where the value is representable (exp(8) = 2981) a NaN
+    gradient still fails."""
+    _judged_at("finite", "exp_error_through_a_ratio", _error_point(0.0), "l1_loss", ("input", "target"), "float16")
+    with pytest.raises(PropertyFailure):
+        _judged_at("finite", "exp_error_nan_gradient", _error_point(8.0), "l1_loss", ("input", "target"), "float16")
 
 
 def _cosine_point(norm: float) -> Example:
@@ -505,6 +551,37 @@ def test_gradcheck_raises_no_false_alarm_at_an_ill_conditioned_point():
     assert _gradcheck_at("cosine_distance_without_eps", _cosine_point(1.0)).observations.comparisons > 0
     with pytest.raises(PropertyFailure):
         _gradcheck_at("cosine_distance_off", _cosine_point(1.0))
+
+
+def test_gradcheck_tightens_its_step_where_the_loss_varies_on_a_smaller_scale():
+    """At an input of norm 1e-4 the cosine distance changes on a scale of 1e-4, and the first step (2^-7) leaves a
+    truncation that hid a gradient a relative 1e-5 off (as at norm 1e-2). gradcheck now tries smaller steps while
+    the step-dependent part of its allowance dominates: the gradient a relative 1e-5 off fails at both norms, the
+    right one passes, judged."""
+    for norm in (1e-2, 1e-4):
+        assert _gradcheck_at("cosine_distance_without_eps", _cosine_point(norm)).observations.comparisons > 0
+        with pytest.raises(PropertyFailure):
+            _gradcheck_at("cosine_distance_off", _cosine_point(norm))
+
+
+def cosine_distance_in_float32(input1, input2):
+    """``cosine_distance_without_eps`` computed and returned in float32 whatever the input dtype."""
+    return cosine_distance_without_eps(input1.float(), input2.float())
+
+
+def cosine_distance_in_float32_as_float64(input1, input2):
+    """``cosine_distance_in_float32`` handed back in the input's dtype: float64 that is float32-accurate."""
+    return cosine_distance_in_float32(input1, input2).to(input1.dtype)
+
+
+def test_gradcheck_takes_the_precision_of_the_evaluations_from_the_returned_dtype():
+    """A loss that returns float32 for float64 inputs is float32-accurate, a departure the dtype property judges:
+    gradcheck takes its evaluations' rounding at float32's roundoff and judges its gradient without a false alarm.
+    The same float32 computation handed back as float64 promises float64: its differences at the small steps are
+    float32 noise, and it fails."""
+    assert _gradcheck_at("cosine_distance_in_float32", _cosine_point(1.0)).observations.comparisons > 0
+    with pytest.raises(PropertyFailure):
+        _gradcheck_at("cosine_distance_in_float32_as_float64", _cosine_point(1.0))
 
 
 def cosine_distance_off(input1, input2):

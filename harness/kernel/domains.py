@@ -206,6 +206,12 @@ def _as_background_alpha(example: Example) -> Example:
     return example.replace(alpha=np.array([1.0 - a] + [a] * (n_classes - 1)))
 
 
+def _non_constant_rows(example: Example) -> bool:
+    """Every row (along the last axis) of every floating-point array argument holds at least two distinct entries."""
+    rows = [v for v in _arrays(example).values() if np.issubdtype(v.dtype, np.floating) and v.ndim >= 1]
+    return all(v.shape[-1] >= 2 and bool(np.all(np.ptp(v, axis=-1) > 0)) for v in rows)
+
+
 DOMAINS: Mapping[str, Domain] = {
     d.name: d
     for d in (
@@ -302,6 +308,13 @@ DOMAINS: Mapping[str, Domain] = {
             "a channel axis added: optax's 'shape broadcastable to that of predictions', '[..., 1] or [...]'), "
             "where the catalog's contract raises",
             _dense_target,
+        ),
+        Domain(
+            "non-constant-rows",
+            "every row of the float arrays (an embedding, along its last axis) holds at least two distinct entries "
+            "(a distance that divides by the row's variance, pml's signal-to-noise ratio, is infinite at a constant "
+            "row); other examples discarded",
+            _non_constant_rows,
         ),
         Domain(
             "indices-in-range",

@@ -29,8 +29,8 @@ def _float64(example: Example, dtype: str) -> bool:
 
 def _downcast(where: str, witness: Example) -> tuple[Finding, ...]:
     """The float32 computation's finding, claimed on the output dtype: float64 inputs come back float32. (The
-    gradient against the loss's own float64 differences does not show it: gradcheck's Richardson spread absorbs
-    the float32 noise.)"""
+    gradient against the loss's own float64 differences does not show it: gradcheck takes the precision of the
+    loss's evaluations from the dtype it returns.)"""
     return (
         Finding(
             "dtype",
