@@ -455,10 +455,101 @@ def _generalized_dice_findings() -> tuple[Finding, ...]:
     return (*raising, _half_in_float32(_GENERALIZED_FLOAT32))
 
 
+# --- DiceFocalLoss: float16 gradient of tp; MCCLoss: the 'perfect' override ----------------------------------------
+
+
+def _dice_tp_gradient_overflows(example: Example, dtype: str) -> bool:
+    """float16, and some (sample, channel) whose d dice / d tp, as torch's autograd forms it in float16 from MONAI's
+    sums (p = sigmoid(input); tp, fp = sum p - tp, fn = sum t - tp, halved; 1 - (2 tp + s) / (2 (tp + fp + fn) + s),
+    s = 1e-5; the mean over the groups), is not finite: about -2 / (sum p + sum t + s) overflows once below 2^-15."""
+    if dtype != "float16":
+        return False
+    import torch
+
+    x, t = (
+        torch.tensor(np.asarray(example.args[k], dtype=np.float64), dtype=torch.float16) for k in ("input", "target")
+    )
+    axes = list(range(2, x.dim()))
+    p = torch.sigmoid(x)
+    tp = torch.sum(p * t, dim=axes).detach().requires_grad_(True)
+    fp, fn = (torch.sum(p, dim=axes) - tp) * 0.5, (torch.sum(t, dim=axes) - tp) * 0.5
+    dice = 1 - (2 * tp + 1e-5) / (2 * (tp + fp + fn) + 1e-5)
+    dice.mean().backward()
+    return not bool(torch.isfinite(tp.grad).all())
+
+
+_DICE_TP_NAN = (
+    "float16: compute_tp_fp_fn (losses/utils.py:45-49) forms tp = sum(input * target) and fp, fn from it, and through "
+    "dice.py:210-213 (1 - (2 tp + s) / (2 (tp + fp + fn) + s)) tp's derivative is -2 / (P + T + smooth_dr), which "
+    "overflows float16 to -inf once P + T + smooth_dr < 2^-15 (an empty mask and logits below -10.8 at one pixel); "
+    "the backward of input * target multiplies it by the zero target: d loss / d input is NaN where the exact one "
+    "is 0.234 (one pixel, logit -11, target 0)"
+)
+
+
+def _dice_tp_nan(prop: str) -> Finding:
+    return Finding(
+        prop,
+        _DICE_TP_NAN,
+        UPSTREAM,
+        dtypes=("float16",),
+        witness=Example(float_arrays(input=[[[-11.0]]], target=[[[0.0]]]), {}),
+        domain=_dice_tp_gradient_overflows,
+        where="float16, some (sample, channel) whose d dice / d tp, formed in float16, is not finite "
+        "(P + T + 1e-5 below about 2^-15)",
+    )
+
+
+def _mcc_perfect_by_rounding(example: Example, dtype: str) -> bool:
+    """Below float64, some (sample, channel) whose target is one class (all 0 or all 1) and whose fp and fn, formed
+    as MONAI forms them (p = torch.sigmoid(input), fp = sum p (1 - t), fn = sum (1 - p) t), are both 0 in the dtype
+    but not both in float64: the sigmoid rounds exactly onto the target."""
+    if dtype == "float64":
+        return False
+    import torch
+
+    from lossguard.harness.kernel.frameworks.torch_binding import TORCH_DTYPES
+
+    x, t = (np.asarray(example.args[k], dtype=np.float64) for k in ("input", "target"))
+    axes = tuple(range(2, x.ndim))
+
+    def perfect(torch_dtype: Any) -> np.ndarray:
+        xt, tt = torch.tensor(x, dtype=torch_dtype), torch.tensor(t, dtype=torch_dtype)
+        p = torch.sigmoid(xt)
+        fp, fn = (torch.sum(v, dim=list(axes)) for v in (p * (1.0 - tt), (1.0 - p) * tt))
+        return ((fp == 0) & (fn == 0)).numpy()
+
+    one_class = np.all(t == 0.0, axis=axes) | np.all(t == 1.0, axis=axes)
+    return bool(np.any(one_class & perfect(TORCH_DTYPES[dtype]) & ~perfect(torch.float64)))
+
+
+_MCC_PERFECT = (
+    "for a (sample, channel) whose target has one class (an empty or a full mask) MCC's numerator tp tn - fp fn is "
+    "identically 0, so the loss is 1 for every prediction, but mcc_loss.py:179-180 (perfect = (fp == 0) & (fn == 0)) "
+    "sets it to 0 where fp and fn are exactly 0: a jump of 1 that a sigmoid reaches only by rounding exactly onto "
+    "the target (one pixel, logit 17, target 1: 1 in float64, 0 in float32; float16 from logit 9, bfloat16 from 7)"
+)
+_MCC_WITNESS = {"float32": 17.0, "float16": 9.0, "bfloat16": 7.0}
+
+
+def _mcc_perfect(dtype: str) -> Finding:
+    return Finding(
+        "low_precision",
+        _MCC_PERFECT,
+        UPSTREAM,
+        dtypes=(dtype,),
+        witness=Example(float_arrays(input=[[[_MCC_WITNESS[dtype]]]], target=[[[1.0]]]), {}),
+        domain=_mcc_perfect_by_rounding,
+        where="some (sample, channel) with a one-class target whose sigmoid rounds exactly onto it in the dtype "
+        "(fp = fn = 0) but not in float64",
+    )
+
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
     "monai.GeneralizedDiceLoss": _generalized_dice_findings(),
     "monai.GeneralizedDiceFocalLoss": _generalized_dice_findings(),
-    "monai.DiceFocalLoss": (_half_in_float32(_FOCAL_FLOAT32),),
+    "monai.DiceFocalLoss": (_half_in_float32(_FOCAL_FLOAT32), _dice_tp_nan("finite")),
+    "monai.MCCLoss": tuple(_mcc_perfect(dtype) for dtype in _MCC_WITNESS),
     "monai.BarlowTwinsLoss": (
         Finding(
             "dtype",

@@ -144,6 +144,43 @@ def test_dice_focal_returns_float32_for_half_precision():
     assert losses.DiceFocalLoss(sigmoid=True)(x, t).dtype == torch.float32
 
 
+def test_dice_focal_float16_gradient_is_nan_for_an_empty_mask():
+    """One pixel, logit -11, target 0: the exact d loss / d x (NumPy float64: the Dice part 1 - s / (p + s) gives
+    s p (1 - p) / (p + s)^2, the focal part p^2 log(1 + e^x) about 1e-14) is 0.2342; MONAI's float64 agrees, its
+    float16 is NaN (d dice / d tp = -2 / (p + s) overflows float16); plain DiceLoss shares it."""
+    s, x0 = 1e-5, -11.0
+    p = _sigmoid(np.float64(x0))
+    exact = s * p * (1 - p) / (p + s) ** 2 + 2 * p * p * (1 - p) * np.log1p(np.exp(x0)) + p**3
+    assert exact == pytest.approx(0.23424882225, rel=1e-9)
+    assert 2 / (float(np.float16(p)) + s) > 65504  # beyond float16's largest number
+    for cls in (losses.DiceFocalLoss, losses.DiceLoss):
+        for dtype in (torch.float64, torch.float16):
+            x = torch.full((1, 1, 1), x0, dtype=dtype, requires_grad=True)
+            cls(sigmoid=True)(x, torch.zeros(1, 1, 1, dtype=dtype)).backward()
+            if dtype == torch.float16:
+                assert torch.isnan(x.grad).all()
+            elif cls is losses.DiceFocalLoss:
+                assert x.grad.item() == pytest.approx(exact, rel=1e-6)  # the focal part is float32
+
+
+@pytest.mark.parametrize(("dtype", "logit"), [(torch.float32, 17.0), (torch.float16, 9.0), (torch.bfloat16, 7.0)])
+def test_mcc_of_a_one_class_target_drops_to_zero_where_the_sigmoid_rounds_onto_it(dtype, logit):
+    """One pixel, target 1: tp tn - fp fn is 0 for every p (NumPy float64, tn = fp = 0), so MCC is 0 / sqrt(... + 1e-5)
+    and the loss 1 (smooth_nr = 0); MONAI gives 1 in float64 and 0 in the lower dtype, where torch's sigmoid is
+    exactly 1 (fp = fn = 0: the 'perfect' override)."""
+    p, t = _sigmoid(np.float64(logit)), 1.0
+    tp, tn, fp, fn = p * t, (1 - p) * (1 - t), p * (1 - t), (1 - p) * t
+    assert tp * tn - fp * fn == 0.0 and fn > 0.0
+    exact = 1.0 - (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn) + 1e-5)
+    assert exact == 1.0
+    assert (
+        losses.MCCLoss(sigmoid=True)(torch.tensor([[[logit]]], dtype=torch.float64), torch.ones(1, 1, 1)).item() == 1.0
+    )
+    low = torch.tensor([[[logit]]], dtype=dtype)
+    assert torch.sigmoid(low).item() == 1.0
+    assert losses.MCCLoss(sigmoid=True)(low, torch.ones(1, 1, 1, dtype=dtype)).item() == 0.0
+
+
 # --- the variants MONAI follows judge -------------------------------------------------------------------------
 
 
