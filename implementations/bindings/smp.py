@@ -266,6 +266,51 @@ def _lovasz_findings(multiclass: bool) -> tuple[Finding, ...]:
     return tuple(found)
 
 
+# --- MCCLoss: float16 underflow of the denominator's product --------------------------------------------------
+
+
+def _mcc_product_out_of_range(example: Example, dtype: str) -> bool:
+    """float16, and some partial product of (tp + fp)(tp + fn)(tn + fp)(tn + fn), formed as smp forms it in float16
+    (each sum over every element plus eps = 1e-5, multiplied left to right), outside float16's normal range: below
+    2^-14 (0, or a subnormal of few significant bits) or above 65504 (inf)."""
+    if dtype != "float16":
+        return False
+    import torch
+
+    p, t = (
+        torch.tensor(np.asarray(example.args[k], dtype=np.float64), dtype=torch.float16) for k in ("input", "target")
+    )
+    tp, tn, fp, fn = (torch.sum(v) + 1e-5 for v in (p * t, (1 - p) * (1 - t), p * (1 - t), (1 - p) * t))
+    first = torch.add(tp, fp) * torch.add(tp, fn)
+    second = first * torch.add(tn, fp)
+    products = (first, second, second * torch.add(tn, fn))
+    return any(not 2.0**-14 <= float(product) <= 65504.0 for product in products)
+
+
+_MCC_DENOMINATOR = (
+    "float16: mcc.py:41-46 multiplies the four eps-smoothed sums (eps = 1e-5, mcc.py:35-38) before the square root, "
+    "so the product's range is the square of the denominator's, beyond float16's. An empty mask and a near-empty "
+    "prediction give (tp + fp)(tp + fn) <= 4e-10, which underflows (smallest subnormal 6e-8) to 0: MCC = numerator "
+    "/ 0 = inf and the loss is -inf (gradients NaN) where the exact loss lies in [0, 2] (0.50001 at one pixel, p = "
+    "0, target 0); a product that underflows to a subnormal (3 x 3 ones against an empty mask: 3.2e-8 -> 6e-8) "
+    "makes the square root's derivative 1 / (2 sqrt) overflow; and one above 65504 (100 ones against 25 ones: "
+    "100 x 25 x 75 = 187500) is inf, so the loss is 1 and its gradient 0 x inf = NaN (exact 1.00026 and 19.4)"
+)
+
+
+def _mcc_denominator(prop: str) -> Finding:
+    return Finding(
+        prop,
+        _MCC_DENOMINATOR,
+        UPSTREAM,
+        dtypes=("float16",),
+        witness=Example(float_arrays(input=[[0.0]], target=[[0.0]]), {}),
+        domain=_mcc_product_out_of_range,
+        where="float16, with a partial product of (tp + fp)(tp + fn)(tn + fp)(tn + fn), formed in float16, below "
+        "2^-14 (0 or subnormal) or above 65504 (inf)",
+    )
+
+
 FINDINGS: dict[str, tuple[Finding, ...]] = {
     "smp.LovaszLoss.binary": _lovasz_findings(multiclass=False),
     "smp.LovaszLoss.multilabel": _lovasz_findings(multiclass=False),
@@ -303,5 +348,6 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
         _focal_nan_gradient("stability", _NAN_WITNESS_2D),
         *_focal_gaps(_MULTILABEL_WITNESS),
     ),
+    "smp.MCCLoss": (_mcc_denominator("finite"), _mcc_denominator("low_precision")),
     "smp.SoftCrossEntropyLoss": tuple(_ignored_mean(prop) for prop in ("agreement", "gradient", "reduction")),
 }

@@ -129,6 +129,39 @@ def test_lovasz_raises_on_float64_and_promotes_half_precision():
             losses.LovaszLoss("multiclass")(logits.to(dtype), torch.tensor([[[0]]]))
 
 
+def _mcc_loss(p: np.ndarray, t: np.ndarray, eps: float = 1e-5) -> float:
+    """smp's MCC loss in float64 NumPy: 1 - (tp tn - fp fn) / sqrt((tp + fp)(tp + fn)(tn + fp)(tn + fn)), each sum
+    plus eps."""
+    tp, tn, fp, fn = (np.sum(v) + eps for v in (p * t, (1 - p) * (1 - t), p * (1 - t), (1 - p) * t))
+    return 1.0 - (tp * tn - fp * fn) / np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+
+
+def test_mcc_float16_product_under_the_root_leaves_float16s_range():
+    """p = 0 against target 0: the exact loss (NumPy float64) is 0.50001 and smp's float64 agrees; in float16 the
+    product (2e-5)^2 ... underflows to 0 and the loss is -inf. 100 ones against 25 ones: the product 187500
+    overflows, the loss is 1 (exact 1.00026) and the gradient NaN where the exact one (central differences of the
+    NumPy loss) is finite."""
+    zero = np.zeros((1, 1))
+    assert _mcc_loss(zero, zero) == pytest.approx(0.500009999800004, rel=1e-12)
+    assert losses.MCCLoss()(torch.zeros(1, 1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64)).item() == (
+        pytest.approx(_mcc_loss(zero, zero), rel=1e-12)
+    )
+    assert losses.MCCLoss()(torch.zeros(1, 1, dtype=torch.float16), torch.zeros(1, 1, dtype=torch.float16)).item() == (
+        -math.inf
+    )
+    p, t = np.ones(100), np.r_[np.zeros(75), np.ones(25)]
+    exact = _mcc_loss(p, t)
+    assert exact == pytest.approx(1.000258, abs=1e-6)
+    h, step = np.zeros(100), 1e-6
+    h[0] = step
+    slope = (_mcc_loss(p + h, t) - _mcc_loss(p - h, t)) / (2 * step)
+    assert np.isfinite(slope) and slope != 0.0
+    x = torch.tensor(p.reshape(2, 2, 5, 5), dtype=torch.float16, requires_grad=True)
+    loss = losses.MCCLoss()(x, torch.tensor(t.reshape(2, 2, 5, 5), dtype=torch.float16))
+    loss.backward()
+    assert loss.item() == 1.0 and torch.isnan(x.grad).all()
+
+
 def test_soft_cross_entropy_mean_counts_ignored_targets():
     """Two rows of zero logits over 2 classes, the second ignored: torch's mean (NumPy: the one row's log 2 over
     one row) is log 2; smp's is log 2 / 2. Every row ignored: smp 0, torch NaN."""
