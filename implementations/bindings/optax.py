@@ -304,6 +304,87 @@ def _cosine_at_zero() -> Finding:
     )
 
 
+def _small_nonzero_norm(example: Example, dtype: str) -> bool:
+    """float16, and some non-zero row of input1 or input2 whose norm is at most 2^-8 (its square at most 2^-16,
+    within 1%: the dtype's rounding of the sum and the root), where the norm^-2 of JAX's division rule exceeds
+    float16's largest number."""
+    if dtype != "float16":
+        return False
+    for name in ("input1", "input2"):
+        rows = np.asarray(example.args[name], dtype=np.float64)
+        squares = np.sum(rows * rows, axis=-1)
+        if np.any(np.any(rows != 0.0, axis=-1) & (squares <= 1.01 * 2.0**-16)):
+            return True
+    return False
+
+
+_COSINE_SMALL = (
+    "float16: the normalisation a / ||a|| (_regression.py:181-182) is differentiated by JAX's division rule as "
+    "-g a ||a||^-2 (jax/_src/lax/lax.py:5098, integer_pow(y, -2)), and ||a||^-2 overflows float16 (65504) for any "
+    "non-zero row of norm <= 2^-8 (2^16 = 65536), though a / ||a||^2 is only 2^8: the gradient is inf or NaN where "
+    "the exact one is finite (0 for [[1]] against [[2^-8]], a 1-D cosine being constant)"
+)
+
+
+def _cosine_small_norm() -> Finding:
+    return Finding(
+        "finite",
+        _COSINE_SMALL,
+        UPSTREAM,
+        dtypes=("float16",),
+        witness=Example({"input1": np.array([[1.0]]), "input2": np.array([[2.0**-8]])}, {}),
+        domain=_small_nonzero_norm,
+        where="float16, some non-zero row of input1 or input2 of norm <= 2^-8 (within 1%)",
+    )
+
+
+def _weight_sum(example: Example) -> float:
+    """The sum of the class weights 1 / (frequency^2 + 1e-7), the frequency being the target summed over every axis
+    but the class axis (the catalog's axis 1, optax's last)."""
+    target = np.asarray(example.args["target"], dtype=np.float64)
+    frequencies = target if target.ndim == 1 else np.sum(target, axis=(0, *range(2, target.ndim)))
+    return float(np.sum(1.0 / (frequencies**2 + 1e-7)))
+
+
+def _weights_overflow(example: Example, dtype: str) -> bool:
+    """float16, and the class weights summing to at least float16's largest number (within 1%): a class of frequency
+    below about 3.9e-3 (an absent one) has a weight that overflows to inf, or the sum w / sum(w) divides by does."""
+    return dtype == "float16" and _weight_sum(example) >= 0.99 * 65504.0
+
+
+def _weights_out_of_range(example: Example, dtype: str) -> bool:
+    """``_weights_overflow``, or (for the target's gradient) float16 and the weights summing to at most 2^-8 (within
+    1%): JAX differentiates w / sum(w) with sum(w)^-2, which then exceeds float16's largest number."""
+    return _weights_overflow(example, dtype) or (dtype == "float16" and _weight_sum(example) <= 1.01 * 2.0**-8)
+
+
+_GENERALIZED_WEIGHTS = (
+    "float16: _segmentation.py:244-245 weighs each class by 1 / (frequency^2 + 1e-7), and a class absent from the "
+    "targets gets 1e7, which overflows float16 (65504) to inf; the normalisation at line 248, w / sum(w) * C, is "
+    "inf / inf: the loss is NaN eagerly (0 under jax.jit, which keeps the weight in float32 inside the fusion: "
+    "finite / inf) and its gradient NaN, where the exact loss is 0.2 at one pixel (input 0, target 0){more}"
+)
+_FREQUENT = (
+    ". At the other end, weights summing to at most 2^-8 (every class more frequent than about 16) make JAX's "
+    "division rule for w / sum(w) form sum(w)^-2 (jax/_src/lax/lax.py:5098), which overflows: d loss / d target is "
+    "NaN (25 target pixels of one class: exact -0.008)"
+)
+
+
+def _generalized_weights(prop: str) -> Finding:
+    gradient = prop == "finite"  # low_precision judges the value, which only the overflowing weights change
+    return Finding(
+        prop,
+        _GENERALIZED_WEIGHTS.format(more=_FREQUENT if gradient else ""),
+        UPSTREAM,
+        dtypes=("float16",),
+        witness=Example(float_arrays(input=[[0.0]], target=[[0.0]]), {}),
+        domain=_weights_out_of_range if gradient else _weights_overflow,
+        where="float16, the class weights 1 / (frequency^2 + 1e-7) summing to at least 65504 (within 1%: a class "
+        "of frequency below about 3.9e-3)" + (" or, for the gradient, to at most 2^-8 (within 1%)" if gradient else ""),
+    )
+
+
 def _below_float64(example: Example, dtype: str) -> bool:
     return dtype != "float64"
 
@@ -375,7 +456,8 @@ FINDINGS: dict[str, tuple[Finding, ...]] = {
         ),
     ),
     "optax.cosine_similarity": (_cosine_at_zero(),),
-    "optax.cosine_distance": (_cosine_at_zero(),),
+    "optax.cosine_distance": (_cosine_at_zero(), _cosine_small_norm()),
+    "optax.multiclass_generalized_dice_loss": (_generalized_weights("finite"), _generalized_weights("low_precision")),
     "optax.softmax_cross_entropy_with_integer_labels": (
         _unchecked(
             "a class index equal to C (outside [0, C))",

@@ -104,6 +104,42 @@ def test_cosine_of_a_zero_vector_is_nan_with_the_default_epsilon():
     assert np.zeros(2) @ np.array([1.0, 0.5]) / max(0.0, 1e-8) == 0.0
 
 
+def test_cosine_distance_float16_gradient_overflows_for_a_row_of_norm_2_to_the_minus_8():
+    """[[1]] against [[2^-8]]: a 1-D cosine is the constant sign(a b) = 1, so the exact gradient is 0 (float64
+    NumPy central differences); optax's is 0 in float32 and inf in float16 (||b||^-2 = 2^16 overflows). [[1, 0.5]]
+    against [[2^-9, -2^-10]]: the exact gradient is finite, float16's NaN."""
+
+    def cosine(a: np.ndarray, b: np.ndarray) -> float:
+        return float(1 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    grad = jax.grad(lambda a, b: L.cosine_distance(a, b).sum(), argnums=1)
+    for a, b in (([1.0], [2.0**-8]), ([1.0, 0.5], [2.0**-9, -(2.0**-10)])):
+        a, b = np.array(a), np.array(b)
+        step = 2.0**-30
+        exact = [(cosine(a, b + step * e) - cosine(a, b - step * e)) / (2 * step) for e in np.eye(len(b))]
+        assert np.all(np.isfinite(exact))
+        half = np.asarray(grad(jnp.asarray([a], jnp.float16), jnp.asarray([b], jnp.float16)), dtype=np.float64)
+        assert not np.all(np.isfinite(half))
+        single = np.asarray(grad(jnp.asarray([a], jnp.float32), jnp.asarray([b], jnp.float32)), dtype=np.float64)
+        assert single[0] == pytest.approx(exact, rel=1e-4, abs=1e-6)
+
+
+def test_generalized_dice_float16_weight_of_an_absent_class_overflows():
+    """One pixel, logit 0, target 0, one class: the normalised weight w / sum(w) is 1 and the loss 1 - (p t + 1) /
+    (p t + (p - p t) / 2 + (t - p t) / 2 + 1) = 0.2 at p = sigmoid(0) (NumPy float64); optax's float64 agrees, its
+    float16 is 0 under jax.jit and NaN eagerly (1 / (0 + 1e-7) overflows float16), the target's gradient NaN."""
+    p, t = 0.5, 0.0
+    exact = 1 - (p * t + 1) / (p * t + (p - p * t) / 2 + (t - p * t) / 2 + 1)
+    assert exact == pytest.approx(0.2, rel=1e-15)
+    loss = L.multiclass_generalized_dice_loss
+    assert float(loss(jnp.zeros((1, 1)), jnp.zeros((1, 1)))) == pytest.approx(exact, rel=1e-12)
+    x = jnp.zeros((1, 1), jnp.float16)
+    for call in (loss, jax.jit(loss)):
+        assert float(call(x, x)) != pytest.approx(exact, rel=0.01)  # NaN or 0
+    assert np.isnan(float(loss(x, x))) and float(jax.jit(loss)(x, x)) == 0.0
+    assert np.isnan(float(jax.jit(jax.grad(loss, argnums=1))(x, x)[0, 0]))
+
+
 def test_one_hot_labels_promote_the_multiclass_losses_to_float64():
     """Under jax_enable_x64 (the binding's setting), float32 scores give a float64 multiclass hinge and perceptron
     loss (jax.nn.one_hot's default dtype), and a float64 multiclass sparsemax loss, which raises under
