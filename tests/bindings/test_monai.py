@@ -163,6 +163,20 @@ def test_dice_focal_float16_gradient_is_nan_for_an_empty_mask():
                 assert x.grad.item() == pytest.approx(exact, rel=1e-6)  # the focal part is float32
 
 
+def test_dice_focal_float64_is_float32_accurate():
+    """One pixel, logit 0.3, target 0: the exact loss (NumPy float64: Dice 1 - s / (p + s), focal p^2 log(1 + e^x))
+    against MONAI's float64 result, which errs by float32's rounding of the focal term (about 1e-8), a million times
+    float64's."""
+    s, x0 = 1e-5, 0.3
+    p = _sigmoid(np.float64(x0))
+    exact = 1 - s / (p + s) + p * p * np.log1p(np.exp(x0))
+    value = losses.DiceFocalLoss(sigmoid=True)(
+        torch.full((1, 1, 1), x0, dtype=torch.float64), torch.zeros(1, 1, 1, dtype=torch.float64)
+    )
+    assert value.dtype == torch.float64
+    assert 1e-12 < abs(value.item() - exact) / exact < 2.0**-24
+
+
 @pytest.mark.parametrize(("dtype", "logit"), [(torch.float32, 17.0), (torch.float16, 9.0), (torch.bfloat16, 7.0)])
 def test_mcc_of_a_one_class_target_drops_to_zero_where_the_sigmoid_rounds_onto_it(dtype, logit):
     """One pixel, target 1: tp tn - fp fn is 0 for every p (NumPy float64, tn = fp = 0), so MCC is 0 / sqrt(... + 1e-5)
