@@ -18,8 +18,9 @@ Bars (wall time of the command, interpreter start-up included, each run as a sub
 
 Each command runs N times (default 3); the median decides the verdict and every run is reported.
 Each audit run starts in a fresh temporary directory, so the ``dev`` profile's example database
-(``.hypothesis/`` in the working directory) never replays a previous run's examples: every run is a
-user's first audit. Progress goes to stderr (the lossguard progress lines are forwarded, indented,
+(``.hypothesis/`` in the working directory) never replays a previous run's examples, and with an empty JAX
+compilation cache (LOSSGUARD_JAX_CACHE in that directory), so no program compiled before is loaded: every run is
+a user's first audit. Progress goes to stderr (the lossguard progress lines are forwarded, indented,
 unless ``--quiet``); the figures and the verdicts go to stdout. Exit status: 0 when every bar is met
 and every run exited 0, 1 otherwise.
 """
@@ -124,10 +125,13 @@ def _lossguard() -> list[str]:
     return [found] if found else [sys.executable, "-m", "lossguard"]
 
 
-def _environment(pythonpath: Path | None = None) -> dict[str, str]:
+def _environment(pythonpath: Path | None = None, jax_cache: Path | None = None) -> dict[str, str]:
     """This environment without CI (so the audit runs at the default, dev, profile); ``pythonpath`` first on
-    the path when given (benchmarks/against.py measures two installed copies side by side)."""
+    the path when given (benchmarks/against.py measures two installed copies side by side); ``jax_cache``: the
+    JAX binding's persistent compilation cache (LOSSGUARD_JAX_CACHE), an empty directory for a first audit."""
     env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if jax_cache is not None:
+        env["LOSSGUARD_JAX_CACHE"] = str(jax_cache)
     if pythonpath is not None:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(pythonpath), env.get("PYTHONPATH", "")) if p)
     return env
@@ -137,7 +141,9 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _run(command: Sequence[str], cwd: Path, quiet: bool, pythonpath: Path | None = None) -> Run:
+def _run(
+    command: Sequence[str], cwd: Path, quiet: bool, pythonpath: Path | None = None, jax_cache: Path | None = None
+) -> Run:
     """Run ``command``, forwarding its progress (stderr) live; the summary is stdout's last lossguard line."""
     load_before = _load()
     with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
@@ -145,7 +151,7 @@ def _run(command: Sequence[str], cwd: Path, quiet: bool, pythonpath: Path | None
         process = subprocess.Popen(
             list(command),
             cwd=cwd,
-            env=_environment(pythonpath),
+            env=_environment(pythonpath, jax_cache),
             stdout=out,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -202,7 +208,8 @@ def measure(repeat: int, quiet: bool = False, only: Sequence[str] = ()) -> list[
                 cwd = ROOT if bar in checks else Path(where)
                 (Path(where) / "huber.py").write_text(USER_LOSS, encoding="utf-8")
                 _log(f"[{bar.name} {index}/{repeat}] {' '.join(bar.command)} (in {cwd})")
-                bar.runs.append(_run(bar.command, cwd, quiet))
+                jax_cache = None if bar in checks else Path(where) / "jax-cache"  # empty: every program compiles
+                bar.runs.append(_run(bar.command, cwd, quiet, jax_cache=jax_cache))
                 if bar is libraries and (Path(where) / "libraries.json").is_file():
                     bar.libraries = json.loads((Path(where) / "libraries.json").read_text())["libraries"]
             _done(bar, index, repeat)
