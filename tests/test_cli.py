@@ -229,19 +229,25 @@ def test_a_worker_that_dies_gives_errors_not_a_crash(monkeypatch):
 
 
 def test_a_failure_of_an_audit_of_several_libraries_reproduces_with_its_own_library():
-    """--binding-name takes one library: the reproduce command of a failure found by ``--library all`` names the
-    failing loss's library, not all of them."""
-    from lossguard.harness.app.cli import _for_one_library
+    """--binding-name takes one library: the reproduce command of a run of ``--library all`` (or of several
+    --library options) names the run's own library, by the name --library takes, not all of them."""
+    pytest.importorskip("timm", reason="timm not installed (optional extra lossguard[audit])")
+    from lossguard.harness.app.jobs import prepare
 
-    found = "lossguard audit --library all --binding-name smp.MCCLoss --property low_precision --dtype float16"
-    assert _for_one_library(found, "segmentation_models_pytorch") == (
-        "lossguard audit --library segmentation_models_pytorch --binding-name smp.MCCLoss --property low_precision "
-        "--dtype float16"
-    )
-    two = "lossguard audit --library kornia --library monai --binding-name monai.DiceLoss --property agreement"
-    assert _for_one_library(two, "monai") == (
-        "lossguard audit --library monai --binding-name monai.DiceLoss --property agreement"
-    )
-    assert _for_one_library("lossguard audit f.py:huber --loss huber_loss", "") == (
-        "lossguard audit f.py:huber --loss huber_loss"
-    )
+    for base in (["--library", "all"], ["--library", "torchvision", "--library", "timm"]):
+        job = {
+            "dtypes": ["float64"],
+            "devices": ["cpu"],
+            "properties": None,
+            "profile": "ci",
+            "base_command": ["lossguard", "audit", *base, "--jobs", "1"],
+            "bindings": [{"library": "torchvision", "name": None}, {"library": "timm", "name": None}],
+        }
+        prepared, selection = prepare(job)
+        impl = next(i for i in prepared.impls if i.name.startswith("timm."))
+        assert selection.reproduce(impl, "finite", "float64", "cpu") == (
+            f"lossguard audit --library timm --jobs 1 --binding-name {impl.name} --property finite --dtype float64 "
+            "--device cpu --profile ci"
+        )
+    user = Selection(base_command=("lossguard", "audit", "f.py:huber", "--loss", "huber_loss"))
+    assert "--library" not in user.reproduce(impl, "finite", "float64", "cpu")

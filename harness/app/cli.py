@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -414,24 +413,10 @@ def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
             )
             for result in results:
                 result.library = prepared.library_of.get(result.implementation, "")
-                result.reproduce = _for_one_library(
-                    result.reproduce, prepared.library_option.get(result.library, result.library)
-                )
             results = [*prepared.known, *results]
     except (TargetError, IsolatedTargetError) as problem:
         raise UsageError(str(problem)) from problem
     return _finish(results, header, args, command, profile, started)
-
-
-def _for_one_library(command: str, library: str) -> str:
-    """A reproduce ``command`` of an audit of several libraries (``--library all``) narrowed to ``library``, the
-    one its ``--binding-name`` belongs to (that option takes one library)."""
-    words = shlex.split(command)
-    if not library or "--library" not in words:
-        return command
-    at = words.index("--library")
-    kept = [w for i, w in enumerate(words) if not (w == "--library" or (i and words[i - 1] == "--library"))]
-    return shlex.join([*kept[:at], "--library", library, *kept[at:]])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import platform
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -151,7 +151,8 @@ def prepare(job: dict[str, Any]) -> tuple[Prepared, Selection]:
         else:
             _add(prepared, B.binding_from_fields(source["inline"]))
     prepared.header = _header(prepared, job)
-    return prepared, selection_from(job)
+    libraries = {impl: prepared.library_option[library] for impl, library in prepared.library_of.items()}
+    return prepared, replace(selection_from(job), libraries=libraries)
 
 
 def _header(prepared: Prepared, job: dict[str, Any]) -> dict[str, str]:

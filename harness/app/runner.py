@@ -48,6 +48,9 @@ class Selection:
     profile: str = "ci"
     base_command: tuple[str, ...] = ()
     replay: str | None = None  # a failing example's Hypothesis choice sequence (``--replay``): replayed first
+    # implementation name -> the ``--library`` value of the library it belongs to: an audit of several libraries
+    # (``--library all``) is reproduced with that one library, as ``--binding-name`` selects in one library
+    libraries: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def reproduce(self, impl: Implementation, prop: str, dtype: str, device: str, replay: str = "") -> str:
         """The one command that reproduces a run. ``replay``: the failing example's choice sequence, which the
@@ -55,11 +58,16 @@ class Selection:
         (ci replays the same derandomized search)."""
         if not self.base_command:
             return ""
+        base = list(self.base_command)
+        if impl.name in self.libraries and "--library" in base:
+            at = base.index("--library")
+            base = [w for i, w in enumerate(base) if not (w == "--library" or (i and base[i - 1] == "--library"))]
+            base[at:at] = ["--library", self.libraries[impl.name]]
         builtin = impl.kind in ("torch", "own")
-        loss = ["--loss", impl.loss] if builtin and "--loss" not in self.base_command else []
-        many = "--library" in self.base_command or "--binding" in self.base_command or impl.kind == "third-party"
+        loss = ["--loss", impl.loss] if builtin and "--loss" not in base else []
+        many = "--library" in base or "--binding" in base or impl.kind == "third-party"
         selected = ["--binding-name", impl.name] if many and not builtin else []
-        words = [*self.base_command, *loss, *selected, "--property", prop, "--dtype", dtype, "--device", device]
+        words = [*base, *loss, *selected, "--property", prop, "--dtype", dtype, "--device", device]
         return shlex.join([*words, "--profile", self.profile, *(["--replay", replay] if replay else [])])
 
 
