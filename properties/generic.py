@@ -247,6 +247,7 @@ def _expect_finite(
             f"{what}{where} = {actual[index]!r}, but should be finite [exact value {exact[index]!r}]",
             example,
             check=check,
+            numbers=(float(actual[index]), float(exact[index]), None),
         )
 
 

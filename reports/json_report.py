@@ -9,13 +9,20 @@ Schema ``lossguard-results/1`` (docs/json-schema.md describes every field)::
      "profile": "ci",
      "summary": {"pass": n, "fail": n, "error": n, "skip": n, "xfail": n, "xpass": n, "seconds": t, "exit_status": 0|1},
      "libraries": {"kornia": {"losses audited": n, "not audited": n, "pass": n, ...}, ...},   # audit --library
+     "findings": [RootCause, ...],                   # one per root cause (lossguard.reports.findings)
      "results": [PropertyResult, ...]}
 
 A PropertyResult has: loss, implementation, kind, device, dtype, property, status, message,
 counterexample, reproduce, worst_ulps (null when the property measures no error), examples,
 comparisons (judgements made; a run without one is a skip), duration_s, parameters (the canonical
 parameters the implementation accepts, i.e. exercised), check (the failed sub-check's id), replay (the
-failing example's Hypothesis choice sequence, for ``--replay``), library (the audited library, or "").
+failing example's Hypothesis choice sequence, for ``--replay``), library (the audited library, or ""), actual,
+expected, scale (the failing element's numbers, or null), severity, convention (the diagnosed variant, or "").
+
+A RootCause (``cause_json``) has: implementation, loss, kind, library, status (xpass, error, fail or xfail),
+severity, reason, convention, breaks (["agreement (float32, float16)", ...]), matters (the numbers in words),
+counterexample, reproduce, actual, expected, scale, departure (relative to the value's scale), and members (the
+indices of its results in ``results``).
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from lossguard.harness.kernel.model import STATUSES, PropertyResult
+from lossguard.harness.kernel.severity import departure
+from lossguard.reports.findings import RootCause, group
 from lossguard.reports.terminal import per_library
 
 SCHEMA = "lossguard-results/1"
@@ -50,7 +59,33 @@ def document(
         "profile": profile,
         "summary": {**{s: counts[s] for s in STATUSES}, "seconds": round(seconds, 3), "exit_status": exit_status},
         "libraries": per_library(results),
+        "findings": [cause_json(c, results) for c in group(results)],
         "results": [r.to_json() for r in results],
+    }
+
+
+def cause_json(cause: RootCause, results: Sequence[PropertyResult]) -> dict[str, Any]:
+    """One root cause as JSON (the schema above); ``results``: the run's results, for the members' indices."""
+    worst = cause.worst
+    index = {id(r): i for i, r in enumerate(results)}
+    return {
+        "implementation": cause.implementation,
+        "loss": cause.loss,
+        "kind": cause.first.kind,
+        "library": cause.library,
+        "status": cause.status,
+        "severity": cause.severity,
+        "reason": cause.reason,
+        "convention": worst.convention,
+        "breaks": cause.breaks(),
+        "matters": cause.matters(),
+        "counterexample": worst.counterexample,
+        "reproduce": worst.reproduce,
+        "actual": worst.actual,
+        "expected": worst.expected,
+        "scale": worst.scale,
+        "departure": departure(worst),
+        "members": [index[id(r)] for r in cause.members if id(r) in index],
     }
 
 

@@ -11,8 +11,10 @@ most ``time_limit`` seconds per run; when the worker dies or overruns, that run 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import pickle
 import resource
 import selectors
 import signal
@@ -20,10 +22,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
-from lossguard.harness.kernel.model import PropertyResult
+from lossguard.harness.kernel.model import Example, PropertyResult
 
 
 class IsolatedTargetError(Exception):
@@ -56,8 +57,8 @@ def _error(run: list[Any], message: str) -> PropertyResult:
     )
 
 
-def _result(fields: dict[str, Any]) -> PropertyResult:
-    return PropertyResult(**{**fields, "parameters": tuple(fields["parameters"])})
+def _result(fields: dict[str, Any], example: Example | None = None) -> PropertyResult:
+    return PropertyResult(**{**fields, "parameters": tuple(fields["parameters"]), "example": example})
 
 
 def run_isolated(
@@ -101,7 +102,7 @@ def run_isolated(
             elif kind == "start":
                 started = event["index"]
             elif kind == "result":
-                results.append(_result(event["result"]))
+                results.append(_result(event["result"], _unpacked(event.get("example", ""))))
                 started = None
                 if progress:
                     progress(len(results), len(plan), results[-1])
@@ -129,6 +130,19 @@ def run_isolated(
         skip = started + 1
         if skip >= len(plan):
             return header, [*known, *results]
+
+
+def _packed(example: Example | None) -> str:
+    """A failing example for the parent (diagnosis and plots read it): pickled, base64; '' when there is none or it
+    holds something that does not pickle (a supplied callable)."""
+    try:
+        return base64.b64encode(pickle.dumps(example)).decode() if example is not None else ""
+    except Exception:  # what the judged code put in a parameter is its own; the example is then not carried
+        return ""
+
+
+def _unpacked(text: str) -> Example | None:
+    return pickle.loads(base64.b64decode(text)) if text else None
 
 
 def _worker() -> None:
@@ -169,7 +183,7 @@ def _worker() -> None:
         {
             "event": "plan",
             "header": prepared.header,
-            "known": [asdict(r) for r in prepared.known],
+            "known": [r.to_json() for r in prepared.known],
             "runs": [[n, d, t, bases[i.name]] for i, n, d, t in runs],
         }
     )
@@ -181,7 +195,7 @@ def _worker() -> None:
         result = run_one(impl, name, device, dtype, selection, prepared.catalog)
         result.duration_s = time.perf_counter() - started
         result.library = bases[impl.name]["library"]
-        emit({"event": "result", "index": index, "result": asdict(result)})
+        emit({"event": "result", "index": index, "result": result.to_json(), "example": _packed(result.example)})
     emit({"event": "done"})
 
 

@@ -27,7 +27,8 @@ from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Uns
 
 import lossguard.properties.all  # noqa: F401  (registers every property)
 from lossguard.catalog import CATALOG
-from lossguard.harness.kernel.failures import Failure, ImplementationRaised, PropertyCrashed
+from lossguard.harness.kernel import severity
+from lossguard.harness.kernel.failures import Failure, ImplementationRaised, PropertyCrashed, PropertyFailure
 from lossguard.harness.kernel.frameworks import binding as framework_binding
 from lossguard.harness.kernel.model import EVERY_PROPERTY, Finding, Implementation, LossSpec, PropertyResult
 from lossguard.harness.kernel.profiles import settings_for
@@ -221,6 +222,7 @@ def run_one(
     result.duration_s = time.perf_counter() - started
     if result.status in ("fail", "error"):
         result.reproduce = selection.reproduce(impl, name, dtype, device, result.replay)
+    result.severity = severity.classify(result)
     return result
 
 
@@ -241,7 +243,10 @@ def _execute(
         result.status, result.message = failure.status, str(failure)
         result.replay = _replay_blob(failure)
         result.counterexample = subject.observations.last_example
+        result.example = subject.failed_example
         result.check = _failed_check(prop, failure)
+        if isinstance(failure, PropertyFailure):
+            result.actual, result.expected, result.scale = failure.actual, failure.expected, failure.scale
         if isinstance(failure, ImplementationRaised) and _UNSUPPORTED_DTYPE.search(str(failure)):
             result.status, result.message = "skip", f"{dtype} not supported by the implementation: {failure}"
     except Unsatisfiable:
@@ -271,6 +276,11 @@ def _no_comparison(subject: Subject) -> str:
     return f"no comparison made: {why}"
 
 
+# what a judged run hands on to the cell's result: its verdict, and the numbers and example of its failure
+_NUMBERS = ("counterexample", "example", "actual", "expected", "scale")
+_VERDICT = ("status", "message", "check", *_NUMBERS)
+
+
 def _recorded(finding: Finding) -> str:
     where = "by definition" if finding.upstream == "by definition" else f"recorded against {finding.upstream}"
     return f"{finding.reason} [{where}; domain: {finding.scope()}]"
@@ -298,9 +308,8 @@ def _judge_with_findings(
             observed.append((finding, seen))
             continue
         if seen.status == "error":  # raised where the finding names no exception: never turned into xfail
-            for field in ("status", "message", "counterexample", "check"):
-                if hasattr(seen, field):
-                    setattr(result, field, getattr(seen, field))
+            for field in _VERDICT:
+                setattr(result, field, getattr(seen, field))
             return
         result.status = "xpass"
         if seen.status == "pass":
@@ -318,15 +327,15 @@ def _judge_with_findings(
     result.comparisons = searched.comparisons
     result.worst_ulps = searched.worst_ulps
     if searched.status in ("fail", "error"):
-        for field in ("status", "message", "counterexample", "check"):
-            if hasattr(searched, field):
-                setattr(result, field, getattr(searched, field))
+        for field in _VERDICT:
+            setattr(result, field, getattr(searched, field))
         scopes = "; ".join(f.scope() for f in findings)
         result.message = f"{result.message} [outside the recorded findings' domains: {scopes}]"
         return
     result.status = "xfail"
     result.message = "; ".join(f"{_recorded(f)}; observed: {seen.message}" for f, seen in observed)
-    result.counterexample = observed[0][1].counterexample
+    for field in _NUMBERS:  # the first finding's departure, as observed on its witness
+        setattr(result, field, getattr(observed[0][1], field))
 
 
 def _failed_check(prop: Property, failure: Failure) -> str:

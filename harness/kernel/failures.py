@@ -19,11 +19,24 @@ class Failure(Exception):
 
 class PropertyFailure(Failure):
     """A property's assertion did not hold; the message says what was expected and what came out, ``check``
-    which of the property's sub-checks it was."""
+    which of the property's sub-checks it was.
 
-    def __init__(self, message: str, check: str | None = None):
+    ``actual``, ``expected``, ``scale``: the numbers of the first failing element where the property compared
+    numbers (``Subject.expect_close``: the implementation's value, the exact value, the error scale of its
+    computation; ``expected`` None where no exact value is known): the severity of the failure is computed from
+    them (``lossguard.harness.kernel.severity``), never parsed from the message."""
+
+    def __init__(
+        self,
+        message: str,
+        check: str | None = None,
+        actual: float | None = None,
+        expected: float | None = None,
+        scale: float | None = None,
+    ):
         super().__init__(message)
         self.check = check
+        self.actual, self.expected, self.scale = actual, expected, scale
 
 
 class InputMutated(Failure):

@@ -415,6 +415,16 @@ class PropertyResult:
     check: str = ""  # the id of the property's sub-check that failed ("" unless fail or error)
     replay: str = ""  # the failing example's Hypothesis choice sequence, base64 (``lossguard ... --replay``)
     library: str = ""  # the library whose shipped loss this is (``audit --library``); "" otherwise
+    # the failing element's numbers (``PropertyFailure``): the implementation's value, the exact one, the error
+    # scale of its computation; None where the failure compared no numbers
+    actual: float | None = None
+    expected: float | None = None
+    scale: float | None = None
+    severity: str = ""  # lossguard.harness.kernel.severity.classify: "" unless fail, error or xfail
+    convention: str = ""  # the diagnosed variant of the contract the implementation follows ("" if none matched)
+    # the failing example itself (float64, as the property drew it): for diagnosis and plots, never serialised
+    example: Example | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"parameters": list(self.parameters)}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "example"}
+        return fields | {"parameters": list(self.parameters)}

@@ -341,16 +341,28 @@ class Subject:
                 f"computation's scale > {self.spec.ulps * slack:g} allowed in {self.dtype}]",
                 example,
                 check=check,
+                numbers=(
+                    float(a),
+                    float(e),
+                    float(np.broadcast_to(np.asarray(scale, dtype=np.float64), failing.shape)[index]),
+                ),
             )
         return comparison
 
-    def fail(self, message: str, example: Example | None = None, check: str | None = None) -> None:
+    def fail(
+        self,
+        message: str,
+        example: Example | None = None,
+        check: str | None = None,
+        numbers: tuple[float, float | None, float | None] | None = None,
+    ) -> None:
         """Raise a PropertyFailure; ``example`` becomes the reported counterexample, ``check`` (one of the ids the
-        property declares; None for its only one) the sub-check that failed."""
+        property declares; None for its only one) the sub-check that failed, ``numbers`` the failing element's
+        (actual, exact or None, error scale or None) where the check compared numbers."""
         if example is not None:
             self.observations.last_example = describe(self.received(example))
             self.failed_example = example
-        raise PropertyFailure(message, check)
+        raise PropertyFailure(message, check, *(numbers or ()))
 
     def excused(self, case: str, example: Example) -> bool:
         """Whether a recorded finding covers error case ``case`` (its description) on ``example``: the property
