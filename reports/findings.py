@@ -26,7 +26,8 @@ from lossguard.harness.kernel.severity import SEVERITIES, departure
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\b(?:nan|inf)\b", re.IGNORECASE)
 _DTYPE_WORDS = re.compile(r"\b(?:" + "|".join(DTYPES) + r")\b")
-RECORDED_SEPARATOR = "; observed:"  # the runner's xfail message: the recorded reason, then what the witness showed
+RECORDED_SEPARATOR = "; observed:"
+BY_DEFINITION = "[by definition;"  # how the runner's xfail message marks a failure of the loss's definition  # the runner's xfail message: the recorded reason, then what the witness showed
 
 
 @dataclass
@@ -63,6 +64,11 @@ class RootCause:
     @property
     def recorded(self) -> bool:
         return self.status == "xfail"
+
+    @property
+    def by_definition(self) -> bool:
+        """A recorded failure of the loss's definition (an entry's ``by_definition``), no implementation's defect."""
+        return self.recorded and BY_DEFINITION in self.first.message
 
     @property
     def severity(self) -> str:
@@ -167,9 +173,10 @@ def group(results: Sequence[PropertyResult]) -> list[RootCause]:
 
 
 def counts(causes: Sequence[RootCause]) -> dict[str, dict[str, int]]:
-    """Root causes by library (or implementation kind) and severity: {'kornia': {'nan-inf': 2, ...}, ...}."""
+    """Root causes by library (or implementation kind) and severity: {'kornia': {'nan-inf': 2, ...}, ...}; the
+    failures by definition are no implementation's and are not counted."""
     table: dict[str, dict[str, int]] = {}
-    for cause in causes:
+    for cause in (c for c in causes if not c.by_definition):
         where = cause.library or cause.first.kind
         row = table.setdefault(where, dict.fromkeys((*SEVERITIES, "stale record"), 0))
         row[cause.severity or "stale record"] += 1

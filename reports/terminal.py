@@ -1,10 +1,12 @@
-"""The terminal report: a header naming what was tested, a table, the failures in full, one summary line.
+"""The terminal report: what was tested, one line per implementation, each new finding in full, one summary line.
 
-The table has one row per (implementation, property, device) and one status column per dtype,
-so a whole catalog fits on a screen; every fail, error and xpass is then printed in full with
-its minimal counterexample and the command that reproduces it; recorded findings (xfail) are
-listed by reason. Progress goes to stderr: a rewriting line on a terminal, nothing in CI
-(where the table and the summary, plain lines, are the log).
+By default it fits a screen whatever the size of the run: one line per implementation (its results by status, the
+worst severity of what it breaks, the convention diagnosed), then each root cause that is not recorded (fail,
+error, stale record) in full with what it breaks, how much it matters, its minimal counterexample and the command
+that reproduces it, then the recorded findings and the skips counted, the root causes by severity, one line per
+audited library and the summary line. ``--verbose`` adds the full table (one row per implementation x property x
+device, a column per dtype) and lists every skip reason and recorded finding. Progress goes to stderr: a rich
+progress bar on a terminal, one plain line per implementation elsewhere (CI logs).
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+from rich.table import Table
+from rich.text import Text
+
 from lossguard.harness.kernel.model import DTYPES, EVERY_PROPERTY, FAILING_STATUSES, STATUSES, PropertyResult
+from lossguard.harness.kernel.severity import DEFAULT_FAIL_ON, SEVERITIES, fails_gate
+from lossguard.reports.findings import counts as severity_counts
+from lossguard.reports.findings import group
 
 CELL = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "skip": "skip", "xfail": "xfail", "xpass": "XPASS"}
 
@@ -61,18 +72,11 @@ def table(results: Sequence[PropertyResult], out: TextIO) -> None:
 
 
 def details(results: Sequence[PropertyResult], out: TextIO) -> None:
-    """Every fail, error and xpass in full; the findings (xfail) once per reason."""
+    """``--verbose``: every fail, error and xpass as it came, the skips by reason, the findings (xfail) by reason."""
     for r in results:
-        if r.status not in FAILING_STATUSES:
-            continue
-        print(f"{CELL[r.status]}: {r.property} of {r.implementation} ({r.loss}) on {r.device}, {r.dtype}", file=out)
-        for line in r.message.splitlines():
-            print(f"    {line}", file=out)
-        if r.counterexample:
-            print(f"    minimal counterexample: {r.counterexample}", file=out)
-        if r.reproduce:
-            print(f"    reproduce: {r.reproduce}", file=out)
-        print(file=out)
+        if r.status in FAILING_STATUSES:
+            print(f"{CELL[r.status]}: {r.property} of {r.implementation} ({r.loss}) on {r.device}, {r.dtype}", file=out)
+            _block(r.message, r.counterexample, r.reproduce, out)
     skipped: dict[str, set[str]] = {}
     for r in results:
         if r.status == "skip":
@@ -80,18 +84,106 @@ def details(results: Sequence[PropertyResult], out: TextIO) -> None:
     if skipped:
         print("skipped:", file=out)
         for reason, impls in skipped.items():
-            print(f"  - {reason} ({len(impls)} implementation{'s' if len(impls) > 1 else ''})", file=out)
+            print(f"  - {reason} ({_count(len(impls), 'implementation')})", file=out)
         print(file=out)
-    findings: dict[tuple[str, str], list[str]] = {}
-    for r in results:
-        if r.status == "xfail":
-            findings.setdefault((r.implementation, r.message.split("; observed:")[0]), []).append(
-                f"{r.property}/{r.dtype}"
-            )
-    if findings:
+    recorded = [c for c in group(results) if c.recorded]
+    if recorded:
         print("recorded findings (xfail: the property fails as recorded; the run still passes):", file=out)
-        for (impl, reason), where in findings.items():
-            print(f"  - {impl} [{', '.join(sorted(set(where)))}]: {reason}", file=out)
+        for cause in recorded:
+            print(
+                f"  - [{cause.severity}] {cause.implementation} [{', '.join(cause.breaks())}]: {cause.reason}", file=out
+            )
+        print(file=out)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _block(message: str, counterexample: str, reproduce: str, out: TextIO) -> None:
+    """A failure's message, minimal counterexample and reproduce command, indented, then a blank line."""
+    for line in message.splitlines():
+        print(f"    {line}", file=out)
+    if counterexample:
+        print(f"    minimal counterexample: {counterexample}", file=out)
+    if reproduce:
+        print(f"    reproduce: {reproduce}", file=out)
+    print(file=out)
+
+
+def implementation_lines(results: Sequence[PropertyResult], out: TextIO) -> None:
+    """The default overview: one line per implementation (its results by status, its worst severity, the
+    convention diagnosed for it), rendered by rich: aligned columns, colour on a terminal, plain text elsewhere."""
+    rows: dict[str, list[PropertyResult]] = {}
+    for r in results:
+        rows.setdefault(r.implementation, []).append(r)
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("implementation", "loss", *STATUSES, "worst", "convention"):
+        table.add_column(column, no_wrap=column != "convention", justify="right" if column in STATUSES else "left")
+    for impl, mine in rows.items():
+        counts = Counter(r.status for r in mine)
+        severities = [r.severity for r in mine if r.severity in SEVERITIES and r.status != "xfail"]
+        worst = min(severities, key=SEVERITIES.index) if severities else ""
+        conventions = sorted({r.convention for r in mine if r.convention})
+        table.add_row(
+            impl,
+            mine[0].loss,
+            *(str(counts[s]) if counts[s] else "." for s in STATUSES),
+            Text(worst, style=_STYLE.get(worst, "")),
+            "; ".join(conventions),
+        )
+    console(out).print(table)
+    print(file=out)
+
+
+_STYLE = {"crash": "bold red", "nan-inf": "bold red", "wrong": "red", "validation-gap": "yellow"}
+
+
+def console(out: TextIO) -> Console:
+    """A rich console on ``out``: colour and the terminal's width on a terminal; plain, unwrapped lines elsewhere
+    (CI logs, pipes, files)."""
+    live = out.isatty()
+    return Console(file=out, width=None if live else 240, no_color=not live, highlight=False, soft_wrap=not live)
+
+
+def findings(results: Sequence[PropertyResult], out: TextIO, fail_on: str) -> None:
+    """Each root cause not recorded (fail, error, xpass) in full; the recorded ones and the skips counted (``--verbose``
+    lists them); then the root causes by severity."""
+    causes = group(results)
+    for number, cause in enumerate((c for c in causes if not c.recorded), 1):
+        gate = "" if any(fails_gate(r, fail_on) for r in cause.members) else f", below --fail-on {fail_on}"
+        label = "STALE RECORD" if cause.status == "xpass" else f"{cause.severity}{gate}"
+        print(f"FINDING {number} [{label}]: {cause.implementation} ({cause.loss})", file=out)
+        print(f"    breaks: {', '.join(cause.breaks())}", file=out)
+        if cause.worst.convention:
+            print(f"    convention: {cause.worst.convention}", file=out)
+        if cause.matters():
+            print(f"    how much: {cause.matters()}", file=out)
+        worst = cause.worst
+        _block(
+            f"{worst.property} on {worst.device}, {worst.dtype}: {worst.message}",
+            worst.counterexample,
+            worst.reproduce,
+            out,
+        )
+    recorded = [c for c in causes if c.recorded and not c.by_definition]
+    by_definition = sum(c.by_definition for c in causes)
+    if recorded or by_definition:
+        kinds = Counter(c.severity for c in recorded)
+        split = ", ".join([*(f"{kinds[s]} {s}" for s in SEVERITIES if kinds[s]), f"{by_definition} by definition"])
+        print(
+            f"recorded findings: {_count(len(recorded) + by_definition, 'root cause')} ({split}), xfail: the run "
+            "still passes (--verbose lists them)",
+            file=out,
+        )
+    skipped = [r for r in results if r.status == "skip"]
+    if skipped:
+        reasons = len({r.message for r in skipped})
+        print(
+            f"skipped: {_count(len(skipped), 'result')} for {_count(reasons, 'reason')} (--verbose lists them)",
+            file=out,
+        )
+    if recorded or skipped:
         print(file=out)
 
 
@@ -128,34 +220,63 @@ def library_lines(results: Sequence[PropertyResult], out: TextIO) -> None:
         print(file=out)
 
 
-def summary_line(results: Sequence[PropertyResult], seconds: float) -> str:
-    """The one-line summary, e.g. ``lossguard: FAILED 532 results: 480 pass, 2 fail, ... in 58.1 s``."""
+def severity_lines(results: Sequence[PropertyResult], out: TextIO) -> None:
+    """The root causes by severity, one line per library (or implementation kind), for the ones that have any."""
+    for where, row in severity_counts(group(results)).items():
+        split = ", ".join(f"{n} {severity}" for severity, n in row.items() if n)
+        print(f"root causes of {where}: {split}", file=out)
+
+
+def summary_line(results: Sequence[PropertyResult], seconds: float, fail_on: str = DEFAULT_FAIL_ON) -> str:
+    """The one-line summary, e.g. ``lossguard: FAILED 532 results: 480 pass, 2 fail, ... in 58.1 s``. The verdict is
+    the exit status's: FAILED when a result fails at or above ``--fail-on`` (``severity.fails_gate``); failures
+    below it are counted in parentheses."""
     counts = Counter(r.status for r in results)
-    verdict = "FAILED" if any(counts[s] for s in FAILING_STATUSES) else "OK" if results else "NOTHING RAN"
+    gating = sum(fails_gate(r, fail_on) for r in results)
+    verdict = "FAILED" if gating else "OK" if results else "NOTHING RAN"
     parts = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s] or s in ("pass", "fail"))
-    return f"lossguard: {verdict} {len(results)} results: {parts} in {seconds:.1f} s"
+    below = sum(r.status in FAILING_STATUSES for r in results) - gating
+    note = f" ({below} below --fail-on {fail_on})" if below else ""
+    return f"lossguard: {verdict} {len(results)} results: {parts}{note} in {seconds:.1f} s"
 
 
 class Progress:
-    """Progress on stderr: a rewriting line on a terminal; elsewhere (CI, pipes) one plain line per
+    """Progress on stderr: a rich progress bar on a terminal; elsewhere (CI, pipes) one plain line per
     implementation once its results are in."""
 
     def __init__(self, stream: TextIO | None = None):
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
         self.current: list[PropertyResult] = []
+        self.bar: RichProgress | None = None
 
     def __call__(self, done: int, total: int, result: PropertyResult) -> None:
         if self.live:
-            text = f"[{done}/{total}] {result.implementation} {result.property} {result.dtype}: {result.status}"
-            self.stream.write("\r\x1b[2K" + text[:160] + ("\r\x1b[2K" if done == total else ""))
+            self._advance(done, total, result)
         else:
             if self.current and self.current[-1].implementation != result.implementation:
                 self._line(done - 1, total)
             self.current.append(result)
             if done == total:
                 self._line(done, total)
-        self.stream.flush()
+            self.stream.flush()
+
+    def _advance(self, done: int, total: int, result: PropertyResult) -> None:
+        if self.bar is None:
+            self.bar = RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=Console(file=self.stream),
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("", total=total)
+        self.bar.update(self.task, completed=done, description=f"{result.implementation} {result.property}"[:60])
+        if done == total:
+            self.bar.stop()
+            self.bar = None
 
     def _line(self, done: int, total: int) -> None:
         counts = Counter(r.status for r in self.current)

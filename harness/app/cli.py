@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from lossguard.harness.kernel.model import DTYPES, FAILING_STATUSES, PropertyResult
+from lossguard.harness.kernel.model import DTYPES, PropertyResult
+from lossguard.harness.kernel.severity import DEFAULT_FAIL_ON, SEVERITIES, fails_gate
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -57,6 +58,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--property", action="append", metavar="NAME", help="run only this property (repeatable)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON (schema lossguard-results/1)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a CI job page)")
+    parser.add_argument("--html", metavar="DIR", help="also write one self-contained HTML page per library into DIR")
+    parser.add_argument(
+        "--fail-on",
+        choices=SEVERITIES,
+        default=DEFAULT_FAIL_ON,
+        metavar="LEVEL",
+        help=f"fail the exit status on findings at or above LEVEL, one of {', '.join(SEVERITIES)} (most severe "
+        f"first; default {DEFAULT_FAIL_ON}: everything but imprecise and convention)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true", help="also print the full table (implementation x property x dtype)"
+    )
     parser.add_argument(
         "--replay", metavar="BLOB", help="replay a reported failing example first (from a reproduce command)"
     )
@@ -207,24 +221,37 @@ def _finish(
     profile: str,
     started: float,
     empty: str = "check the filters",
+    plots: dict[str, Any] | None = None,
 ) -> int:
-    """Report, write the JSON, print the summary line; the exit status. ``empty``: why nothing ran, if nothing did
-    (a run with no result exits 1: a gate that checked nothing has not passed)."""
-    from lossguard.reports import json_report, terminal
+    """Report, write the JSON, Markdown and HTML reports asked for, print the summary line; the exit status.
+    ``empty``: why nothing ran, if nothing did (a run with no result exits 1: a gate that checked nothing has not
+    passed). ``plots``: what the HTML pages need to draw the findings (the implementations, or the isolated job)."""
+    from lossguard.reports import json_report, markdown, terminal
 
     seconds = time.perf_counter() - started
-    status = EXIT_FAILED if any(r.status in FAILING_STATUSES for r in results) else EXIT_OK
-    if not results:
-        status = EXIT_FAILED
+    status = EXIT_FAILED if any(fails_gate(r, args.fail_on) for r in results) or not results else EXIT_OK
     out = sys.stdout
-    terminal.table(results, out)
-    terminal.details(results, out)
+    if args.verbose:
+        terminal.table(results, out)
+    terminal.implementation_lines(results, out)
+    if args.verbose:
+        terminal.details(results, out)
+    terminal.findings(results, out, args.fail_on)
     terminal.library_lines(results, out)
+    terminal.severity_lines(results, out)
+    versions = {k: header[k] for k in ("python", "lossguard", "torch", "numpy", "scipy", "hypothesis")}
+    target = {k: v for k, v in header.items() if k not in versions}
+    document = json_report.document(results, command, target, versions, profile, seconds, status)
     if args.json:
-        versions = {k: header[k] for k in ("python", "lossguard", "torch", "numpy", "scipy", "hypothesis")}
-        target = {k: v for k, v in header.items() if k not in versions}
-        json_report.write(args.json, json_report.document(results, command, target, versions, profile, seconds, status))
-    line = terminal.summary_line(results, seconds)
+        json_report.write(args.json, document)
+    if args.markdown:
+        markdown.write(args.markdown, document)
+    if args.html:
+        from lossguard.harness.app.pages import write_pages
+
+        for page in write_pages(Path(args.html), document, results, **(plots or {})):
+            print(f"lossguard: wrote {page}", file=out)
+    line = terminal.summary_line(results, seconds, args.fail_on)
     print(line if results else f"{line} ({empty})", file=out)
     return status
 
@@ -263,7 +290,7 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     empty = "check the filters"
     if not available:
         empty = f"no {args.impl} implementation is available: install the libraries lossguard binds ({INSTALL_HINT})"
-    return _finish(results, header, args, command, profile, started, empty)
+    return _finish(results, header, args, command, profile, started, empty, {"impls": impls, "catalog": CATALOG})
 
 
 def _plot(args: argparse.Namespace) -> int:
@@ -312,7 +339,21 @@ def _pairs(option: str, values: Sequence[str] | None, literal: bool) -> dict[str
     return found
 
 
-_SELECTION = ("--property", "--dtype", "--device", "--profile", "--replay", "--json", "--jobs", "--binding-name")
+# the options a reproduce command sets itself or that only choose the reports (those with a value, then flags)
+_SELECTION = (
+    "--property",
+    "--dtype",
+    "--device",
+    "--profile",
+    "--replay",
+    "--json",
+    "--jobs",
+    "--binding-name",
+    "--markdown",
+    "--html",
+    "--fail-on",
+)
+_REPORT_FLAGS = ("--verbose",)
 
 
 def _without_selection(argv: Sequence[str]) -> list[str]:
@@ -323,6 +364,8 @@ def _without_selection(argv: Sequence[str]) -> list[str]:
             skip = False
         elif word in _SELECTION:
             skip = True
+        elif word in _REPORT_FLAGS:
+            continue
         elif not word.startswith(tuple(f"{option}=" for option in _SELECTION)):
             words.append(word)
     return words
@@ -401,6 +444,7 @@ def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
         if isolate:
             header, results = run_isolated(job, args.time_limit, progress, on_header=show)
             header = {**{k: v for k, v in header.items() if k != "base"}, **extra}
+            plots: dict[str, Any] = {"job": job, "time_limit": args.time_limit}
         else:
             prepared, selection = prepare(job)
             header = show(prepared.header)
@@ -414,9 +458,10 @@ def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
             for result in results:
                 result.library = prepared.library_of.get(result.implementation, "")
             results = [*prepared.known, *results]
+            plots = {"impls": prepared.impls, "catalog": prepared.catalog}
     except (TargetError, IsolatedTargetError) as problem:
         raise UsageError(str(problem)) from problem
-    return _finish(results, header, args, command, profile, started)
+    return _finish(results, header, args, command, profile, started, plots=plots)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
