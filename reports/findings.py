@@ -26,8 +26,8 @@ from lossguard.harness.kernel.severity import SEVERITIES, departure
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\b(?:nan|inf)\b", re.IGNORECASE)
 _DTYPE_WORDS = re.compile(r"\b(?:" + "|".join(DTYPES) + r")\b")
-RECORDED_SEPARATOR = "; observed:"
-BY_DEFINITION = "[by definition;"  # how the runner's xfail message marks a failure of the loss's definition  # the runner's xfail message: the recorded reason, then what the witness showed
+RECORDED_SEPARATOR = "; observed:"  # the runner's xfail message: the recorded reason, then what the witness showed
+BY_DEFINITION = "[by definition;"  # how the runner's xfail message marks a failure of the loss's definition
 
 
 @dataclass
