@@ -1,14 +1,19 @@
-"""Loss and gradient curves: the reference and an implementation along a sweep of the input.
+"""Loss and gradient curves: the reference and an implementation along a one-dimensional path through the inputs.
 
-Three panels share the x axis (a residual, a logit): the loss, its derivative with respect to
-the swept input, and the error of each in ulps of the computation's scale (log axis, the
-tolerance drawn as a line), so a reader sees at a glance where an implementation departs from
-the float64 reference: a clamp, an overflow, a vanished gradient.
+Three panels share the x axis (a residual, a logit, one element of a counterexample): the loss, its derivative
+with respect to the varied input, and the error of each in ulps of the computation's scale (log axis, the
+tolerance drawn as a line), so a reader sees at a glance where an implementation departs from the float64
+reference: a clamp, an overflow, a vanished gradient.
+
+``figure`` draws any such ``Curves``; ``lossguard plot`` fills them from an entry's sweep (``sweep_data``), the
+HTML report from a slice through a finding's counterexample (``lossguard.harness.app.slices``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -16,6 +21,30 @@ from lossguard.harness.kernel.model import Implementation, LossSpec
 from lossguard.harness.kernel.subject import Subject
 
 RANGES = {"regression": 8.0, "classification": 30.0}
+ULPS_FLOOR = 1e-3  # the log axis' floor: an exact result is drawn here
+
+
+@dataclass(frozen=True)
+class Curves:
+    """What one figure draws: reference and implementation along ``x``, value and derivative, with their errors.
+
+    ``marker``: an x to mark with a vertical line (a counterexample), None for none. Labels are plain text (they
+    may come from the judged code: ``figure`` never lets matplotlib read them as mathtext)."""
+
+    x: np.ndarray
+    reference: np.ndarray
+    implementation: np.ndarray
+    reference_grad: np.ndarray
+    implementation_grad: np.ndarray
+    value_ulps: np.ndarray
+    grad_ulps: np.ndarray
+    budget: float
+    title: str
+    x_label: str
+    implementation_label: str
+    value_label: str = "loss"
+    grad_label: str = "d loss / d input"
+    marker: float | None = None
 
 
 def sweep_data(spec: LossSpec, impl: Implementation, dtype: str, points: int = 801) -> dict[str, np.ndarray]:
@@ -52,33 +81,61 @@ def sweep_data(spec: LossSpec, impl: Implementation, dtype: str, points: int = 8
     }
 
 
-def plot(spec: LossSpec, impl: Implementation, dtype: str, out: str | Path) -> Path:
-    """Draw the curves of ``impl`` against the reference into ``out`` (PNG or SVG by extension)."""
+def plain(text: str) -> str:
+    """``text`` as matplotlib draws it literally: a '$' would start mathtext (and a malformed one fails to draw)."""
+    return str(text).replace("$", r"\$")
+
+
+def figure(
+    curves: Curves, out: str | Path | IO[bytes], format: str | None = None, size=(7.5, 8.5), dpi: int = 110
+) -> None:
+    """Draw ``curves`` into ``out`` (a path, PNG or SVG by extension, or a binary file with ``format``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = sweep_data(spec, impl, dtype)
-    axis_name = "residual" if spec.family == "regression" else "logit of the right class"
-    figure, (loss, grad, ulps) = plt.subplots(3, 1, figsize=(7.5, 8.5), sharex=True)
-    loss.plot(data["s"], data["reference"], lw=3, alpha=0.4, label="float64 reference")
-    loss.plot(data["s"], data["implementation"], lw=1.2, label=f"{impl.name} ({dtype})")
-    loss.set_ylabel("loss")
+    figure, (loss, grad, ulps) = plt.subplots(3, 1, figsize=size, sharex=True)
+    loss.plot(curves.x, curves.reference, lw=3, alpha=0.4, label="float64 reference")
+    loss.plot(curves.x, curves.implementation, lw=1.2, label=plain(curves.implementation_label))
+    loss.set_ylabel(plain(curves.value_label))
     loss.legend(loc="best", fontsize=8)
-    grad.plot(data["s"], data["reference_grad"], lw=3, alpha=0.4, label="reference")
-    grad.plot(data["s"], data["implementation_grad"], lw=1.2, label="implementation (autograd)")
-    grad.set_ylabel("d loss / d input")
-    floor = 1e-3
-    ulps.semilogy(data["s"], np.clip(np.nan_to_num(data["value_ulps"], posinf=1e30), floor, None), label="loss")
-    ulps.semilogy(data["s"], np.clip(np.nan_to_num(data["grad_ulps"], posinf=1e30), floor, None), label="gradient")
-    ulps.axhline(float(data["budget"]), color="k", ls="--", lw=0.8, label="tolerance")
+    grad.plot(curves.x, curves.reference_grad, lw=3, alpha=0.4, label="reference")
+    grad.plot(curves.x, curves.implementation_grad, lw=1.2, label="implementation (autograd)")
+    grad.set_ylabel(plain(curves.grad_label))
+    for values, label in ((curves.value_ulps, "loss"), (curves.grad_ulps, "gradient")):
+        # an infinite error (a NaN or inf result) at the top of the axis; NaN (nothing judged there) is a gap
+        drawn = np.clip(np.where(np.isposinf(values), 1e30, values), ULPS_FLOOR, None)
+        ulps.semilogy(curves.x, drawn, label=label)
+    ulps.axhline(float(curves.budget), color="k", ls="--", lw=0.8, label="tolerance")
     ulps.set_ylabel("error (ulps of scale)")
-    ulps.set_xlabel(axis_name)
+    ulps.set_xlabel(plain(curves.x_label))
     ulps.legend(loc="best", fontsize=8)
-    figure.suptitle(f"{spec.name}: {impl.name} against the float64 reference", fontsize=10)
+    if curves.marker is not None:
+        for axis in (loss, grad, ulps):
+            axis.axvline(curves.marker, color="tab:red", ls=":", lw=0.9)
+    figure.suptitle(plain(curves.title), fontsize=10)
     figure.tight_layout()
-    out = Path(out)
-    figure.savefig(out, dpi=110)
+    figure.savefig(out, dpi=dpi, format=format)
     plt.close(figure)
+
+
+def plot(spec: LossSpec, impl: Implementation, dtype: str, out: str | Path) -> Path:
+    """Draw the curves of ``impl`` against the reference into ``out`` (PNG or SVG by extension)."""
+    data = sweep_data(spec, impl, dtype)
+    curves = Curves(
+        x=data["s"],
+        reference=data["reference"],
+        implementation=data["implementation"],
+        reference_grad=data["reference_grad"],
+        implementation_grad=data["implementation_grad"],
+        value_ulps=data["value_ulps"],
+        grad_ulps=data["grad_ulps"],
+        budget=float(data["budget"]),
+        title=f"{spec.name}: {impl.name} against the float64 reference",
+        x_label="residual" if spec.family == "regression" else "logit of the right class",
+        implementation_label=f"{impl.name} ({dtype})",
+    )
+    out = Path(out)
+    figure(curves, out)
     return out

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from lossguard.harness.kernel.model import DTYPES, PropertyResult
 from lossguard.harness.kernel.severity import SEVERITIES, departure
 
-_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?|\b(?:nan|inf)\b", re.IGNORECASE)
+# a finite number (NaN and inf stay words: a non-finite result is another departure than a finite one)
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?", re.IGNORECASE)
 _DTYPE_WORDS = re.compile(r"\b(?:" + "|".join(DTYPES) + r")\b")
 RECORDED_SEPARATOR = "; observed:"  # the runner's xfail message: the recorded reason, then what the witness showed
 BY_DEFINITION = "[by definition;"  # how the runner's xfail message marks a failure of the loss's definition
@@ -116,7 +117,7 @@ class RootCause:
 
 def _shape(message: str) -> str:
     """A message without its numbers and dtype names: the form a departure takes, wherever it shows."""
-    return _DTYPE_WORDS.sub("D", _NUMBER.sub("#", message.split(" [outside the recorded findings'")[0]))
+    return _NUMBER.sub("#", _DTYPE_WORDS.sub("D", message.split(" [outside the recorded findings'")[0]))
 
 
 def _failing_groups(failing: Sequence[PropertyResult]) -> list[list[PropertyResult]]:

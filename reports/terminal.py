@@ -112,28 +112,34 @@ def _block(message: str, counterexample: str, reproduce: str, out: TextIO) -> No
 
 
 def implementation_lines(results: Sequence[PropertyResult], out: TextIO) -> None:
-    """The default overview: one line per implementation (its results by status, its worst severity, the
-    convention diagnosed for it), rendered by rich: aligned columns, colour on a terminal, plain text elsewhere."""
+    """The default overview: one line per implementation (its results by status, the worst severity of its new
+    failures and of its recorded findings, the convention diagnosed for it), rendered by rich: aligned columns,
+    colour on a terminal, plain text elsewhere."""
     rows: dict[str, list[PropertyResult]] = {}
     for r in results:
         rows.setdefault(r.implementation, []).append(r)
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for column in ("implementation", "loss", *STATUSES, "worst", "convention"):
+    for column in ("implementation", "loss", *STATUSES, "worst", "recorded", "convention"):
         table.add_column(column, no_wrap=column != "convention", justify="right" if column in STATUSES else "left")
     for impl, mine in rows.items():
         counts = Counter(r.status for r in mine)
-        severities = [r.severity for r in mine if r.severity in SEVERITIES and r.status != "xfail"]
-        worst = min(severities, key=SEVERITIES.index) if severities else ""
+        worst = _worst_severity(r for r in mine if r.status != "xfail")
         conventions = sorted({r.convention for r in mine if r.convention})
         table.add_row(
             impl,
             mine[0].loss,
             *(str(counts[s]) if counts[s] else "." for s in STATUSES),
             Text(worst, style=_STYLE.get(worst, "")),
+            _worst_severity(r for r in mine if r.status == "xfail"),
             "; ".join(conventions),
         )
     console(out).print(table)
     print(file=out)
+
+
+def _worst_severity(results: Iterable[PropertyResult]) -> str:
+    found = [r.severity for r in results if r.severity in SEVERITIES]
+    return min(found, key=SEVERITIES.index) if found else ""
 
 
 _STYLE = {"crash": "bold red", "nan-inf": "bold red", "wrong": "red", "validation-gap": "yellow"}
@@ -170,7 +176,12 @@ def findings(results: Sequence[PropertyResult], out: TextIO, fail_on: str) -> No
     by_definition = sum(c.by_definition for c in causes)
     if recorded or by_definition:
         kinds = Counter(c.severity for c in recorded)
-        split = ", ".join([*(f"{kinds[s]} {s}" for s in SEVERITIES if kinds[s]), f"{by_definition} by definition"])
+        split = ", ".join(
+            [
+                *(f"{kinds[s]} {s}" for s in SEVERITIES if kinds[s]),
+                *([f"{by_definition} by definition"] * bool(by_definition)),
+            ]
+        )
         print(
             f"recorded findings: {_count(len(recorded) + by_definition, 'root cause')} ({split}), xfail: the run "
             "still passes (--verbose lists them)",
@@ -224,7 +235,7 @@ def severity_lines(results: Sequence[PropertyResult], out: TextIO) -> None:
     """The root causes by severity, one line per library (or implementation kind), for the ones that have any."""
     for where, row in severity_counts(group(results)).items():
         split = ", ".join(f"{n} {severity}" for severity, n in row.items() if n)
-        print(f"root causes of {where}: {split}", file=out)
+        print(f"findings of {where} by severity: {split}", file=out)
 
 
 def summary_line(results: Sequence[PropertyResult], seconds: float, fail_on: str = DEFAULT_FAIL_ON) -> str:

@@ -66,10 +66,29 @@ def test_a_finding_that_stops_reproducing_is_xpass_and_fails(capsys):
 def test_audit_of_a_planted_bug_exits_1_and_names_the_property():
     done = lossguard("audit", f"{EXAMPLES}:focal", "--loss", "sigmoid_focal_loss", *FAST)
     assert done.returncode == 1, done.stdout[-3000:]
-    assert "FAIL: stability of" in done.stdout and "FAIL: agreement of" in done.stdout
+    assert "] FINDING" not in done.stdout and "FINDING 1 [nan-inf]: " in done.stdout  # the worst first
+    assert "breaks: stability (" in done.stdout
+    assert "how much: nan where the exact value is" in done.stdout
     assert "minimal counterexample: input=" in done.stdout
     assert "reproduce: lossguard audit" in done.stdout
     assert done.stdout.strip().splitlines()[-1].startswith("lossguard: FAILED")
+    assert "FAIL" not in done.stdout.split("worst")[0], "the per-property table is behind --verbose"
+
+
+def test_fail_on_sets_which_severities_fail_the_exit_status():
+    """The clamped focal loss returns 0 for a loss of 1.8e-35 at a sure prediction (float32): 1.5e3 ulps, but
+    below u_32 of a loss of order one, so ``imprecise``: below the default --fail-on, above --fail-on imprecise."""
+    at_perfect = [f"{EXAMPLES}:focal", "--loss", "sigmoid_focal_loss", "--property", "zero_at_perfect"]
+    fast = [*FAST[:4], "--dtype", "float32"]
+    done = lossguard("audit", *at_perfect, *fast)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "[imprecise, below --fail-on validation-gap]" in done.stdout
+    assert done.stdout.strip().splitlines()[-1].startswith("lossguard: OK"), done.stdout[-500:]
+    assert "(1 below --fail-on validation-gap)" in done.stdout
+    strict = lossguard("audit", *at_perfect, *fast, "--fail-on", "imprecise", "--verbose")
+    assert strict.returncode == 1, strict.stdout[-3000:]
+    assert "FAIL: zero_at_perfect of" in strict.stdout, "--verbose prints each result as it came"
+    assert strict.stdout.strip().splitlines()[-1].startswith("lossguard: FAILED")
 
 
 def test_audit_of_a_correct_loss_exits_0_and_names_what_it_tested():

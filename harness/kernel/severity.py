@@ -25,8 +25,8 @@ below it vanishes once the value is added to such a loss (a training objective's
 is ``nan-inf``.
 
 ``--fail-on LEVEL`` fails the exit status on results at or above LEVEL (``DEFAULT_FAIL_ON``: everything but
-``imprecise`` and ``convention``). An ``xpass`` (a recorded finding that no longer reproduces) and lossguard's own
-problems always fail: they are records to update, not departures to weigh.
+``imprecise`` and ``convention``). An ``xpass`` (a recorded finding that no longer reproduces) always fails: it
+is a record to update, not a departure to weigh.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ SEVERITIES = ("crash", "nan-inf", "wrong", "validation-gap", "imprecise", "conve
 DEFAULT_FAIL_ON = "validation-gap"
 WRONG = 1e-3  # relative departure, of the value's scale, beyond which a finite result is wrong, not imprecise
 VALIDATION_PROPERTY = "invalid_input"
-HARNESS_PROBLEM = "harness problem"  # the words of every error that is lossguard's own, never the judged code's
 
 
 def departure(result: PropertyResult) -> float | None:
@@ -78,8 +77,9 @@ def classify(result: PropertyResult) -> str:
 
 def fails_gate(result: PropertyResult, fail_on: str = DEFAULT_FAIL_ON) -> bool:
     """Whether ``result`` fails the exit status under ``--fail-on fail_on``: a ``fail`` or ``error`` whose
-    severity is at or above it, every ``xpass``, and every error of lossguard's own."""
-    if result.status == "xpass" or (result.status == "error" and HARNESS_PROBLEM in result.message):
+    severity is at or above it (an error, lossguard's own included, is a crash: at every level), and every
+    ``xpass``."""
+    if result.status == "xpass":
         return True
     if result.status not in ("fail", "error"):
         return False
