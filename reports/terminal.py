@@ -11,6 +11,7 @@ progress bar on a terminal, one plain line per implementation elsewhere (CI logs
 
 from __future__ import annotations
 
+import io
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,8 +25,8 @@ from rich.text import Text
 
 from lossguard.harness.kernel.model import DTYPES, EVERY_PROPERTY, FAILING_STATUSES, STATUSES, PropertyResult
 from lossguard.harness.kernel.severity import DEFAULT_FAIL_ON, SEVERITIES, fails_gate
+from lossguard.reports.findings import BY_DEFINITION, group
 from lossguard.reports.findings import counts as severity_counts
-from lossguard.reports.findings import group
 
 CELL = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "skip": "skip", "xfail": "xfail", "xpass": "XPASS"}
 
@@ -130,10 +131,15 @@ def implementation_lines(results: Sequence[PropertyResult], out: TextIO) -> None
             mine[0].loss,
             *(str(counts[s]) if counts[s] else "." for s in STATUSES),
             Text(worst, style=_STYLE.get(worst, "")),
-            _worst_severity(r for r in mine if r.status == "xfail"),
+            _worst_severity(r for r in mine if r.status == "xfail" and BY_DEFINITION not in r.message),
             "; ".join(conventions),
         )
-    console(out).print(table)
+    if out.isatty():
+        console(out).print(table)
+    else:  # plain lines without rich's padding of the last column
+        buffer = io.StringIO()
+        console(buffer).print(table)
+        out.writelines(line.rstrip() + "\n" for line in buffer.getvalue().splitlines())
     print(file=out)
 
 
@@ -149,7 +155,7 @@ def console(out: TextIO) -> Console:
     """A rich console on ``out``: colour and the terminal's width on a terminal; plain, unwrapped lines elsewhere
     (CI logs, pipes, files)."""
     live = out.isatty()
-    return Console(file=out, width=None if live else 240, no_color=not live, highlight=False, soft_wrap=not live)
+    return Console(file=out, width=None if live else 400, no_color=not live, highlight=False, soft_wrap=not live)
 
 
 def findings(results: Sequence[PropertyResult], out: TextIO, fail_on: str) -> None:
@@ -220,22 +226,24 @@ def per_library(results: Sequence[PropertyResult]) -> dict[str, dict[str, int]]:
 
 
 def library_lines(results: Sequence[PropertyResult], out: TextIO) -> None:
-    """One line per library: what was audited, and the verdicts (the failures a person reads first)."""
+    """One line per library (what was audited, the verdicts, its findings by severity), then one line per kind of
+    implementation outside a library (torch, own, user) that has findings; a blank line after them."""
+    by_severity = severity_counts(group(results))
     for library, counts in per_library(results).items():
         statuses = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
         audited = f"{counts['losses audited']} losses audited, {counts['not audited']} exports not audited"
         if counts["no property selected"]:
             audited += f", {counts['no property selected']} bound losses without a selected property"
-        print(f"library {library}: {audited}; {statuses}", file=out)
-    if any(r.library for r in results):
+        found = _severities(by_severity.pop(library, {}))
+        print(f"library {library}: {audited}; {statuses}{f'; findings: {found}' if found else ''}", file=out)
+    for kind, row in by_severity.items():
+        print(f"findings of {kind} implementations: {_severities(row)}", file=out)
+    if any(r.library for r in results) or by_severity:
         print(file=out)
 
 
-def severity_lines(results: Sequence[PropertyResult], out: TextIO) -> None:
-    """The root causes by severity, one line per library (or implementation kind), for the ones that have any."""
-    for where, row in severity_counts(group(results)).items():
-        split = ", ".join(f"{n} {severity}" for severity, n in row.items() if n)
-        print(f"findings of {where} by severity: {split}", file=out)
+def _severities(row: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {severity}" for severity, n in row.items() if n)
 
 
 def summary_line(results: Sequence[PropertyResult], seconds: float, fail_on: str = DEFAULT_FAIL_ON) -> str:

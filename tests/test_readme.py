@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
+SCREEN = 150  # lines: the default report of a whole run stays one screen (issue 10; --verbose has the full table)
 
 
 def console_commands() -> list[tuple[str, int]]:
@@ -74,6 +75,7 @@ def test_readme_command(command, status):
         assert doc["schema"] == "lossguard-results/1"
         if "--impl" in words and words[words.index("--impl") + 1] == "builtin" and "--loss" not in words:
             assert {r["status"] for r in doc["results"]} <= {"pass", "xfail", "skip"}
+            assert len(done.stdout.splitlines()) <= SCREEN, "the default report of the whole catalog fits a screen"
             expected = documented_summary()
             counted = Counter(r["status"] for r in doc["results"])
             no_cuda = [r for r in doc["results"] if r["device"] == "cuda" and r["status"] == "skip"]
