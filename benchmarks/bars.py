@@ -7,12 +7,14 @@ Bars (wall time of the command, interpreter start-up included, each run as a sub
 - check-core: ``lossguard check --impl all --profile ci --device cpu --family regression --family
   classification`` (the verification core's losses, every built-in implementation, the full default
   dtype set) in at most 120 s;
-- check: the same for the whole catalog (no ``--family``) in at most 300 s;
+- check: the same for the whole catalog (no ``--family``) in at most 300 s, and its default report in at most
+  150 lines of stdout (it fits a screen: one line per implementation, the findings, the summary);
 - audit: ``lossguard audit FILE.py:huber --loss huber_loss`` of a small correct user loss at the default
   profile (``dev``: the environment variable CI is removed for the run) in at most 30 s;
-- audit-libraries: ``lossguard audit --library all --profile ci --json FILE`` (every shipped library's
-  exports, on every device the machine has) in at most 900 s; the report adds, per library, the losses
-  audited, the exports not audited and the results by status, read from FILE.
+- audit-libraries: ``lossguard audit --library all --profile ci --json FILE --html DIR`` (every shipped
+  library's exports, on every device the machine has, and one HTML page per library) in at most 900 s; the
+  report adds, per library, the losses audited, the exports not audited, the results by status and the
+  findings (root causes) by severity, read from FILE, and the pages written into DIR.
 
 ``--only NAME`` (repeatable) measures only the bars named.
 
@@ -49,6 +51,7 @@ CORE_BAR_S = 120.0
 CHECK_BAR_S = 300.0
 AUDIT_BAR_S = 30.0
 LIBRARIES_BAR_S = 900.0
+SCREEN_LINES = 150
 
 # A small, correct user loss: what a team would point ``lossguard audit`` at.
 USER_LOSS = textwrap.dedent(
@@ -87,6 +90,7 @@ class Run:
     summary: str
     load_before: float  # 1-minute load average before the run: other work on the machine skews the figures
     load_after: float
+    lines: int  # lines the command printed on stdout (its report)
 
 
 @dataclass
@@ -95,8 +99,11 @@ class Bar:
     command: list[str]
     shown: str
     bar_s: float
+    max_lines: int | None = None  # the most lines of stdout the report may take (None: no bar on its length)
     runs: list[Run] = field(default_factory=list)
     libraries: dict[str, dict[str, int]] = field(default_factory=dict)  # the last run's per-library figures
+    severities: dict[str, dict[str, int]] = field(default_factory=dict)  # the last run's findings by library
+    pages: list[str] = field(default_factory=list)  # the HTML pages the last run wrote
 
     @property
     def median_s(self) -> float:
@@ -104,15 +111,20 @@ class Bar:
 
     @property
     def met(self) -> bool:
-        return bool(self.runs) and self.median_s <= self.bar_s
+        short = self.max_lines is None or all(r.lines <= self.max_lines for r in self.runs)
+        return bool(self.runs) and self.median_s <= self.bar_s and short
 
     def verdict(self) -> str:
         failed = [r.exit_status for r in self.runs if r.exit_status != 0]
         exits = f"; {len(failed)} run(s) exited non-zero ({failed[0]})" if failed else ""
-        if self.met:
+        if self.median_s <= self.bar_s:
             how = f"met with {self.bar_s - self.median_s:.1f} s to spare"
         else:
             how = f"MISSED by {self.median_s - self.bar_s:.1f} s"
+        if self.max_lines is not None:
+            longest = max(r.lines for r in self.runs)
+            met = "met" if longest <= self.max_lines else "MISSED"
+            how += f"; report of {longest} lines against a bar of {self.max_lines}: {met}"
         return f"{self.name}: median {self.median_s:.1f} s against a bar of {self.bar_s:.0f} s: {how}{exits}"
 
 
@@ -172,7 +184,7 @@ def _run(
     summary = next((line for line in reversed(lines) if line.startswith("lossguard:")), "")
     if not summary:
         summary = next((line for line in reversed(errors) if line.strip()), "(no output)")
-    return Run(round(seconds, 3), status, summary, load_before, _load())
+    return Run(round(seconds, 3), status, summary, load_before, _load(), len(lines))
 
 
 def _load() -> float:
@@ -190,10 +202,10 @@ def measure(repeat: int, quiet: bool = False, only: Sequence[str] = ()) -> list[
     check_args = ["check", "--impl", "all", "--profile", "ci", "--device", "cpu"]
     core_args = [*check_args, "--family", "regression", "--family", "classification"]
     audit_args = ["audit", "huber.py:huber", "--loss", "huber_loss"]
-    library_args = ["audit", "--library", "all", "--profile", "ci", "--json", "libraries.json"]
+    library_args = ["audit", "--library", "all", "--profile", "ci", "--json", "libraries.json", "--html", "pages"]
     checks = [
         Bar("check-core", [*lossguard, *core_args], " ".join(["lossguard", *core_args]), CORE_BAR_S),
-        Bar("check", [*lossguard, *check_args], " ".join(["lossguard", *check_args]), CHECK_BAR_S),
+        Bar("check", [*lossguard, *check_args], " ".join(["lossguard", *check_args]), CHECK_BAR_S, SCREEN_LINES),
     ]
     audit = Bar("audit", [*lossguard, *audit_args], " ".join(["lossguard", *audit_args]), AUDIT_BAR_S)
     libraries = Bar(
@@ -211,9 +223,22 @@ def measure(repeat: int, quiet: bool = False, only: Sequence[str] = ()) -> list[
                 jax_cache = None if bar in checks else Path(where) / "jax-cache"  # empty: every program compiles
                 bar.runs.append(_run(bar.command, cwd, quiet, jax_cache=jax_cache))
                 if bar is libraries and (Path(where) / "libraries.json").is_file():
-                    bar.libraries = json.loads((Path(where) / "libraries.json").read_text())["libraries"]
+                    document = json.loads((Path(where) / "libraries.json").read_text())
+                    bar.libraries = document["libraries"]
+                    bar.severities = _severities(document["findings"])
+                    bar.pages = sorted(p.name for p in (Path(where) / "pages").glob("*.html"))
             _done(bar, index, repeat)
     return wanted
+
+
+def _severities(findings: Sequence[dict]) -> dict[str, dict[str, int]]:
+    """Findings (root causes of the JSON report) by library and severity; failures by definition apart."""
+    table: dict[str, dict[str, int]] = {}
+    for cause in findings:
+        row = table.setdefault(cause["library"] or cause["kind"], {})
+        key = "by definition" if cause["by_definition"] else cause["severity"] or "stale record"
+        row[key] = row.get(key, 0) + 1
+    return table
 
 
 def _versions() -> dict[str, str]:
@@ -241,7 +266,10 @@ def report(bars: Sequence[Bar]) -> str:
         lines.append(f"  runs: {runs}; median {bar.median_s:.1f} s; last summary: {bar.runs[-1].summary}")
         for library, counts in bar.libraries.items():
             figures = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-            lines.append(f"  {library}: {figures}")
+            found = ", ".join(f"{v} {k}" for k, v in bar.severities.get(library, {}).items())
+            lines.append(f"  {library}: {figures}; findings: {found or 'none'}")
+        if bar.pages:
+            lines.append(f"  HTML pages: {', '.join(bar.pages)}")
     lines.append("")
     lines.extend(bar.verdict() for bar in bars)
     return "\n".join(lines)

@@ -20,9 +20,10 @@ failing example's Hypothesis choice sequence, for ``--replay``), library (the au
 expected, scale (the failing element's numbers, or null), severity, convention (the diagnosed variant, or "").
 
 A RootCause (``cause_json``) has: implementation, loss, kind, library, status (xpass, error, fail or xfail),
-severity, reason, convention, breaks (["agreement (float32, float16)", ...]), matters (the numbers in words),
-counterexample, reproduce, actual, expected, scale, departure (relative to the value's scale), and members (the
-indices of its results in ``results``).
+severity, by_definition (a recorded failure of the loss's definition, no implementation's), reason, convention,
+breaks (["agreement (float32, float16)", ...]), matters (the numbers in words), counterexample, reproduce,
+actual, expected, scale, departure (relative to the value's scale), and members (the indices of its results in
+``results``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def cause_json(cause: RootCause, results: Sequence[PropertyResult]) -> dict[str,
         "library": cause.library,
         "status": cause.status,
         "severity": cause.severity,
+        "by_definition": cause.by_definition,
         "reason": cause.reason,
         "convention": worst.convention,
         "breaks": cause.breaks(),
