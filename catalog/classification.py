@@ -365,6 +365,7 @@ CLASSIFICATION = (
         perfect_is_limit=True,
         scoring=_class_scoring,
         variants={"smoothing": "'eps/C' (canonical, torch) or 'eps/(C-1)': 1 - eps on the true class"},
+        variant_values={"smoothing": ("eps/C", "eps/(C-1)")},  # _smoothed's values
         caveats="zero at a perfect prediction only as a limit, and only without label smoothing or soft targets",
     ),
     class_logit_entry(
@@ -415,6 +416,7 @@ CLASSIFICATION = (
             "soft_targets": "'p_t' (canonical: alpha_t (1 - p_t)^gamma BCE) or 'expected' (y FL(z, 1) + (1 - y) "
             "FL(z, 0), the hard-label loss averaged over the label: kornia); the same for targets 0 and 1",
         },
+        variant_values={"alpha_mode": ("per_class", "uniform"), "soft_targets": C.SOFT_TARGETS},  # _alpha_t's modes
     ),
     class_logit_entry(
         name="softmax_focal_loss",
@@ -435,6 +437,7 @@ CLASSIFICATION = (
             "alpha_mode": "'uniform' (canonical: a float alpha weighs every class) or 'background': 1 - alpha for "
             "the class 0, alpha for the others (MONAI's FocalLoss(use_softmax=True))",
         },
+        variant_values={"mean_over": C.MEAN_OVER, "alpha_mode": C.SOFTMAX_ALPHA_MODES},
     ),
     classification_entry(
         name="hinge_loss",

@@ -182,6 +182,7 @@ def _entry(
     definition: str,
     reference,
     variants: dict[str, str] | None = None,
+    variant_values: dict[str, tuple[str, ...]] | None = None,
     value_range: tuple[float, float] = (0.0, 2.0),
     relations: Relations = NO_RELATIONS,
 ) -> LossSpec:
@@ -199,6 +200,7 @@ def _entry(
         sweep=_sweep,
         caveats=_EXCEPTIONS,
         variants=variants or {},
+        variant_values=variant_values or {},
         value_range=value_range,
         relations=relations,
     )
@@ -234,6 +236,7 @@ DETECTION: tuple[LossSpec, ...] = (
             "alpha_gradient": "'through' (canonical: alpha differentiated) or 'detached' (alpha held constant in "
             "the gradient, torchvision; the same value)"
         },
+        variant_values={"alpha_gradient": R.ALPHA_GRADIENTS},
         value_range=(0.0, 3.0),
         relations=_AT_LEAST_IOU,
     ),

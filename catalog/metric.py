@@ -407,6 +407,7 @@ METRIC: tuple[LossSpec, ...] = (
             "eps_mode": "'difference' (canonical, torch: ||x - y + eps||_p) or 'root': (sum_k |x_k - y_k|^p + "
             "eps)^(1/p), eps under the root (optax)"
         },
+        variant_values={"eps_mode": R.EPS_MODES},
         sweep=_triplet_sweep,
     ),
     metric_entry(

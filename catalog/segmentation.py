@@ -192,6 +192,10 @@ def _symmetric_emptiness(example: Example) -> bool:
     return bool(np.all(p == y))
 
 
+# every value of the overlap losses' variants (the reference's tuples): what a failure's diagnosis tries
+_OVERLAP_VALUES = {"smooth_counted": tuple(R.SMOOTH_COUNTED), "empty": R.EMPTY, "intersection": R.INTERSECTIONS}
+
+
 def _overlap(
     name: str,
     definition: str,
@@ -220,6 +224,7 @@ def _overlap(
             "empty": _EMPTY,
             "intersection": _INTERSECTION,
         },
+        variant_values={k: v for k, v in _OVERLAP_VALUES.items() if k != "smooth_counted" or smooth_counted},
     )
 
 
@@ -268,6 +273,7 @@ SEGMENTATION: tuple[LossSpec, ...] = (
             "present in its target, 1 without a valid pixel: kornia's average='macro'); pooled, 'none' is (N,), or "
             "() with batch=True",
         },
+        variant_values={**_OVERLAP_VALUES, "smoothing": R.SMOOTHING, "pooling": R.POOLING},
     ),
     _overlap(
         "jaccard_loss",

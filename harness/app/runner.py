@@ -27,6 +27,7 @@ from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Uns
 
 import lossguard.properties.all  # noqa: F401  (registers every property)
 from lossguard.catalog import CATALOG
+from lossguard.harness.app import diagnosis
 from lossguard.harness.kernel import severity
 from lossguard.harness.kernel.failures import Failure, ImplementationRaised, PropertyCrashed, PropertyFailure
 from lossguard.harness.kernel.frameworks import binding as framework_binding
@@ -222,6 +223,7 @@ def run_one(
     result.duration_s = time.perf_counter() - started
     if result.status in ("fail", "error"):
         result.reproduce = selection.reproduce(impl, name, dtype, device, result.replay)
+    result.convention = diagnosis.diagnose(result, subject(excluded=findings))  # "" but for a diagnosed failure
     result.severity = severity.classify(result)
     return result
 

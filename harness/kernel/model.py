@@ -189,6 +189,9 @@ class LossSpec:
         not array arguments (perceptual_loss's feature extractor and layers): they count as parameters.
     variants: reference keywords outside the canonical contract (name -> description): not in
         ``params`` nor in ``signature``; an implementation that accepts one is checked on it too.
+    variant_values: variant name -> every value its reference takes, the canonical one included (the reference
+        module's tuple, e.g. ``ALPHA_GRADIENTS``); a bool variant needs none (``alternatives``). The diagnosis of a
+        failure tries the other values (``lossguard.harness.app.diagnosis``).
     benchmark: (example, seeded generator) -> the call to time, for a loss whose realistic call is not
         its seeded example with the rows repeated (``lossguard.harness.kernel.seeded.benchmark_example``);
         None: that call.
@@ -237,6 +240,7 @@ class LossSpec:
     domains: Mapping[str, Callable[[Example], bool]] = field(default_factory=dict)
     by_definition: tuple[Finding, ...] = ()
     variants: Mapping[str, str] = field(default_factory=dict)
+    variant_values: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     supplied: Mapping[str, Any] = field(default_factory=dict)
     benchmark: Callable[[Example, np.random.Generator], Example] | None = None
     caveats: str = ""
@@ -264,6 +268,11 @@ class LossSpec:
         for name in self.variants:
             if name not in parameters or parameters[name].default is inspect.Parameter.empty:
                 raise ValueError(f"entry {self.name!r}: variants names {name!r}, not a keyword of its reference")
+        for name, values in self.variant_values.items():
+            if name not in self.variants or parameters[name].default not in values:
+                raise ValueError(
+                    f"entry {self.name!r}: variant_values names {name!r}, not a variant with its default among them"
+                )
         for name in self.supplied:
             if name not in parameters or parameters[name].default is not inspect.Parameter.empty:
                 raise ValueError(
@@ -295,6 +304,14 @@ class LossSpec:
     def variant_defaults(self) -> dict[str, Any]:
         """The reference's defaults of the ``variants`` keywords (the canonical choice of each)."""
         return {name: self._reference_parameters[name].default for name in self.variants}
+
+    def alternatives(self, name: str) -> tuple[Any, ...]:
+        """The values of variant ``name`` other than its canonical one: those ``variant_values`` states, or a bool
+        variant's other value; () where neither says (the variant cannot be tried)."""
+        default = self.variant_defaults[name]
+        if name in self.variant_values:
+            return tuple(v for v in self.variant_values[name] if v != default)
+        return (not default,) if isinstance(default, bool) else ()
 
     @functools.cached_property
     def signature(self) -> str:
