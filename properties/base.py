@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from lossguard.harness.kernel.model import DTYPES, FACTS
 
 if TYPE_CHECKING:
@@ -27,6 +29,41 @@ FLOAT64_AND_FLOAT32: frozenset[str] = frozenset({"float64", "float32"})  # stabi
 FLOAT64_ONLY: frozenset[str] = frozenset({"float64"})  # structural properties: one dtype is enough
 
 NONE = "none"  # reduction='none'; Subject.draw pins it only for implementations that take ``reduction``
+
+
+def first_index(mask: Any) -> tuple[int, ...]:
+    """The index of the first True element of ``mask`` (() for a 0-d one)."""
+    mask = np.asarray(mask)
+    return tuple(int(i) for i in np.argwhere(mask)[0]) if mask.ndim else ()
+
+
+def numbers_at(
+    index: tuple[int, ...], actual: Any, expected: Any, scale: Any
+) -> tuple[float, float | None, float | None]:
+    """``Subject.fail``'s ``numbers`` for the failing element ``index``: that element of ``actual``, ``expected``
+    and ``scale``, broadcast together (``expected`` or ``scale`` None where not known). What the severity weighs
+    (``lossguard.harness.kernel.severity.departure``): |actual - expected| against max(|expected|, scale, u_D)."""
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (actual, expected, scale) if x is not None))
+
+    def element(x: Any) -> float | None:
+        return None if x is None else float(np.broadcast_to(np.asarray(x, dtype=np.float64), shape)[index])
+
+    return float(np.broadcast_to(np.asarray(actual, dtype=np.float64), shape)[index]), element(expected), element(scale)
+
+
+def increase_numbers(
+    subject: Subject, lower: Any, higher: Any, increment: Any, failing: Any
+) -> tuple[float, float | None, float | None]:
+    """``Subject.fail``'s ``numbers`` for a strict increase that did not happen: the implementation's value at the
+    example ``higher`` should exceed its value at ``lower``. Against the bound itself (the lower value) a tie would
+    weigh nothing, so what is weighed is the increase: the implementation's ``increment`` (higher minus lower, at
+    the first element of ``failing``), the exact one from the reference, and the scale of the two evaluations
+    (summed). A flat or falling loss where the exact one rises well above rounding is wrong; a rise the size of
+    the rounding missed is imprecise."""
+    with np.errstate(all="ignore"):
+        exact = subject.reference(higher) - subject.reference(lower)
+        scale = subject.scale(higher) + subject.scale(lower)
+    return numbers_at(first_index(failing), increment, exact, scale)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from lossguard.harness.kernel import tolerance
 from lossguard.harness.kernel.model import Example
-from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, first_index, numbers_at, register
 
 
 def _first(mask: np.ndarray) -> int:
@@ -45,21 +45,33 @@ def box_loss_range(subject, data) -> None:
     low, high = subject.spec.value_range
     example = subject.draw(data, regime="any", reduction=NONE)
     value = subject.value(example)
-    allowed = subject.compare(value, 0.0, subject.scale(example)).allowed
+    scale = subject.scale(example)
+    allowed = subject.compare(value, 0.0, scale).allowed
     outside = (value < low - allowed) | (value > high + allowed) | np.isnan(value)
     if np.any(outside):
         i = _first(outside)
-        subject.fail(f"loss at row {i} = {value[i]!r}, but should lie in [{low:g}, {high:g}]", example, check="range")
+        # the value, the end of the range it passed (none for a NaN: finite in the range, exact value not needed),
+        # the scale the comparison used
+        end = None if np.isnan(value[i]) else low if value[i] < low else high
+        subject.fail(
+            f"loss at row {i} = {value[i]!r}, but should lie in [{low:g}, {high:g}]",
+            example,
+            check="range",
+            numbers=numbers_at((i,), value, end, scale),
+        )
     if subject.spec.relations.at_least is not None:
         bound = subject.catalog(subject.spec.relations.at_least)
         lower = subject.reference(example, bound)
-        below = value < lower - allowed - subject.compare(lower, lower, subject.scale(example, bound)).allowed
+        lower_scale = subject.scale(example, bound)
+        below = value < lower - allowed - subject.compare(lower, lower, lower_scale).allowed
         if np.any(below):
             i = _first(below)
             subject.fail(
                 f"loss at row {i} = {value[i]!r}, but should be >= the {bound.name} {lower[i]!r}",
                 example,
                 check="at_least",
+                # the value, the exact lower bound, the two scales whose tolerances the comparison summed
+                numbers=numbers_at((i,), value, lower, scale + lower_scale),
             )
 
 
@@ -181,7 +193,12 @@ def zero_area_boxes(subject, data) -> None:
     expected = subject.reference(flat)
     if not np.all(np.isfinite(outcome.value)):
         i = _first(~np.isfinite(outcome.value))
-        subject.fail(f"loss at row {i} = {outcome.value[i]!r}, but should be finite ({expected[i]!r})", flat, "value")
+        subject.fail(
+            f"loss at row {i} = {outcome.value[i]!r}, but should be finite ({expected[i]!r})",
+            flat,
+            "value",
+            numbers=numbers_at((i,), outcome.value, expected, None),
+        )
     subject.expect_close("loss with zero-area boxes", outcome.value, expected, subject.scale(flat), flat, check="value")
     with np.errstate(all="ignore"):
         exact = subject.spec.reference.grad(**flat.kwargs())
@@ -191,5 +208,8 @@ def zero_area_boxes(subject, data) -> None:
         if np.any(bad):
             i = _first(np.any(bad, axis=1))
             subject.fail(
-                f"d loss / d {name} at row {i} = {grad[i].tolist()}, but should be finite", flat, "finite_gradient"
+                f"d loss / d {name} at row {i} = {grad[i].tolist()}, but should be finite",
+                flat,
+                "finite_gradient",
+                numbers=numbers_at(first_index(bad), grad, exact[name].value, None),  # its first non-finite element
             )

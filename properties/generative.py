@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from lossguard.harness.kernel import tolerance
-from lossguard.properties.base import FLOAT64_AND_FLOAT32, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, increase_numbers, register
 
 
 def _representable(subject, values) -> np.ndarray:
@@ -68,10 +68,15 @@ def wgan_antisymmetry(subject, data) -> None:
     )
     for actual, case in ((value, example), (mirrored, swapped)):
         exact = subject.reference(case)
-        allowed = subject.compare(actual, exact, subject.scale(case)).allowed
+        case_scale = subject.scale(case)
+        allowed = subject.compare(actual, exact, case_scale).allowed
         if exact < -allowed and not actual < 0:
             subject.fail(
-                f"loss = {float(actual)!r}, but should be negative (exact value {float(exact)!r})", case, "sign"
+                f"loss = {float(actual)!r}, but should be negative (exact value {float(exact)!r})",
+                case,
+                "sign",
+                # a sign compared with 0 is violated by any amount: weighed is the value against its exact one
+                numbers=(float(actual), float(exact), float(case_scale)),
             )
 
 
@@ -97,7 +102,12 @@ def vae_kl(subject, data) -> None:
     domain = _representable(subject, subject.reference(example))
     comparison = subject.expect_close("beta * KL term", kl, expected, scale, example, domain, check="kl_term")
     if domain and kl < -comparison.allowed:
-        subject.fail(f"beta * KL term = {float(kl)!r}, but should be >= 0", example, check="kl_term")
+        subject.fail(
+            f"beta * KL term = {float(kl)!r}, but should be >= 0",
+            example,
+            check="kl_term",
+            numbers=(float(kl), 0.0, float(scale)),  # the negative term, the bound 0, the scale compared with
+        )
     if subject.accepts("recon_loss"):
         perfect = prior.replace({"recon": np.array(example.args["x"], copy=True)}, recon_loss="mse")
         value = subject.value(perfect)
@@ -107,6 +117,9 @@ def vae_kl(subject, data) -> None:
                 "[KL(N(0, 1) || N(0, 1)) = 0]",
                 perfect,
                 check="zero_at_prior",
+                # exactness asked, but the departure is weighed as any other: against the scale of the terms
+                # that cancel to 0 (1 - exp(0) per latent)
+                numbers=(float(value), 0.0, float(subject.scale(perfect))),
             )
 
 
@@ -148,4 +161,5 @@ def uncertainty_minimiser(subject, data) -> None:
             f"{float(outcome.value)!r} at s = log L",
             nearby,
             check="larger_nearby",
+            numbers=increase_numbers(subject, at, nearby, value - outcome.value, True),
         )

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from lossguard.harness.kernel import tolerance
 from lossguard.harness.kernel.failures import ImplementationRaised
-from lossguard.properties.base import FLOAT64_AND_FLOAT32, FLOAT64_ONLY, NONE, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, FLOAT64_ONLY, NONE, first_index, numbers_at, register
 
 
 @register(
@@ -88,11 +88,16 @@ def gradient(subject, data) -> None:
 def non_negative(subject, data) -> None:
     example = subject.draw(data, regime="any")
     value = subject.value(example)
-    allowed = subject.compare(value, 0.0, subject.scale(example)).allowed
+    scale = subject.scale(example)
+    allowed = subject.compare(value, 0.0, scale).allowed
     negative = value < -allowed
     if np.any(negative):
         index = tuple(int(i) for i in np.argwhere(negative)[0]) if value.ndim else ()
-        subject.fail(f"loss{f' at index {index}' if index else ''} = {value[index]!r}, but should be >= 0", example)
+        subject.fail(
+            f"loss{f' at index {index}' if index else ''} = {value[index]!r}, but should be >= 0",
+            example,
+            numbers=numbers_at(index, value, 0.0, scale),  # the negative value, the bound 0, its scale
+        )
 
 
 @register(
@@ -114,13 +119,17 @@ def zero_at_perfect(subject, data) -> None:
         current = subject.rounded(perfect(example, strength))
         value = subject.value(current)
         if previous is not None:
-            allowed = subject.compare(value, previous, subject.scale(current)).allowed
-            if np.any(value > previous + allowed):
+            scale = subject.scale(current)
+            allowed = subject.compare(value, previous, scale).allowed
+            rises = value > previous + allowed
+            if np.any(rises):
                 subject.fail(
                     f"loss = {value.tolist()} after making the prediction surer, but should not exceed "
                     f"{previous.tolist()} [the loss must decrease towards 0]",
                     current,
                     check="monotone",
+                    # the risen value, its bound (the less sure prediction's value), the scale the comparison used
+                    numbers=numbers_at(first_index(rises), value, previous, scale),
                 )
         previous = value
     # and it does approach 0: at the surest prediction it is the reference's (nearly 0) value

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from scipy.special import expit, log_softmax, logsumexp, softmax, xlogy
 
 from lossguard.harness.kernel.model import BINARY, Example
-from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, first_index, increase_numbers, numbers_at, register
 
 
 def _requires(subject, *params: str) -> None:
@@ -49,12 +49,17 @@ def huber_limits(subject, data) -> None:
     delta = float(1e-3 * np.min(np.abs(e)))
     narrow = example.replace(delta=delta)
     value = subject.value(narrow)
-    slack = 0.5 * delta * delta + subject.compare(value, delta * np.abs(e), subject.scale(narrow)).allowed
-    if np.any(np.abs(value - delta * np.abs(e)) > slack):
+    scale = subject.scale(narrow)
+    slack = 0.5 * delta * delta + subject.compare(value, delta * np.abs(e), scale).allowed
+    outside = np.abs(value - delta * np.abs(e)) > slack
+    if np.any(outside):
+        # the value, the end of [delta |e| - delta^2/2, delta |e| + delta^2/2] it passed, the scale compared with
+        bound = delta * np.abs(e) + np.where(value > delta * np.abs(e), 0.5, -0.5) * delta * delta
         subject.fail(
             f"huber = {value.tolist()}, but should be within delta^2/2 of delta |e| = {(delta * np.abs(e)).tolist()}",
             narrow,
             check="linear",
+            numbers=numbers_at(first_index(outside), value, bound, scale),
         )
 
 
@@ -139,13 +144,21 @@ def label_smoothing(subject, data) -> None:
     )
 
     confident = subject.spec.perfect(example, 1.0)
-    values = [subject.value(confident.replace(label_smoothing=e)) for e in (0.0, 0.2, 0.5, 0.9)]
-    for low, high, e in zip(values, values[1:], (0.2, 0.5, 0.9), strict=False):
+    steps = (0.0, 0.2, 0.5, 0.9)
+    values = [subject.value(confident.replace(label_smoothing=e)) for e in steps]
+    for k, (low, high, e) in enumerate(zip(values, values[1:], steps[1:], strict=False)):
         if np.any(high <= low):
             subject.fail(
                 f"CE at eps = {e} = {high.tolist()}, but should exceed {low.tolist()} [right, confident]",
                 confident,
                 check="grows",
+                numbers=increase_numbers(
+                    subject,
+                    subject.rounded(confident.replace(label_smoothing=steps[k])),
+                    subject.rounded(confident.replace(label_smoothing=e)),
+                    high - low,
+                    high <= low,
+                ),
             )
 
     y = np.asarray(example.args["target"]).reshape(-1)[0]
@@ -163,11 +176,17 @@ def label_smoothing(subject, data) -> None:
     grad = subject.call(at_minimum, grad=("input",)).grads["input"].reshape(-1)
     others = np.delete(grad, y)
     if not (grad[y] > 0 and np.all(others < 0)):
+        # a sign compared with 0 is violated by any amount at all: weighed instead is the offending component's
+        # departure from its exact value, against that gradient's scale
+        wrong_sign = np.where(np.arange(grad.size) == y, grad <= 0, grad >= 0)
+        with np.errstate(all="ignore"):
+            exact = subject.spec.reference.grad(**at_minimum.kwargs())["input"]
         subject.fail(
             f"gradient at the eps-minimiser under a larger eps = {grad.tolist()}, but should be positive "
             f"for the true class {y} and negative elsewhere [the minimiser moves towards uniform]",
             at_minimum,
             check="minimiser",
+            numbers=numbers_at(first_index(wrong_sign), grad, np.reshape(exact.value, -1), np.reshape(exact.scale, -1)),
         )
 
 
@@ -280,11 +299,13 @@ def kl_divergence(subject, data) -> None:
     # Pinsker's bound is for normalised q; rounded log-probabilities sum to 1 + delta: KL >= bound - |delta|
     pinsker = 0.5 * np.sum(np.abs(p - q), axis=1) ** 2 - np.abs(np.expm1(logsumexp(log_q, axis=1)))
     allowed = subject.compare(kl, pinsker, scale).allowed
-    if np.any(kl < pinsker - allowed):
+    below = kl < pinsker - allowed
+    if np.any(below):
         subject.fail(
             f"sum_c KL = {kl.tolist()}, but should be >= 0.5 ||p - q||_1^2 = {pinsker.tolist()} [Pinsker]",
             example,
             check="pinsker",
+            numbers=numbers_at(first_index(below), kl, pinsker, scale),  # the KL, Pinsker's bound, the KL's scale
         )
     with np.errstate(divide="ignore"):
         log_p = np.where(p > 0, np.log(p), 0.0)  # where p = 0 the input does not enter KL
@@ -311,12 +332,15 @@ def focal_identities(subject, data) -> None:
     keep = {"reduction": NONE, **shared}
     plain = ce.reference(example.args["input"], example.args["target"], **keep)
     value = subject.value(example)
-    allowed = subject.compare(value, plain, subject.scale(example)).allowed
-    if np.any(value > plain + allowed):
+    scale = subject.scale(example)
+    allowed = subject.compare(value, plain, scale).allowed
+    above = value > plain + allowed
+    if np.any(above):
         subject.fail(
             f"focal = {value.tolist()}, but should be <= cross-entropy = {plain.tolist()}",
             example,
             check="bounded_by_ce",
+            numbers=numbers_at(first_index(above), value, plain, scale),  # the focal, the CE bounding it, its scale
         )
     if subject.accepts("gamma") and subject.accepts("alpha"):
         reduced = subject.rounded(example.replace(gamma=0.0, alpha=None))
@@ -384,12 +408,12 @@ def proper_scoring(subject, data) -> None:
         q = _report(data, p)
         subject.need(np.sum(np.abs(p - q)) >= 0.2)
 
-    def expected_loss(report):
+    def expected_loss(report, evaluate=subject.value):
         total, scale = 0.0, 0.0
         for outcome in range(n_classes):
             example = subject.rounded(subject.spec.scoring(report, outcome))
             example = example.replace(**{k: v for k, v in subject.spec.params.items() if k not in example.params})
-            total += p[outcome] * float(np.sum(subject.value(example)))
+            total += p[outcome] * float(np.sum(evaluate(example)))
             scale += p[outcome] * float(np.sum(subject.scale(example)))
         return total, scale
 
@@ -397,8 +421,14 @@ def proper_scoring(subject, data) -> None:
     other, s2 = expected_loss(q)
     allowed = float(subject.compare(other, truthful, s1 + s2).allowed)
     if not other > truthful + allowed:
+        # weighed: the gap, against the exact gap (a tie weighs nothing against the bound); where the exact loss
+        # itself has no gap beyond the tolerance (hinge, focal: not strictly proper by definition) no departure of
+        # the implementation's is to weigh (no numbers)
+        with np.errstate(all="ignore"):
+            gap = expected_loss(q, subject.reference)[0] - expected_loss(p, subject.reference)[0]
         subject.fail(
             f"expected loss reporting q = {q.round(4).tolist()} is {other!r}, but should exceed the "
             f"expected loss {truthful!r} of reporting the true p = {p.round(4).tolist()}",
             Example({"p": p, "q": q}, {}),
+            numbers=(other - truthful, gap, s1 + s2) if gap > allowed else None,
         )

@@ -187,7 +187,13 @@ def _expect_finite(subject, what: str, actual: np.ndarray, must: np.ndarray, own
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         where = f" at index {index}" if index else ""
         shown = "" if own is None else f" [the implementation's own float64 result there: {own[index]!r}]"
-        subject.fail(f"{what}{where} = {actual[index]!r}, but should be finite{shown}", example, check=check)
+        subject.fail(
+            f"{what}{where} = {actual[index]!r}, but should be finite{shown}",
+            example,
+            check=check,
+            # the non-finite value and the yardstick standing in for the exact one (unknown in float64 itself)
+            numbers=(float(actual[index]), None if own is None else float(own[index]), None),
+        )
 
 
 @register(
@@ -457,6 +463,8 @@ def gradcheck(subject, data) -> None:
                 f"{best.autograd:.3g})]",
                 example,
                 check=check,
+                # the autograd slope, the extrapolated one, and the size of the terms of v . grad (sum |v_i g_i|)
+                numbers=(actual, best.estimate, float(np.sum(np.abs(v * own.grads[name])))),
             )
 
 
@@ -514,6 +522,7 @@ def _expect_identical(subject, what: str, second: np.ndarray, first: np.ndarray,
             "bitwise: same inputs, same device]",
             example,
             check=check,
+            numbers=(float(second[index]), float(first[index]), None),  # weighed against the first call's value
         )
 
 

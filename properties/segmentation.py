@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, NONE, first_index, numbers_at, register
 
 
 @register("overlap_range", "Dice, Jaccard and Tversky values lie in [0, 1]")
@@ -23,11 +23,18 @@ def overlap_range(subject, data) -> None:
     """
     example = subject.draw(data, regime="any", reduction=NONE)
     value = subject.value(example)
-    allowed = subject.compare(value, 0.0, subject.scale(example)).allowed
+    scale = subject.scale(example)
+    allowed = subject.compare(value, 0.0, scale).allowed
     outside = (value < -allowed) | (value > 1 + allowed) | np.isnan(value)
     if np.any(outside):
         index = tuple(int(i) for i in np.argwhere(outside)[0]) if value.ndim else ()
-        subject.fail(f"loss at index {index} = {value[index]!r}, but should lie in [0, 1]", example)
+        # the value, the end of [0, 1] it passed (none for a NaN: finite in the range), the scale compared with
+        end = None if np.isnan(value[index]) else 0.0 if value[index] < 0 else 1.0
+        subject.fail(
+            f"loss at index {index} = {value[index]!r}, but should lie in [0, 1]",
+            example,
+            numbers=numbers_at(index, value, end, scale),
+        )
 
 
 @register("overlap_symmetry", "from probabilities, the loss is symmetric in prediction and target (alpha = beta)")
@@ -134,18 +141,22 @@ def empty_masks_finite(subject, data) -> None:
     expected = subject.reference(empty)
     if not np.all(np.isfinite(outcome.value)):
         subject.fail(
-            f"loss = {outcome.value.tolist()}, but should be finite (exact {expected.tolist()})", empty, "value"
+            f"loss = {outcome.value.tolist()}, but should be finite (exact {expected.tolist()})",
+            empty,
+            "value",
+            numbers=numbers_at(first_index(~np.isfinite(outcome.value)), outcome.value, expected, None),
         )
     subject.expect_close("loss on empty masks", outcome.value, expected, subject.scale(empty), empty, check="value")
     with np.errstate(all="ignore"):
         grads = subject.spec.reference.grad(**empty.kwargs())
     for name in names:
         if not np.all(np.isfinite(outcome.grads[name])):
+            grad = outcome.grads[name]
             subject.fail(
-                f"d loss / d {name} has non-finite entries {outcome.grads[name].ravel().tolist()}, "
-                "but should be finite",
+                f"d loss / d {name} has non-finite entries {grad.ravel().tolist()}, but should be finite",
                 empty,
                 "gradient",
+                numbers=numbers_at(first_index(~np.isfinite(grad)), grad, grads[name].value, None),
             )
         subject.expect_close(
             f"d loss / d {name} on empty masks",

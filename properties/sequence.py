@@ -18,7 +18,7 @@ from lossguard.harness.kernel import strategies as S
 from lossguard.harness.kernel import tolerance
 from lossguard.harness.kernel.frameworks.base import Outcome
 from lossguard.harness.kernel.model import Example
-from lossguard.properties.base import FLOAT64_AND_FLOAT32, register
+from lossguard.properties.base import FLOAT64_AND_FLOAT32, first_index, numbers_at, register
 
 CHUNK_KEYWORDS = ("chunk_size", "token_chunk_size")  # the blocking knobs of a chunked linear_cross_entropy
 
@@ -34,6 +34,18 @@ def _call_with(subject, fn: Callable, example: Example, grad: Iterable[str] = ()
 def _representable(subject, expected) -> np.ndarray:
     expected = np.asarray(expected, dtype=np.float64)
     return tolerance.representable(expected, subject.dtype) | np.isnan(expected)
+
+
+def _leak_numbers(subject, case: Example, name: str, grad: np.ndarray, rows: np.ndarray, ignored: np.ndarray):
+    """``Subject.fail``'s numbers for a gradient that leaked into an ignored token: the first leaked element, its
+    exact 0, and the scale of the gradient that element would get were its token counted (the token's target set to
+    class 0: an ignored token's own scale is 0). A leak the size of that gradient's rounding is imprecise, a token's
+    gradient leaked whole is wrong."""
+    target = np.asarray(case.args["target"])
+    counted = case.replace({"target": np.where(ignored, np.zeros_like(target), target)})
+    with np.errstate(all="ignore"):
+        scale = subject.spec.reference.grad(**counted.kwargs())[name].scale
+    return numbers_at(first_index(rows & (grad != 0)), grad, 0.0, scale)
 
 
 @register(
@@ -88,6 +100,7 @@ def ignored_tokens(subject, data) -> None:
                         f"d loss / d {name} at an ignored token = {leaked[leaked != 0][0]!r}, but should be exactly 0",
                         case,
                         check="zero_gradient",
+                        numbers=_leak_numbers(subject, case, name, outcome.grads[name], rows, ignored),
                     )
         kept = ~rows if name == first else True
         kept = kept & tolerance.representable(grads[name].value, subject.dtype)
