@@ -7,6 +7,9 @@ capped with RLIMIT_AS) resolves the target, plans the runs and streams one JSON 
 on a private copy of stdout (the judged code's own prints go to stderr). The parent waits at
 most ``time_limit`` seconds per run; when the worker dies or overruns, that run becomes an
 ``error`` result and a fresh worker continues with the next run.
+
+A job with ``slices`` asks the worker for the HTML report's plots instead of a run: it resolves the target the
+same way and answers each slice (``lossguard.harness.app.slices.serve``; the parent is ``slices.isolated``).
 """
 
 from __future__ import annotations
@@ -164,6 +167,12 @@ def _worker() -> None:
         prepared, selection = prepare(job)
     except Exception as exc:  # the target itself is the problem: a usage error for the user
         emit({"event": "target_error", "message": str(exc)})
+        return
+    if "slices" in job:  # the HTML report's plots: slices through counterexamples (lossguard.harness.app.slices)
+        from lossguard.harness.app.slices import serve
+
+        serve(prepared, job["slices"], emit)
+        emit({"event": "done"})
         return
     from lossguard.harness.app.runner import plan, run_one
 
