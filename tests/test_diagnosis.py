@@ -327,14 +327,17 @@ def test_one_coincidental_match_is_not_enough(monkeypatch):
     assert judged(impl).convention == ""
 
 
-def test_only_a_failure_with_its_example_is_diagnosed():
+def test_only_a_failure_or_a_recorded_finding_with_its_example_is_diagnosed():
     impl = _bound(_twice, "mse_loss")
     subject = Subject(CATALOG["mse_loss"], impl, "float64", "cpu")
     failed = judged(impl)
-    for status in ("error", "xfail", "xpass", "pass"):
+    for status in ("error", "xpass", "pass"):
         assert diagnosis.diagnose(dataclasses.replace(failed, status=status), subject) == ""
     assert diagnosis.diagnose(dataclasses.replace(failed, example=None), subject) == ""
+    assert diagnosis.diagnose(dataclasses.replace(failed, property="invalid_input"), subject) == ""
     assert diagnosis.diagnose(failed, subject) == "the loss is the canonical times 2"
+    recorded = dataclasses.replace(failed, status="xfail")  # a recorded finding, diagnosed on its witness
+    assert diagnosis.diagnose(recorded, subject) == "the loss is the canonical times 2"
 
 
 def test_a_correct_implementation_passes_undiagnosed():

@@ -238,7 +238,6 @@ def _finish(
         terminal.details(results, out)
     terminal.findings(results, out, args.fail_on)
     terminal.library_lines(results, out)
-    terminal.severity_lines(results, out)
     versions = {k: header[k] for k in ("python", "lossguard", "torch", "numpy", "scipy", "hypothesis")}
     target = {k: v for k, v in header.items() if k not in versions}
     document = json_report.document(results, command, target, versions, profile, seconds, status)

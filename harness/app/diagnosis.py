@@ -36,7 +36,8 @@ from hypothesis.errors import HypothesisDeprecationWarning, UnsatisfiedAssumptio
 from lossguard.harness.kernel import seeded, tolerance
 from lossguard.harness.kernel.failures import Failure
 from lossguard.harness.kernel.frameworks.base import Outcome
-from lossguard.harness.kernel.model import Example, PropertyResult
+from lossguard.harness.kernel.model import DTYPES, Example, PropertyResult
+from lossguard.harness.kernel.severity import VALIDATION_PROPERTY
 from lossguard.harness.kernel.subject import Subject
 from lossguard.properties.generic import _kink_mask
 from lossguard.reference._core import Gradient
@@ -44,6 +45,8 @@ from lossguard.reference._core import Gradient
 OTHERS = 6  # seeded examples drawn beside the counterexample
 AT_LEAST = 3  # of them judged (every one matching) before a candidate is reported
 GRADIENT_PROPERTY = "gradient"
+DTYPE_PROPERTY = "dtype"  # the reference-free check of the output's dtype
+DIAGNOSED = ("fail", "xfail")  # a new failure, and a recorded finding (its witness): both may be a convention
 GRADIENT_MESSAGE = "d loss / d"  # how every failure of a gradient begins (``Subject.expect_close``'s what)
 _REFERENCE_REFUSES = (ValueError, ArithmeticError, IndexError, NotImplementedError)
 
@@ -81,9 +84,12 @@ class Candidate:
 
 def diagnose(result: PropertyResult, subject: Subject) -> str:
     """The convention ``subject``'s implementation follows where ``result`` failed, as a sentence; "" when the
-    result is no ``fail`` with a failing example, or no candidate is verified (a defect)."""
-    if result.status != "fail" or result.example is None:
-        return ""
+    result is no ``fail`` (or recorded finding, ``xfail``) with a failing example, or no candidate is verified (a
+    defect). A failure of the output's dtype is diagnosed by ``_computes_in``."""
+    if result.status not in DIAGNOSED or result.example is None or result.property == VALIDATION_PROPERTY:
+        return ""  # invalid input accepted is a validation gap under every convention (its example is not valid)
+    if result.property == DTYPE_PROPERTY:
+        return _computes_in(subject, result.example)
     gradients = result.property == GRADIENT_PROPERTY or result.message.startswith(GRADIENT_MESSAGE)
     counterexample = result.example
     observed = _observe(subject, counterexample, gradients)
@@ -98,6 +104,24 @@ def diagnose(result: PropertyResult, subject: Subject) -> str:
         return ""
     others = list(_other_observations(subject, counterexample, gradients))
     return next((c.sentence for c in matching if _verified(subject, c, others, gradients)), "")
+
+
+def _computes_in(subject: Subject, counterexample: Example) -> str:
+    """A ``dtype`` failure whose output is of a lower precision than the call's, on the counterexample and on every
+    other example it takes: the computation's dtype, as a sentence ("" otherwise: a dtype of more precision, or
+    one that changes with the input, is no convention)."""
+    call = subject.dtype
+    outputs = {
+        o.dtype
+        for o in (_observe(subject, e, False) for e in (counterexample, *_other_examples(subject, counterexample)))
+        if o is not None
+    }
+    if len(outputs) != 1:
+        return ""
+    (output,) = outputs
+    if output not in DTYPES or tolerance.roundoff(output) <= tolerance.roundoff(call):
+        return ""
+    return f"computes in {output}: a {call} call returns {output} (its {call} result is {output}-accurate at best)"
 
 
 def _verified(subject: Subject, candidate: Candidate, others: list[tuple[Example, Outcome]], gradients: bool) -> bool:

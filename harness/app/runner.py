@@ -223,7 +223,8 @@ def run_one(
     result.duration_s = time.perf_counter() - started
     if result.status in ("fail", "error"):
         result.reproduce = selection.reproduce(impl, name, dtype, device, result.replay)
-    result.convention = diagnosis.diagnose(result, subject(excluded=findings))  # "" but for a diagnosed failure
+    # "" but for a diagnosed failure; a recorded finding is diagnosed on every example, its domain included
+    result.convention = diagnosis.diagnose(result, subject(excluded=() if result.status == "xfail" else findings))
     result.severity = severity.classify(result)
     return result
 
