@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -68,6 +69,11 @@ def test_readme_command(command, status):
         image = ROOT / words[words.index("--out") + 1]
         assert image.stat().st_size > 10_000, "the plot was written"
         image.unlink()
+    if "--html" in words:
+        pages = ROOT / words[words.index("--html") + 1]
+        written = sorted(pages.glob("*.html"))
+        shutil.rmtree(pages)
+        assert written, "the HTML pages were written"
     if "--json" in words:
         report = ROOT / words[words.index("--json") + 1]
         doc = json.loads(report.read_text())
