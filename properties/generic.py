@@ -29,7 +29,7 @@ def agreement(subject, data) -> None:
     subject.expect_close("loss", outcome.value, expected, subject.scale(example), example, mask=domain, check="value")
 
 
-def _kink_mask(subject, example, shape) -> np.ndarray:
+def kink_mask(subject, example, shape) -> np.ndarray:
     """Elements of an argument shaped ``shape`` whose gradient meets a kink. The entry's kinks are a mask over the
     'none' output (a 0-d mask: the whole call), and an output element at a kink spoils the gradient of every
     argument element it depends on: a row's kink reaches every coordinate of that row (``shape`` extends the
@@ -77,7 +77,7 @@ def gradient(subject, data) -> None:
             subject.fail(
                 f"d loss / d {name} shape = {actual.shape}, but should be {reference.value.shape}", example, check=check
             )
-        kinks = _kink_mask(subject, example, reference.value.shape)
+        kinks = kink_mask(subject, example, reference.value.shape)
         domain = tolerance.representable(reference.value, subject.dtype) & ~kinks
         subject.expect_close(
             f"d loss / d {name}", actual, reference.value, reference.scale, example, mask=domain, check=check

@@ -128,7 +128,7 @@ def test_a_per_row_kink_masks_only_its_row():
     from types import SimpleNamespace
 
     from lossguard.harness.kernel.model import Example
-    from lossguard.properties.generic import _kink_mask
+    from lossguard.properties.generic import kink_mask
 
     # row 0 at the hinge (d(a, p) - d(a, n) + margin = 1 - 2 + 1 = 0), row 1 well inside it (1 - 0.5 + 1 > 0)
     example = Example(
@@ -140,6 +140,6 @@ def test_a_per_row_kink_masks_only_its_row():
         {"reduction": "none", "margin": 1.0, "p": 2.0, "eps": 0.0, "swap": False},
     )
     subject = SimpleNamespace(spec=CATALOG["triplet_margin_loss"], u=2.0**-53)
-    assert _kink_mask(subject, example, (2, 2)).tolist() == [[True, True], [False, False]]
+    assert kink_mask(subject, example, (2, 2)).tolist() == [[True, True], [False, False]]
     # a 0-d argument (a learnable temperature) meets any kink of the call
-    assert _kink_mask(subject, example, ()).tolist() is True
+    assert kink_mask(subject, example, ()).tolist() is True

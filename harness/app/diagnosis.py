@@ -39,7 +39,7 @@ from lossguard.harness.kernel.frameworks.base import Outcome
 from lossguard.harness.kernel.model import DTYPES, Example, PropertyResult
 from lossguard.harness.kernel.severity import VALIDATION_PROPERTY
 from lossguard.harness.kernel.subject import Subject
-from lossguard.properties.generic import _kink_mask
+from lossguard.properties.generic import kink_mask
 from lossguard.reference._core import Gradient
 
 OTHERS = 6  # seeded examples drawn beside the counterexample
@@ -241,7 +241,7 @@ def _gradient_verdicts(subject, example, seen: Outcome, expected: Expected, poli
         if actual is None or np.shape(actual) != np.shape(reference.value):
             verdicts.append(False)
             continue
-        kinks = _kink_mask(subject, example, np.shape(reference.value))
+        kinks = kink_mask(subject, example, np.shape(reference.value))
         inside = tolerance.representable(reference.value, subject.dtype) & ~kinks
         verdicts.append(_close(actual, reference.value, reference.scale, inside, policy, subject.spec.ulps))
     return verdicts

@@ -100,7 +100,7 @@ def check_gradients(spec, example, rng) -> dict[str, int]:
         g = np.broadcast_to(grads[name].value, np.shape(x))
         g_scale = np.broadcast_to(grads[name].scale, np.shape(x))
         kinks = (
-            pinned._kink_mask(subject, example, np.shape(x)) if spec.kinks is not None else np.zeros(np.shape(x), bool)
+            pinned.kink_mask(subject, example, np.shape(x)) if spec.kinks is not None else np.zeros(np.shape(x), bool)
         )
         reach = max(float(np.max(np.abs(x), initial=0.0)), 2.0**-20)
         flat = [i for i in np.ndindex(np.shape(x)) if not kinks[i]]

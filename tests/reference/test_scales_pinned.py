@@ -57,7 +57,7 @@ from lossguard.catalog import CATALOG
 from lossguard.harness.kernel.model import Example
 from lossguard.harness.kernel.seeded import seeded_examples
 from lossguard.harness.kernel.tolerance import compare
-from lossguard.properties.generic import _kink_mask
+from lossguard.properties.generic import kink_mask
 
 SEEDED = 96  # examples per entry (24 reached the factors only with constants Hypothesis took from loaded modules)
 KINK_EPS = 2.0**-20  # within this relative distance of a kink float32 may take either side
@@ -169,7 +169,7 @@ def _ratios(spec, example) -> dict[str, float]:
     subject = SimpleNamespace(spec=spec, u=KINK_EPS)
     for name, g in zip(names, computed, strict=True):
         g = np.zeros(np.shape(kw[name])) if g is None else g.double().numpy()
-        keep = ~_kink_mask(subject, example, np.shape(g))
+        keep = ~kink_mask(subject, example, np.shape(g))
         value = np.broadcast_to(grads[name].value, g.shape)
         result[name] = _worst(g[keep], value[keep], np.broadcast_to(grads[name].scale, g.shape)[keep], spec.ulps)
     return result
