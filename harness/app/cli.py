@@ -6,6 +6,7 @@
                     [--property NAME]... [--json FILE]
     lossguard audit TARGET --loss NAME [same options] [--no-isolate] [--time-limit S] [--memory-limit GB]
     lossguard plot --loss NAME [--target TARGET] [--dtype DTYPE] --out FILE
+    lossguard repro --library NAME|all --out DIR [--markdown FILE]
 
 Exit status: 0 every property holds (recorded findings included), 1 at least one result is
 fail, error or xpass, 2 a usage or configuration error, with one line saying what to fix.
@@ -169,6 +170,9 @@ def parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("--dtype", choices=DTYPES, default="float32")
     plot.add_argument("--out", required=True, metavar="FILE", help="image to write (.png or .svg)")
+    from lossguard.harness.app import repro
+
+    repro.add_parser(commands)
     return top
 
 
@@ -471,6 +475,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _list(args.json)
         if args.command == "plot":
             return _plot(args)
+        if args.command == "repro":
+            from lossguard.harness.app import repro
+
+            return repro.run(args)
         from lossguard.harness.kernel.profiles import default_profile
 
         profile = args.profile or default_profile()

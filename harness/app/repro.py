@@ -399,16 +399,3 @@ def run(args: Any) -> int:
         + (f", {len(problems)} findings without a script" if problems else "")
     )
     return 1 if problems else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m lossguard.harness.app.repro ...``: the command until the CLI registers it."""
-    import argparse
-
-    top = argparse.ArgumentParser(prog="lossguard")
-    add_parser(top.add_subparsers(dest="command", required=True))
-    return run(top.parse_args(["repro", *(sys.argv[1:] if argv is None else argv)]))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
