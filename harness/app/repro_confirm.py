@@ -14,9 +14,150 @@ import re
 from lossguard.harness.kernel.model import Finding
 
 _T = "tests/bindings/test_{}.py::{}"
+_FILE = {"torch": "torch_builtins"}  # a library whose test file is not test_<library>.py (torch's built-ins)
 
 # (library, label, property, reason, case) -> test function
 _RULES: list[tuple[str, str, str, str, str, str]] = [
+    # torch (built-ins, implementations/torch_builtins.py)
+    (
+        "torch",
+        r"\.(mse_loss|l1_loss|huber_loss|smooth_l1_loss|poisson_nll_loss|gaussian_nll_loss|kl_div"
+        r"|multilabel_soft_margin_loss)$",
+        "invalid_input",
+        "",
+        "target shape differs",
+        "test_a_target_of_another_shape_is_broadcast_to_an_n_by_n_loss",
+    ),
+    (
+        "torch",
+        r"\.poisson_nll_loss$",
+        "gradient|stability",
+        "",
+        "",
+        "test_poisson_full_target_gradient_is_nan_at_a_zero_target",
+    ),
+    (
+        "torch",
+        r"\.gaussian_nll_loss$",
+        "agreement",
+        "float16: \\(input - target\\)\\^2 / var",
+        "",
+        "test_gaussian_float16_loss_overflows_where_the_exact_loss_is_representable",
+    ),
+    (
+        "torch",
+        r"\.gaussian_nll_loss$",
+        "gradient",
+        "clamped to eps",
+        "",
+        "test_gaussian_float16_gradient_is_nan_for_a_var_clamped_to_a_subnormal_eps",
+    ),
+    (
+        "torch",
+        r"\.gaussian_nll_loss$",
+        "gradient|stability",
+        "d/dvar forms e\\^2 / var\\^2",
+        "",
+        "test_gaussian_var_gradient_overflows_forming_e2_over_var2_before_halving",
+    ),
+    (
+        "torch",
+        r"\.binary_cross_entropy$",
+        "gradient",
+        "",
+        "",
+        "test_bce_input_gradient_is_not_the_derivative_of_the_clamped_loss",
+    ),
+    ("torch", r"\.binary_cross_entropy$", "stability", "", "", "test_bce_target_gradient_is_infinite_at_p_zero_or_one"),
+    ("torch", r"\.multi_margin_loss$", "invalid_input", "", "margin", "test_multi_margin_accepts_a_negative_margin"),
+    (
+        "torch",
+        r"\.(triplet_margin_loss|cosine_embedding_loss|margin_ranking_loss)$",
+        "invalid_input",
+        "",
+        "one (row|element) against N",
+        "test_a_second_argument_of_one_row_is_broadcast_against_n_rows",
+    ),
+    (
+        "torch",
+        r"\.triplet_margin_loss$",
+        "agreement|stability",
+        "float32, p = 3",
+        "",
+        "test_triplet_p3_float32_power_sum_overflows",
+    ),
+    (
+        "torch",
+        r"\.triplet_margin_loss$",
+        "stability",
+        "float64, p = 3",
+        "",
+        "test_triplet_p3_float64_gradient_is_nan_where_the_power_sum_underflows",
+    ),
+    (
+        "torch",
+        r"\.cosine_embedding_loss$",
+        "agreement",
+        "product of the squared norms overflows",
+        "",
+        "test_cosine_two_equal_embeddings_get_loss_one_where_the_product_of_squared_norms_overflows",
+    ),
+    (
+        "torch",
+        r"\.cosine_embedding_loss$",
+        "agreement",
+        "eps = 1e-12 added to the squared norms underflows",
+        "",
+        "test_cosine_float16_zero_embedding_is_nan",
+    ),
+    (
+        "torch",
+        r"\.cosine_embedding_loss$",
+        "zero_at_perfect",
+        "",
+        "",
+        "test_cosine_float16_squared_norms_overflow_above_256",
+    ),
+    (
+        "torch",
+        r"\.cosine_embedding_loss$",
+        "non_negative",
+        "",
+        "",
+        "test_cosine_float16_product_underflow_gives_minus_inf",
+    ),
+    (
+        "torch",
+        r"\.cosine_embedding_loss$",
+        "gradient",
+        "^float16: squared norms below",
+        "",
+        "test_cosine_float16_gradient_is_inf_where_the_squared_norms_are_subnormal",
+    ),
+    (
+        "torch",
+        r"\.cosine_embedding_loss$",
+        "gradient",
+        "^float32: the product of the squared norms overflows",
+        "",
+        "test_cosine_float32_gradient_is_zero_where_the_product_overflows",
+    ),
+    (
+        "torch",
+        r"\.cosine_embedding_loss$",
+        "gradient",
+        "^float64: the backward",
+        "",
+        "test_cosine_float64_gradient_loses_30_ulps_through_the_product_of_squared_norms",
+    ),
+    (
+        "torch",
+        r"\.linear_cross_entropy$",
+        "ignored_tokens",
+        "",
+        "",
+        "test_linear_cross_entropy_chunked_mean_gradient_is_nan_with_every_token_ignored",
+    ),
     # torchvision
     (
         "torchvision",
@@ -291,7 +432,10 @@ _RULES: list[tuple[str, str, str, str, str, str]] = [
     ("timm", r"", "dtype", "", "", "test_multilabel_losses_compute_float64_in_float32"),
 ]
 
-RULES = [(lib, label, prop, reason, case, _T.format(lib, test)) for lib, label, prop, reason, case, test in _RULES]
+RULES = [
+    (lib, label, prop, reason, case, _T.format(_FILE.get(lib, lib), test))
+    for lib, label, prop, reason, case, test in _RULES
+]
 
 
 def confirmation(library: str, label: str, finding: Finding) -> str | None:
