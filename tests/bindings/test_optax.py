@@ -196,6 +196,20 @@ def test_dice_accepts_a_negative_smooth(loss):
     assert np.isposinf(np.asarray(getattr(L, loss)(x, t, smooth=-0.5, **keywords))).all()
 
 
+def test_multiclass_dice_accepts_a_negative_smooth():
+    """optax 0.2.8, dice_loss of logits [0.5, -1] (softmax p), one-hot class 0, no spatial axis, smooth -0.5 (the
+    catalog's -1 halved, as the binding passes it), reduction='none': no exception, and per class NumPy's float64
+    1 - (I + s) / (I + (P - I) / 2 + (T - I) / 2 + s): class 0 0.2231, class 1 -0.2231 (a loss below 0: its ratio
+    (0 - 0.5) / (0.0912 - 0.5) crosses 0 / 0 and changes sign)."""
+    x = jnp.asarray([[0.5, -1.0]], dtype=jnp.float64)
+    value = np.asarray(L.dice_loss(x, jax.nn.one_hot(jnp.array([0]), 2, dtype=x.dtype), smooth=-0.5, reduction="none"))
+    z = np.array([0.5, -1.0])
+    p, t, s = np.exp(z - np.logaddexp.reduce(z)), np.array([1.0, 0.0]), -0.5
+    exact = 1 - (p * t + s) / (p * t + (p - p * t) / 2 + (t - p * t) / 2 + s)
+    np.testing.assert_allclose(value.ravel(), exact, rtol=1e-12)
+    np.testing.assert_allclose(exact, [0.22313016, -0.22313016], rtol=1e-7)
+
+
 def test_dice_float16_gradient_is_nan_below_a_denominator_of_2_to_the_minus_8():
     """alpha = beta = 0: the Tversky ratio (TP + s) / (TP + s) is 1, the loss identically 0 and so its gradient (as
     float32 computes it); in float16 with smooth = 2^-8 the gradient is NaN (d^-2 = 65536 overflows)."""

@@ -172,6 +172,48 @@ def test_soft_cross_entropy_mean_counts_ignored_targets():
     assert smp(z, torch.tensor([-100, -100])).item() == 0.0
 
 
+def _multiclass_dice(p: np.ndarray, labels: np.ndarray, smooth: float, eps: float = 1e-7) -> float:
+    """smp's multiclass DiceLoss (pooled over the batch), NumPy float64: per class TP = sum min(p, y), FP, FN the
+    positive parts of p - y and y - p, score (TP + s) / max(TP + (FP + FN) / 2 + s, eps), a class with an empty
+    target 0, the mean of 1 - score over the classes."""
+    y = np.eye(p.shape[1])[labels]
+    tp, fp, fn = (np.sum(v, axis=0) for v in (np.minimum(p, y), np.maximum(p - y, 0), np.maximum(y - p, 0)))
+    score = (tp + smooth) / np.maximum(tp + (fp + fn) / 2 + smooth, eps)
+    return float(np.mean((1 - score) * (np.sum(y, axis=0) > 0)))
+
+
+def test_multiclass_dice_validates_neither_the_target_shape_nor_smooth():
+    """smp 0.6.0, DiceLoss('multiclass'), logits [0, 0] (softmax 0.5 each), class 0. A (N, 1) target where (N,) is
+    documented gives the (N,) target's value, NumPy's 1/14, without an exception (the target is reshaped to
+    (N, -1)). smooth = -1: class 0's denominator 0.5 + 0.25 - 1 < 0 is clamped to eps = 1e-7, its score
+    -0.5 / 1e-7, and the loss 2500000.5 (NumPy the same), without an exception."""
+    logits, p = torch.zeros(1, 2, dtype=torch.float64), np.full((1, 2), 0.5)
+    extra_axis = losses.DiceLoss("multiclass", smooth=1.0)(logits, torch.tensor([[0]])).item()
+    assert extra_axis == pytest.approx(_multiclass_dice(p, np.array([0]), 1.0), rel=1e-12)
+    assert extra_axis == pytest.approx(1 / 14, rel=1e-12)
+    negative = losses.DiceLoss("multiclass", smooth=-1.0)(logits, torch.tensor([0])).item()
+    assert negative == pytest.approx(_multiclass_dice(p, np.array([0]), -1.0), rel=1e-12)
+    assert negative == pytest.approx(2500000.5, rel=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["binary", "multilabel"])
+def test_focal_accepts_alpha_above_one_a_negative_gamma_and_a_target_of_another_shape(mode):
+    """smp 0.6.0, FocalLoss, logit 0.5, target 1 (alpha documented as a prior probability, gamma as the focal power),
+    no exception: alpha = 1.5 weighs NumPy's (1 - p)^2 BCE by 1.5 (0.1014), gamma = -1 divides the BCE by 1 - p
+    (1.2557, above the BCE itself). Binary mode flattens both tensors, so a (1, 1) target against a (1,) input gives
+    the value of a (1,) one (0.0676)."""
+    p = 1.0 / (1.0 + math.exp(-0.5))
+    bce = math.log1p(math.exp(-0.5))
+    x, y = (_tensor([0.5]), _tensor([1.0])) if mode == "binary" else (_tensor([[0.5]]), _tensor([[1.0]]))
+    alpha = losses.FocalLoss(mode, alpha=1.5, gamma=2.0)(x, y).item()
+    assert alpha == pytest.approx(1.5 * (1 - p) ** 2 * bce, rel=1e-12) and alpha > (1 - p) ** 2 * bce
+    gamma = losses.FocalLoss(mode, gamma=-1.0)(x, y).item()
+    assert gamma == pytest.approx(bce / (1 - p), rel=1e-12) and gamma > bce
+    if mode == "binary":
+        other_shape = losses.FocalLoss(mode, gamma=2.0, reduction="none")(x, _tensor([[1.0]]))
+        np.testing.assert_allclose(other_shape.numpy(), [(1 - p) ** 2 * bce], rtol=1e-12)
+
+
 # --- the variants smp follows judge ----------------------------------------------------------------------------
 
 
