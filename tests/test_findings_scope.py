@@ -218,3 +218,69 @@ def test_no_finding_domain_covers_every_input():
                 ]
                 outside = [example for example in drawn if not finding.domain(example, dtype)]
                 assert outside, f"{loss} {finding.property} {dtype}: its domain ({finding.where}) covers every draw"
+
+
+def test_a_witness_the_property_does_not_judge_is_xpass_not_a_skip():
+    """A witness outside what the property judges (every gradient element at l1's kink input = target; a batch of
+    one row, where the batch property needs two) never skips the cell, which would hide the finding and every other
+    departure there: the record must be updated."""
+    l1 = _torch("l1_loss")
+    at_kink = Finding(
+        "gradient",
+        "pretend l1_loss's gradient were wrong at input = target",
+        "torch 0.0",
+        witness=Example({"input": np.array([0.5]), "target": np.array([0.5])}, {"reduction": "none"}),
+        domain=lambda example, dtype: True,
+        where="everywhere",
+    )
+    one_row = Finding(
+        "batch",
+        "pretend l1_loss's rows were coupled",
+        "torch 0.0",
+        witness=Example({"input": np.array([0.5]), "target": np.array([1.0])}, {}),
+        domain=lambda example, dtype: True,
+        where="everywhere",
+    )
+    for finding, why in ((at_kink, "lay outside what the property judges"), (one_row, "no example in the property")):
+        assert run_one(l1, finding.property, "cpu", "float64", CI).status == "pass"
+        result = run_one(l1.with_findings((finding,)), finding.property, "cpu", "float64", CI)
+        assert result.status == "xpass", result.message
+        assert "no longer reproduces, update the record (the witness is not judged: " in result.message
+        assert why in result.message, result.message
+
+
+def _mse_without_half(input, target, reduction="mean"):
+    """torch's mse_loss, which does not compute in float16 (as an implementation without a Half kernel raises)."""
+    if input.dtype == torch.float16:
+        raise RuntimeError("\"mse_cpu\" not implemented for 'Half'")
+    return F.mse_loss(input, target, reduction=reduction)
+
+
+def test_a_witness_in_a_dtype_the_implementation_does_not_support_is_a_skip():
+    finding = Finding(
+        "agreement",
+        "pretend mse_loss were inaccurate in float16",
+        "tests",
+        dtypes=("float16",),
+        witness=Example({"input": np.array([0.5]), "target": np.array([1.0])}, {}),
+        domain=lambda example, dtype: True,
+        where="everywhere",
+    )
+    planted = bind("mse_loss", _mse_without_half, "tests.mse_without_half", "user", (finding,))
+    result = run_one(planted, "agreement", "cpu", "float16", CI)
+    assert result.status == "skip", result.message
+    assert result.message.startswith("float16 not supported by the implementation: "), result.message
+    assert run_one(planted, "agreement", "cpu", "float32", CI).status == "pass"
+
+
+def test_a_failure_by_definition_not_judged_on_an_implementation_leaves_the_cell_to_the_search():
+    """hinge is improper by definition (the entry's finding, no record of the implementation): an implementation that
+    computes reduction='none' only takes none of proper_scoring's examples (optax's hinge_loss), so its cell is the
+    search's, a skip that says why, never an xpass nor a silent one."""
+    hinge = next(i for i in implementations("own") if i.loss == "hinge_loss")
+    assert run_one(hinge, "proper_scoring", "cpu", "float64", CI).status == "xfail"
+    none_only = dataclasses.replace(hinge, name="tests.hinge_none", fixed={"reduction": "none"})
+    result = run_one(none_only, "proper_scoring", "cpu", "float64", CI)
+    assert result.status == "skip", result.message
+    assert "no example in the property's domain" in result.message
+    assert "hinge is not strictly proper" in result.message and "is not judged on this implementation" in result.message

@@ -37,6 +37,7 @@ from lossguard.harness.kernel.subject import Subject
 from lossguard.properties.base import PROPERTIES, Property
 
 _UNSUPPORTED_DTYPE = re.compile(r"not implemented for '(Half|BFloat16)'|unsupported (dtype|scalar type)", re.I)
+_NOT_SUPPORTED = "not supported by the implementation"  # the skip of a dtype the implementation does not support
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,7 @@ def _execute(
         if isinstance(failure, PropertyFailure):
             result.actual, result.expected, result.scale = failure.actual, failure.expected, failure.scale
         if isinstance(failure, ImplementationRaised) and _UNSUPPORTED_DTYPE.search(str(failure)):
-            result.status, result.message = "skip", f"{dtype} not supported by the implementation: {failure}"
+            result.status, result.message = "skip", f"{dtype} {_NOT_SUPPORTED}: {failure}"
     except Unsatisfiable:
         result.status = "skip"
         needed = subject.observations.unmet or "parameters or inputs this implementation does not take"
@@ -289,13 +290,26 @@ def _recorded(finding: Finding) -> str:
     return f"{finding.reason} [{where}; domain: {finding.scope()}]"
 
 
+def _dtype_unsupported(seen: PropertyResult) -> bool:
+    """Whether ``seen`` is the skip of a dtype the implementation does not support (``_execute``): the whole cell
+    is unsupported, whatever was recorded in it."""
+    return seen.status == "skip" and seen.message.startswith(f"{seen.dtype} {_NOT_SUPPORTED}: ")
+
+
 def _judge_with_findings(
     result: PropertyResult, prop: Property, findings: tuple[Finding, ...], subject, profile: str, key: str
 ) -> None:
     """(a) each finding's witness must still fail, with a failure inside that finding's domain (else ``xpass``);
     (b) the search runs as for any other run, examples inside the findings' domains discarded: a failure
-    outside them is a plain ``fail``/``error`` with its counterexample. ``xfail`` when (a) reproduces and (b) passes."""
+    outside them is a plain ``fail``/``error`` with its counterexample. ``xfail`` when (a) reproduces and (b) passes.
+    A witness the property does not judge (it needs what the witness is not, or judged none of its results) is no
+    reproduction either: ``xpass``, never a skip of the cell, which would hide the finding and every other departure
+    of the cell. Only a dtype the implementation does not support skips the cell (an absent device never gets here:
+    ``run_one`` skips it first). A failure by definition is the entry's, not a record of this implementation (no
+    record to update): where the property does not judge its witness on this implementation, it is set aside and
+    the cell is the search's (a ``skip`` only when the search judges nothing either), the reason said."""
     observed = []
+    unjudged = []  # failures by definition whose witness the property does not judge on this implementation
     for finding in findings:
         seen = dataclasses.replace(result, examples=0, comparisons=0)
         # without a witness the search itself, nothing discarded, must reach the departure
@@ -303,9 +317,12 @@ def _judge_with_findings(
         ran = _execute(seen, prop, witnessed, profile, key)
         result.examples += seen.examples
         result.comparisons += seen.comparisons
-        if seen.status == "skip":  # the dtype is unsupported, or the property has no example here
+        if _dtype_unsupported(seen):  # the implementation does not compute in this dtype: nothing to judge here
             result.status, result.message = seen.status, seen.message
             return
+        if seen.status == "skip" and finding.upstream == "by definition":
+            unjudged.append(f"{_recorded(finding)} is not judged on this implementation: {seen.message}")
+            continue
         failed = seen.status in ("fail", "error")
         if failed and finding.covers(ran.failed_example, seen.dtype, seen.message, seen.status):
             observed.append((finding, seen))
@@ -317,6 +334,8 @@ def _judge_with_findings(
         result.status = "xpass"
         if seen.status == "pass":
             happened = "the witness passes"
+        elif seen.status == "skip":
+            happened = f"the witness is not judged: {seen.message}"
         else:
             happened = (
                 f"the witness {seen.status}s outside the finding's domain: {seen.message} on {seen.counterexample}"
@@ -335,8 +354,12 @@ def _judge_with_findings(
         scopes = "; ".join(f.scope() for f in findings)
         result.message = f"{result.message} [outside the recorded findings' domains: {scopes}]"
         return
+    if not observed:  # every finding a failure by definition this implementation's witness does not show
+        result.status = searched.status
+        result.message = "; ".join(m for m in (searched.message, *unjudged) if m)
+        return
     result.status = "xfail"
-    result.message = "; ".join(f"{_recorded(f)}; observed: {seen.message}" for f, seen in observed)
+    result.message = "; ".join([*(f"{_recorded(f)}; observed: {seen.message}" for f, seen in observed), *unjudged])
     for field in _NUMBERS:  # the first finding's departure, as observed on its witness
         setattr(result, field, getattr(observed[0][1], field))
 

@@ -227,6 +227,19 @@ def _embeddings(*rows: float, labels: tuple[int, ...]) -> Example:
 _ZEROS_TWO = _embeddings(0.0, 0.0, labels=(0, 0))
 _ZEROS_THREE = _embeddings(0.0, 0.0, 0.0, labels=(0, 0, 1))
 _ONE_ZERO = _embeddings(0.0, 20.0, 10.0, labels=(0, 0, 1))
+# A zero row the float16 'finite' check judges: F.normalize's slope at 0 is 1 / eps = 1e12, so wherever the float64
+# loss depends on the zero row's direction its own gradient there is ~1e12 and the value's error allowance lies
+# beyond float16's range (nothing judged: _ONE_ZERO there). Alone in its class, the zero row is only a negative,
+# whose float64 cosine 0 sits where the float64 loss is flat in it (PNPLoss: sigmoid exponents clamped at +-50;
+# ThresholdConsistentMarginLoss: a negative cosine below margin_minus; TupletMarginLoss: exp(-64 * 0.77) next to
+# 1), so float64 is finite and judged, and float16's NaN cosine still makes the loss NaN.
+_LONE_ZERO = _embeddings(0.0, 1.0, 2.0, labels=(1, 0, 0))
+# a negative cosine of 1 >= margin_minus, so the negative term (and the zero row's NaN cosine) is not dropped
+_LONE_ZERO_TCM = _embeddings(0.0, 1.0, 2.0, 3.0, labels=(2, 0, 0, 1))
+# 2-D: a positive cosine below 1 (1-D rows have cosine +-1, where acos' is infinite: the finding below)
+_LONE_ZERO_2D = Example(
+    {"embeddings": np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]), "labels": np.array([0, 0, 1], dtype=np.int64)}, {}
+)
 # loss -> {property: witness}: the float16 counterexamples lossguard found, each with a zero embedding
 _ZERO_EMBEDDING_CELLS: dict[str, dict[str, Example]] = {
     "pml.AngularLoss": {"low_precision": _ZEROS_THREE},
@@ -237,10 +250,10 @@ _ZERO_EMBEDDING_CELLS: dict[str, dict[str, Example]] = {
     "pml.MultiSimilarityLoss": {"finite": _ZEROS_TWO, "low_precision": _ZEROS_TWO},
     "pml.NCALoss": {"finite": _ZEROS_TWO, "low_precision": _ZEROS_TWO},
     "pml.NPairsLoss": {"finite": _ZEROS_TWO},
-    "pml.PNPLoss": {"finite": _ONE_ZERO, "low_precision": _ZEROS_TWO},
+    "pml.PNPLoss": {"finite": _LONE_ZERO, "low_precision": _ZEROS_TWO},
     "pml.RankedListLoss": {"finite": _embeddings(0.0, labels=(0,))},
-    "pml.ThresholdConsistentMarginLoss": {"finite": _ONE_ZERO},
-    "pml.TupletMarginLoss": {"finite": _ONE_ZERO, "low_precision": _ZEROS_THREE},
+    "pml.ThresholdConsistentMarginLoss": {"finite": _LONE_ZERO_TCM},
+    "pml.TupletMarginLoss": {"finite": _LONE_ZERO_2D, "low_precision": _ZEROS_THREE},
 }
 
 

@@ -169,6 +169,8 @@ _SUM = (
 
 def _multilabel_reduction(prop: str, kind: str) -> Finding:
     zeros = float_arrays(input=[[0.0, 0.0]], target=[[0.0, 0.0]])
+    if prop == "batch":  # the batch property judges a batch of two rows or more (one row: no example of it)
+        zeros = float_arrays(input=[[0.0, 0.0], [0.0, 0.0]], target=[[0.0, 0.0], [0.0, 0.0]])
     if kind == "none":
         return Finding(
             prop,

@@ -188,6 +188,33 @@ def test_a_zero_embedding_is_nan_in_float16_and_finite_in_float32(name):
     assert float(np.float16(1e-12)) == 0.0
 
 
+# A zero embedding alone in its class (only ever a negative), the 'finite' witnesses of PNPLoss,
+# ThresholdConsistentMarginLoss and TupletMarginLoss: its cosine with every row is 0 by F.normalize's eps, where each
+# loss is flat in it, so the float64 value (NumPy, by the definition) and gradient are finite, and float16's is NaN.
+ZERO_ALONE = [
+    # every rank term is sigmoid((0 - 1) / anneal) = sigmoid(-100) (pml clamps the exponent at 50: 1.9e-22)
+    ("PNPLoss", [[0.0], [1.0], [2.0]], (1, 0, 0), 1 / (1 + np.exp(100.0))),
+    # the positive pair's cosine 1 > margin_plus; the negatives at cosine 1 >= margin_minus: 1 - 0.5, those at 0 none
+    ("ThresholdConsistentMarginLoss", [[0.0], [1.0], [2.0], [3.0]], (2, 0, 0, 1), 0.5),
+    # the positive pair 45 degrees apart, its one negative at cosine 0: log(1 + exp(64 (0 - cos(pi / 4 - margin))))
+    (
+        "TupletMarginLoss",
+        [[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]],
+        (0, 0, 1),
+        np.log1p(np.exp(-64.0 * np.cos(np.pi / 4 - np.radians(5.73)))),
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "rows", "labels", "exact"), ZERO_ALONE)
+def test_a_zero_embedding_alone_in_its_class_is_nan_in_float16_where_float64_is_finite(name, rows, labels, exact):
+    loss, labels = getattr(losses, name)(), torch.tensor(labels)
+    value, grad = _value_and_gradient(loss, rows, torch.float64, labels)
+    assert value == pytest.approx(exact, rel=1e-12, abs=1e-21) and np.all(np.isfinite(grad))
+    assert np.isnan(_value_and_gradient(loss, rows, torch.float16, labels)[0])
+    assert float(np.float16(1e-12)) == 0.0
+
+
 @pytest.mark.parametrize(
     ("name", "rows"), [("HistogramLoss", (1.0, 1.0, 1.0)), ("DynamicSoftMarginLoss", (-1.0, 19.0, 9.0))]
 )
