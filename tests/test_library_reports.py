@@ -67,7 +67,9 @@ def test_each_library_s_defect_is_one_root_cause_with_its_severity(
     jobs.add_library(prepared, library)
     impl = next(i for i in prepared.impls if i.name == label)
     results = [run_one(impl, prop, "cpu", dtype, CI, prepared.catalog) for prop in properties]
-    assert {r.status for r in results} == {"xfail"}, [(r.property, r.status, r.message[:200]) for r in results]
+    assert {r.status for r in results} == {"xfail"}, "\n".join(
+        f"{r.property} {r.status}: {r.message} on {r.counterexample}" for r in results
+    )
     causes = group(results)
     assert len(causes) == 1, [c.reason[:80] for c in causes]
     (cause,) = causes

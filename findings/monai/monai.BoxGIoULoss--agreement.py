@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""monai.BoxGIoULoss (monai 1.6.1): agreement, imprecise
+"""monai.BoxGIoULoss (monai 1.6.1): agreement, convention
 
 BoxGIoULoss computes in float32 (box_pair_giou casts the boxes to COMPUTE_DTYPE = torch.float32, 'to avoid
 overflow' in monai.data.box_utils) and casts the result back: a float64 input gets a float64 tensor holding a

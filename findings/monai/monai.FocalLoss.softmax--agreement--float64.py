@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""monai.FocalLoss.softmax (monai 1.6.1): agreement, wrong
+"""monai.FocalLoss.softmax (monai 1.6.1): agreement, convention
 
 FocalLoss casts its inputs to float32 (input = input.float() in forward) whatever their dtype: a float64 input
 gets a float32 result (value and gradient accurate to float32's roundoff, 2^-24, not float64's), undocumented

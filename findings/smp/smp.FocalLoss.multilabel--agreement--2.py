@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""smp.FocalLoss.multilabel (segmentation-models-pytorch 0.6.0): agreement, wrong
+"""smp.FocalLoss.multilabel (segmentation-models-pytorch 0.6.0): agreement, convention
 
 multilabel mode averages the per-class losses (class_losses.mean()), so reduction='sum' returns the sum
 divided by the number of classes C (2 zero logits, targets 0, gamma 0: log 2 = 0.693, not 2 log 2)

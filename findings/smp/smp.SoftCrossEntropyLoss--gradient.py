@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""smp.SoftCrossEntropyLoss (segmentation-models-pytorch 0.6.0): gradient, wrong
+"""smp.SoftCrossEntropyLoss (segmentation-models-pytorch 0.6.0): gradient, convention
 
 documented as a 'drop-in replacement for torch.nn.CrossEntropyLoss', but reduction='mean' divides by every
 element, ignored ones included (their loss masked to 0, then .mean()), where torch divides by the number of

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""timm.TwoWayLoss (timm 1.0.31): dtype, wrong
+"""timm.TwoWayLoss (timm 1.0.31): dtype, convention
 
 computes in float32 whatever the input dtype (x = x.float()): a float64 input is rounded to float32, its loss
 returned in float32 and its gradient float32-accurate (relative errors near 1e-7 where float64 promises 1e-16)

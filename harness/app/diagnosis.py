@@ -88,6 +88,8 @@ def diagnose(result: PropertyResult, subject: Subject) -> str:
     defect). A failure of the output's dtype is diagnosed by ``_computes_in``."""
     if result.status not in DIAGNOSED or result.example is None or result.property == VALIDATION_PROPERTY:
         return ""  # invalid input accepted is a validation gap under every convention (its example is not valid)
+    if not set(subject.spec.args) <= set(result.example.args):
+        return ""  # not a call of the loss (a scoring rule's distributions p and q): no convention to try
     if result.property == DTYPE_PROPERTY:
         return _computes_in(subject, result.example)
     gradients = result.property == GRADIENT_PROPERTY or result.message.startswith(GRADIENT_MESSAGE)
@@ -360,7 +362,8 @@ def _normalisers(subject: Subject, counterexample: Example) -> Iterator[Candidat
         return
     words = _count_words(subject, counterexample)
     canonical = _canonical_normaliser(subject, counterexample)
-    named = next((w for w, count in words if count(subject, counterexample) == canonical), f"{canonical:.6g}")
+    named = "1, a sum" if reduction == "sum" else None  # a 'sum' divides by nothing, whatever else counts 1
+    named = named or next((w for w, count in words if count(subject, counterexample) == canonical), f"{canonical:.6g}")
     for word, count in words:
         sentence = f"the {reduction!r} divides by {word} (the canonical: {named})"
         yield Candidate(sentence, lambda s, e, count=count: _divided_sum(s, e, count(s, e)))

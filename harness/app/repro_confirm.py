@@ -398,6 +398,14 @@ _RULES: list[tuple[str, str, str, str, str, str]] = [
     ),
     (
         "pml",
+        r"\.(PNPLoss|ThresholdConsistentMarginLoss|TupletMarginLoss)$",
+        "finite",
+        "normalised with F.normalize",
+        "",
+        "test_a_zero_embedding_alone_in_its_class_is_nan_in_float16_where_float64_is_finite",
+    ),
+    (
+        "pml",
         r"",
         "finite|low_precision",
         "normalised with F.normalize",

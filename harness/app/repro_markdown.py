@@ -30,7 +30,8 @@ Each script imports only the library, its framework (torch, or jax and NumPy) an
 finding's minimal counterexample, prints the observed and the exact value and exits 1 while the defect is present
 (0 once it is fixed): attach it to an upstream issue as it is. The severity is computed from the numbers the
 witness gave when this file was generated (`lossguard.harness.kernel.severity`): crash, nan-inf, wrong (beyond a
-relative 1e-3 of the value's scale), validation-gap, imprecise (within 1e-3, beyond the attainable ulps). The
+relative 1e-3 of the value's scale), validation-gap, imprecise (within 1e-3, beyond the attainable ulps),
+convention (a departure lossguard diagnosed as a variant of the contract, e.g. a float32 computation). The
 *independent check* is the test that confirms the finding with a float64 NumPy or mpmath computation beside the
 library's own output, without lossguard. **Report upstream only confirmed findings**; an unconfirmed one needs
 such a test first.
@@ -83,6 +84,8 @@ def _entry(script, out: Path, markdown: Path) -> list[str]:
         f"**{level}**{note}",
         f"  - {_one_line(finding.reason)}",
     ]
+    if result.convention:
+        lines.append(f"  - diagnosed convention: {_one_line(result.convention)}")
     if finding.where or finding.case:
         lines.append(f"  - where: {_one_line(finding.scope())}")
     if result.counterexample:
@@ -106,14 +109,14 @@ def findings_markdown(scripts: Iterable, out: Path, markdown: Path, missing: Ite
         by_library[script.library].append(script)
     lines = [_HEAD.format(command=GENERATED), "## Summary", ""]
     lines += [
-        "| library | findings | confirmed | " + " | ".join(S.SEVERITIES[:-1]) + " | scripts generated / hand-written |"
+        "| library | findings | confirmed | " + " | ".join(S.SEVERITIES) + " | scripts generated / hand-written |"
     ]
-    lines += ["|---|---|---|" + "---|" * (len(S.SEVERITIES) - 1) + "---|"]
+    lines += ["|---|---|---|" + "---|" * len(S.SEVERITIES) + "---|"]
     for library, made in by_library.items():
         counts = Counter(s.observed.result.severity or "nan-inf" for s in made)
         confirmed = sum(confirmation(library, s.label, s.finding) is not None for s in made)
         generated = sum(s.how == "generated" for s in made)
-        cells = " | ".join(str(counts.get(level, 0)) for level in S.SEVERITIES[:-1])
+        cells = " | ".join(str(counts.get(level, 0)) for level in S.SEVERITIES)
         version = made[0].observed.impl.findings[0].upstream if made else library
         lines.append(f"| {version} | {len(made)} | {confirmed} | {cells} | {generated} / {len(made) - generated} |")
     for library, made in by_library.items():

@@ -101,8 +101,12 @@ def observe(
     key = f"{impl.name}|{finding.property}|cpu|{dtype}|repro"
     runner._execute(result, PROPERTIES[finding.property], subject, "ci", key)
     if result.status in ("fail", "error"):
+        from lossguard.harness.app import diagnosis
         from lossguard.harness.kernel import severity
 
+        # the convention a recorded departure follows, as the runner diagnoses it, on calls not recorded here
+        fresh = Subject(spec, impl, dtype, "cpu", restriction=dict(spec.properties.get(finding.property, {})))
+        result.convention = diagnosis.diagnose(result, fresh)
         result.severity = severity.classify(result)
     return Observed(finding, impl, spec, dtype, result, recording.calls)
 
