@@ -278,23 +278,22 @@ _CE_IDENTITIES = (
 
 
 def _improper_region(reference, scoring):
-    """The domain of a by-definition proper_scoring failure: the pairs (p, q) (``Example({"p": p, "q": q},
-    params)``, as the property reports them, with the parameters an implementation's binding fixes) where the
-    float64 reference's own expected loss of reporting q does not exceed that of the truthful report p by more than
-    the property's allowance in the dtype (twice the entry's 8 ulps: the implementation rounds both expected
-    losses). Outside this region the definition is proper and judged."""
+    """The domain of a by-definition proper_scoring failure: the pairs (p, q) (``Example({"p": p, "q": q}, {})``,
+    as the property reports them) where the float64 reference's own expected loss of reporting q does not exceed
+    that of the truthful report p by more than the property's allowance in the dtype (twice the entry's 8 ulps:
+    the implementation rounds both expected losses). Outside this region the definition is proper and judged."""
 
-    def expected(p, report, params):
+    def expected(p, report):
         total = scale = 0.0
         for outcome in range(p.size):
-            kwargs = scoring(report, outcome).replace(**params).kwargs()
+            kwargs = scoring(report, outcome).kwargs()
             total += p[outcome] * float(np.sum(reference(**kwargs)))
             scale += p[outcome] * float(np.sum(reference.error_scale(**kwargs)))
         return total, scale
 
     def domain(example: Example, dtype: str) -> bool:
         p, q = (np.asarray(example.args[k], dtype=np.float64) for k in ("p", "q"))
-        (truthful, s1), (other, s2) = expected(p, p, example.params), expected(p, q, example.params)
+        (truthful, s1), (other, s2) = expected(p, p), expected(p, q)
         return bool(other <= truthful + tolerance.compare(other, truthful, s1 + s2, dtype, 16.0).allowed)
 
     return domain

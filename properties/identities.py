@@ -396,8 +396,7 @@ def proper_scoring(subject, data) -> None:
     Log loss: the gap is exactly KL(p || q); Brier: ||p - q||^2. Hinge and focal are not strictly
     proper (the catalog records why), so this property fails on them by definition. A loss whose
     ``outcome`` is binary reports over 2 outcomes (P(y = 1) = q[1]), any other over C = 2..4. A failure
-    names the pair as the example ``Example({"p": p, "q": q}, fixed)``, the form of a recorded witness, with the
-    values the implementation's binding fixes (the loss it scores with: optax's perceptron is the hinge at margin 0).
+    names the pair as the example ``Example({"p": p, "q": q}, {})``, the form of a recorded witness.
     """
     if subject.witness is not None:  # a recorded finding's pair (p, q)
         p, q = (np.asarray(subject.witness.args[k], dtype=np.float64) for k in ("p", "q"))
@@ -413,11 +412,12 @@ def proper_scoring(subject, data) -> None:
         total, scale = 0.0, 0.0
         for outcome in range(n_classes):
             # the report as the implementation takes it: in the part of the contract its binding supports (a batch
-            # axis, ...) and with the values it computes with unasked (optax's reduction='none': the sum of the
-            # output is the same loss); the reference sees them too
+            # axis, ...), and at the reduction it computes with unasked (optax's 'none': the sum of its output is
+            # the same loss). Another fixed value (a margin, a smoothing) scores with another loss: not judged
             example = subject.spec.scoring(report, outcome)
             example = example.replace(**{k: v for k, v in subject.spec.params.items() if k not in example.params})
-            example = subject.rounded(subject.supported(example.replace(**subject.impl.fixed)))
+            fixed = {k: v for k, v in subject.impl.fixed.items() if k == "reduction"}
+            example = subject.rounded(subject.supported(example.replace(**fixed)))
             total += p[outcome] * float(np.sum(evaluate(example)))
             scale += p[outcome] * float(np.sum(subject.scale(example)))
         return total, scale
@@ -434,6 +434,6 @@ def proper_scoring(subject, data) -> None:
         subject.fail(
             f"expected loss reporting q = {q.round(4).tolist()} is {other!r}, but should exceed the "
             f"expected loss {truthful!r} of reporting the true p = {p.round(4).tolist()}",
-            Example({"p": p, "q": q}, dict(subject.impl.fixed)),
+            Example({"p": p, "q": q}, {}),
             numbers=(other - truthful, gap, s1 + s2) if gap > allowed else None,
         )

@@ -273,27 +273,25 @@ def test_a_witness_in_a_dtype_the_implementation_does_not_support_is_a_skip():
     assert run_one(planted, "agreement", "cpu", "float32", CI).status == "pass"
 
 
-def test_a_failure_by_definition_is_judged_at_the_values_a_binding_fixes():
+def test_a_failure_by_definition_is_judged_at_the_reduction_a_binding_fixes():
     """hinge is improper by definition (the entry's finding, no record of the implementation). An implementation that
-    computes reduction='none' only (optax's hinge_loss) is scored on the sum of its output, the same loss: xfail. One
-    that computes the hinge at margin 0 (optax's perceptron_loss) is improper elsewhere than the witness says: the
-    witness is set aside, and the search, which discards the improper region at margin 0, passes."""
+    computes reduction='none' only (optax's hinge_loss) is scored on the sum of its output, the same loss: xfail."""
     hinge = next(i for i in implementations("own") if i.loss == "hinge_loss")
     assert run_one(hinge, "proper_scoring", "cpu", "float64", CI).status == "xfail"
     none_only = dataclasses.replace(hinge, name="tests.hinge_none", fixed={"reduction": "none"})
     assert run_one(none_only, "proper_scoring", "cpu", "float64", CI).status == "xfail"
-    perceptron = dataclasses.replace(hinge, name="tests.perceptron", fixed={"reduction": "none", "margin": 0.0})
-    result = run_one(perceptron, "proper_scoring", "cpu", "float64", CI)
-    assert result.status == "pass", result.message
-    assert "does not hold at this implementation's fixed values" in result.message
 
 
 def test_a_failure_by_definition_not_judged_on_an_implementation_leaves_the_cell_to_the_search():
-    """An implementation whose binding's domain takes none of proper_scoring's reports: its cell is the search's, a
-    skip that says why, never an xpass nor a silent one."""
+    """An implementation that computes the hinge at margin 0 only (optax's perceptron_loss) takes none of
+    proper_scoring's reports (they ask for the canonical margin 1, another loss): its cell is the search's, a skip that
+    says why, never an xpass nor a silent one; so is one whose binding's domain takes no report."""
     hinge = next(i for i in implementations("own") if i.loss == "hinge_loss")
+    perceptron = dataclasses.replace(hinge, name="tests.perceptron", fixed={"reduction": "none", "margin": 0.0})
     nothing = Domain("nothing", "takes no example", contains=lambda example: False)
     unfit = dataclasses.replace(hinge, name="tests.hinge_unfit", domain=(nothing,))
-    result = run_one(unfit, "proper_scoring", "cpu", "float64", CI)
-    assert result.status == "skip", result.message
-    assert "hinge is not strictly proper" in result.message and "is not judged on this implementation" in result.message
+    for impl in (perceptron, unfit):
+        result = run_one(impl, "proper_scoring", "cpu", "float64", CI)
+        assert result.status == "skip", result.message
+        assert "hinge is not strictly proper" in result.message
+        assert "is not judged on this implementation" in result.message

@@ -306,9 +306,8 @@ def _judge_with_findings(
     reproduction either: ``xpass``, never a skip of the cell, which would hide the finding and every other departure
     of the cell. Only a dtype the implementation does not support skips the cell (an absent device never gets here:
     ``run_one`` skips it first). A failure by definition is the entry's, not a record of this implementation (no
-    record to update): where the property does not judge its witness on this implementation, or the witness passes
-    at the values the implementation's binding fixes (the witness is the canonical loss's), it is set aside and the
-    cell is the search's (a ``skip`` only when the search judges nothing either), the reason said."""
+    record to update): where the property does not judge its witness on this implementation, it is set aside and
+    the cell is the search's (a ``skip`` only when the search judges nothing either), the reason said."""
     observed = []
     unjudged = []  # failures by definition whose witness the property does not judge on this implementation
     for finding in findings:
@@ -323,11 +322,6 @@ def _judge_with_findings(
             return
         if seen.status == "skip" and finding.upstream == "by definition":
             unjudged.append(f"{_recorded(finding)} is not judged on this implementation: {seen.message}")
-            continue
-        if seen.status == "pass" and finding.upstream == "by definition" and subject().impl.fixed:
-            # the witness is the canonical loss's; this implementation computes with other values (its binding's
-            # fixed ones: optax's perceptron is the hinge at margin 0, improper elsewhere): the search decides
-            unjudged.append(f"{_recorded(finding)} does not hold at this implementation's fixed values")
             continue
         failed = seen.status in ("fail", "error")
         if failed and finding.covers(ran.failed_example, seen.dtype, seen.message, seen.status):
