@@ -38,7 +38,7 @@ def array(values):
 
 
 anchor = array([[0.0]])
-positive = array([[0.0]])
+positive = array([[0.5]])
 negative = array([[2.0]])
 
 
