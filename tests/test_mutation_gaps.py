@@ -161,3 +161,52 @@ def test_segmentation_multiclass_kinks_mark_only_samples_near_the_kink():
     kinks = multiclass_kinks(Example({"input": z, "target": target}, {"intersection": "min"}), eps)
     assert kinks.tolist() == [[False, False], [True, True]]
     assert not multiclass_kinks(Example({"input": z, "target": target}, {}), eps).any()
+
+
+class _AbsoluteGradientCE:
+    """Summed CE, right value, whose backward returns |the right gradient|: every component positive."""
+
+    @staticmethod
+    def build():
+        import torch
+        import torch.nn.functional as F
+
+        class Function(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, z, target, eps):
+                with torch.enable_grad():
+                    leaf = z.detach().requires_grad_(True)
+                    value = F.cross_entropy(leaf, target, reduction="sum", label_smoothing=eps)
+                    (right,) = torch.autograd.grad(value, leaf)
+                ctx.save_for_backward(right.abs())
+                return value.detach()
+
+            @staticmethod
+            def backward(ctx, grad):
+                (absolute,) = ctx.saved_tensors
+                return grad * absolute, None, None
+
+        def ce(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+            plain = reduction != "sum" or weight is not None or target.is_floating_point() or label_smoothing == 0
+            if plain or bool(torch.any(target == ignore_index)):
+                return F.cross_entropy(
+                    input, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
+                    label_smoothing=label_smoothing,
+                )  # fmt: skip
+            return Function.apply(input, target, label_smoothing)
+
+        ce.__name__ = "ce_smoothing_gradient_all_positive"
+        return ce
+
+
+def test_label_smoothing_minimiser_weighs_the_component_of_the_wrong_sign():
+    """Survivor: properties/identities.py, label_smoothing's minimiser check picks the component whose sign is wrong
+    (the true class at or below 0, another class at or above 0) to weigh; with 'another class below 0' it weighed a
+    right one. Planted: every gradient component positive, the true class's right: the others, wrong by twice their
+    size, make the failure 'wrong', not 'imprecise'."""
+    from judging import judge
+
+    result = judge("label_smoothing", "cross_entropy", _AbsoluteGradientCE.build())
+    assert result.status == "fail" and result.check == "minimiser", result.message
+    assert result.severity == "wrong", (result.actual, result.expected, result.scale)
+    assert result.actual > 0 > result.expected
