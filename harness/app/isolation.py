@@ -64,6 +64,20 @@ def _result(fields: dict[str, Any], example: Example | None = None) -> PropertyR
     return PropertyResult(**{**fields, "parameters": tuple(fields["parameters"]), "example": example})
 
 
+def start_worker(job: dict[str, Any]) -> subprocess.Popen:
+    """A worker process (``_worker``) in its own session, given ``job`` on its stdin; its events come on stdout."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lossguard.harness.app.isolation"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=None,
+        start_new_session=True,
+    )
+    process.stdin.write(json.dumps(job).encode())
+    process.stdin.close()
+    return process
+
+
 def run_isolated(
     job: dict[str, Any],
     time_limit: float,
@@ -80,15 +94,7 @@ def run_isolated(
     plan: list[list[str]] = []
     skip = 0
     while True:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lossguard.harness.app.isolation"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None,
-            start_new_session=True,
-        )
-        process.stdin.write(json.dumps({**job, "skip": skip}).encode())
-        process.stdin.close()
+        process = start_worker({**job, "skip": skip})
         started: int | None = None
         finished = False
         for event in _events(process, time_limit):

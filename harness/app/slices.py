@@ -18,11 +18,8 @@ A slice crosses the process boundary as JSON (``Slice.to_json``).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -266,7 +263,7 @@ def isolated(job: Mapping[str, Any], requests: Sequence[Request], time_limit: fl
     """The slices of ``requests`` computed in isolation workers (the audit ``job`` resolves the implementations
     there). A worker that dies or is silent for ``time_limit`` seconds costs the slice it was on (and the same
     implementation's remaining ones); a fresh worker takes the rest."""
-    from lossguard.harness.app.isolation import _events, _packed
+    from lossguard.harness.app.isolation import _events, _packed, start_worker
 
     answers: list[Answer | None] = [None] * len(requests)
     packed = [
@@ -283,15 +280,7 @@ def isolated(job: Mapping[str, Any], requests: Sequence[Request], time_limit: fl
         if not entry["example"]:
             answers[entry["index"]] = "no plot: the failing example did not cross the process boundary"
     while pending := [e for e in packed if answers[e["index"]] is None]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "lossguard.harness.app.isolation"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None,
-            start_new_session=True,
-        )
-        process.stdin.write(json.dumps({**job, "slices": pending, "skip": 0}).encode())
-        process.stdin.close()
+        process = start_worker({**job, "slices": pending, "skip": 0})
         current: int | None = None
         why = ""
         for event in _events(process, time_limit):
