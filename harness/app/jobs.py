@@ -1,6 +1,7 @@
 """What ``check`` and ``audit`` share: the versions header, the selection, and an audit job.
 
-An audit job is JSON (it crosses into the isolated worker): the selection, and ``bindings``, a list of
+An audit job is JSON (it crosses into the isolated worker): the selection (with ``examples``, the example
+database to replay, and ``save_examples``, whether to write it: ``runner.Selection``), and ``bindings``, a list of
 sources, each ``{"inline": {Binding fields}}`` (a TARGET and the CLI's inline options), ``{"file": PATH,
 "name": LABEL or null}`` (a binding file, all its bindings or the one labelled) or ``{"library": NAME, "name":
 LABEL or null}`` (a shipped library, all its bindings or the one labelled). ``prepare`` compiles them into
@@ -47,6 +48,8 @@ def selection_from(job: dict[str, Any]) -> Selection:
         profile=job["profile"],
         base_command=tuple(job["base_command"]),
         replay=job.get("replay"),
+        examples=job.get("examples"),
+        save_examples=bool(job.get("save_examples")),
     )
 
 
@@ -129,9 +132,7 @@ def unbound_exports(shipped: B.Library) -> list[str]:
     exported = getattr(module, "__all__", None) or [n for n in dir(module) if not n.startswith("_")]
     bound = {b.target.rpartition(":")[2].split(".")[0] for b in shipped.bindings}
     pattern = re.compile(shipped.export_pattern)
-    return sorted(
-        n for n in exported if pattern.search(n) and callable(getattr(module, n, None)) and n not in bound
-    )
+    return sorted(n for n in exported if pattern.search(n) and callable(getattr(module, n, None)) and n not in bound)
 
 
 def prepare(job: dict[str, Any]) -> tuple[Prepared, Selection]:

@@ -99,7 +99,7 @@ def observe(
     recording = _Recording(subject.binding, impl)
     subject.binding = recording
     key = f"{impl.name}|{finding.property}|cpu|{dtype}|repro"
-    runner._execute(result, PROPERTIES[finding.property], subject, "ci", key)
+    runner._execute(result, PROPERTIES[finding.property], subject, runner.Selection(profile="ci"), key)
     if result.status in ("fail", "error"):
         from lossguard.harness.app import diagnosis
         from lossguard.harness.kernel import severity

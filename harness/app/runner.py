@@ -54,6 +54,10 @@ class Selection:
     # implementation name -> the ``--library`` value of the library it belongs to: an audit of several libraries
     # (``--library all``) is reproduced with that one library, as ``--binding-name`` selects in one library
     libraries: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    # the example database (a directory or a redis:// URL; profiles.settings_for): replayed read-only by ci, kept
+    # beside the local one by dev and thorough; ``save_examples``: written (``lossguard explore``)
+    examples: str | None = None
+    save_examples: bool = False
 
     def reproduce(self, impl: Implementation, prop: str, dtype: str, device: str, replay: str = "") -> str:
         """The one command that reproduces a run. ``replay``: the failing example's choice sequence, which the
@@ -121,7 +125,9 @@ def plan(
     return runs
 
 
-def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str, replay: str | None = None) -> None:
+def _hypothesis_run(
+    prop: Property, subject: Subject, selection: Selection, key: str, replay: str | None = None
+) -> None:
     def check(data):
         subject.begin_example()
         try:
@@ -136,8 +142,8 @@ def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str, re
             raise PropertyCrashed(prop.name, crash) from crash
         subject.end_example()
 
-    check._hypothesis_internal_add_digest = key.encode()  # a distinct database key and seed per run
-    chosen = settings_for(profile, prop.examples)
+    check._hypothesis_internal_add_digest = key.encode()  # a distinct seed per run
+    chosen = settings_for(selection.profile, prop.examples, selection.examples, selection.save_examples)
     # a finding's domain may hold most of what the strategy draws, and a binding's supported domain may hold none of
     # what a property builds (zero-area boxes for a loss that supports proper boxes only), nor a fixed value what it
     # asks for (reduction='sum' of a loss that computes 'none' only): the rest is still judged, and a property left
@@ -145,6 +151,9 @@ def _hypothesis_run(prop: Property, subject: Subject, profile: str, key: str, re
     if subject.excluded or subject.impl.domain or subject.impl.fixed:
         chosen = settings(chosen, suppress_health_check=[*chosen.suppress_health_check, HealthCheck.filter_too_much])
     test = given(st.data())(chosen(check))
+    # the example database's key is the run's key alone (Hypothesis' default digests this function's source too):
+    # saved examples replay on every machine and checkout, and across lossguard versions that edit ``check``
+    test._hypothesis_internal_database_key = f"lossguard/{key}".encode()
     if replay:  # the exact failing example, whatever the profile's database and seed
         test = reproduce_failure(hypothesis.__version__, replay.encode())(test)
     test()
@@ -218,9 +227,9 @@ def run_one(
     key = f"{impl.name}|{name}|{device}|{dtype}"
     started = time.perf_counter()
     if findings:
-        _judge_with_findings(result, prop, findings, subject, selection.profile, key)
+        _judge_with_findings(result, prop, findings, subject, selection, key)
     else:
-        _execute(result, prop, subject(), selection.profile, key, selection.replay)
+        _execute(result, prop, subject(), selection, key, selection.replay)
     result.duration_s = time.perf_counter() - started
     if result.status in ("fail", "error"):
         result.reproduce = selection.reproduce(impl, name, dtype, device, result.replay)
@@ -237,12 +246,12 @@ def _findings(impl: Implementation, spec: LossSpec, name: str, dtype: str, devic
 
 
 def _execute(
-    result: PropertyResult, prop: Property, subject: Subject, profile: str, key: str, replay: str | None = None
+    result: PropertyResult, prop: Property, subject: Subject, selection: Selection, key: str, replay: str | None = None
 ) -> Subject:
     """One Hypothesis run of ``prop`` on ``subject``; its verdict, counterexample and observations into ``result``."""
     dtype = subject.dtype
     try:
-        _hypothesis_run(prop, subject, profile, key, replay)
+        _hypothesis_run(prop, subject, selection, key, replay)
     except Failure as failure:
         result.status, result.message = failure.status, str(failure)
         result.replay = _replay_blob(failure)
@@ -297,7 +306,7 @@ def _dtype_unsupported(seen: PropertyResult) -> bool:
 
 
 def _judge_with_findings(
-    result: PropertyResult, prop: Property, findings: tuple[Finding, ...], subject, profile: str, key: str
+    result: PropertyResult, prop: Property, findings: tuple[Finding, ...], subject, selection: Selection, key: str
 ) -> None:
     """(a) each finding's witness must still fail, with a failure inside that finding's domain (else ``xpass``);
     (b) the search runs as for any other run, examples inside the findings' domains discarded: a failure
@@ -314,7 +323,7 @@ def _judge_with_findings(
         seen = dataclasses.replace(result, examples=0, comparisons=0)
         # without a witness the search itself, nothing discarded, must reach the departure
         witnessed = subject(witness=finding.witness, only_case=finding.case if finding.witness else None)
-        ran = _execute(seen, prop, witnessed, profile, key)
+        ran = _execute(seen, prop, witnessed, selection, key)
         result.examples += seen.examples
         result.comparisons += seen.comparisons
         if _dtype_unsupported(seen):  # the implementation does not compute in this dtype: nothing to judge here
@@ -344,7 +353,7 @@ def _judge_with_findings(
         result.counterexample = seen.counterexample
         return
     searched = dataclasses.replace(result)
-    _execute(searched, prop, subject(excluded=findings), profile, key)
+    _execute(searched, prop, subject(excluded=findings), selection, key)
     result.examples = searched.examples
     result.comparisons = searched.comparisons
     result.worst_ulps = searched.worst_ulps
