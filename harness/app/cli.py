@@ -149,9 +149,10 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--time-limit",
         type=float,
-        default=120.0,
+        default=10.0,
         metavar="S",
-        help="isolated runs: seconds allowed per property before the run is an error (default 120)",
+        help="isolated runs: seconds one call of the implementation may take; a longer call is an error of the "
+        "implementation, whose other cells are then not run (default 10; a property or a plot gets 12 times this)",
     )
     audit.add_argument(
         "--memory-limit",
@@ -417,7 +418,7 @@ def _sources(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
-    from lossguard.harness.app.isolation import IsolatedTargetError, run_isolated
+    from lossguard.harness.app.isolation import IsolatedTargetError, property_limit, run_isolated
     from lossguard.harness.app.jobs import prepare
     from lossguard.harness.app.runner import default_workers, run
     from lossguard.harness.app.target import TargetError
@@ -447,7 +448,7 @@ def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
         if isolate:
             header, results = run_isolated(job, args.time_limit, progress, on_header=show)
             header = {**{k: v for k, v in header.items() if k != "base"}, **extra}
-            plots: dict[str, Any] = {"job": job, "time_limit": args.time_limit}
+            plots: dict[str, Any] = {"job": job, "time_limit": property_limit(args.time_limit)}
         else:
             prepared, selection = prepare(job)
             header = show(prepared.header)

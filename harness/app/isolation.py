@@ -20,14 +20,20 @@ import os
 import pickle
 import resource
 import selectors
-import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from lossguard.harness.kernel.model import Example, PropertyResult
+from lossguard.harness.app import lifeline
+from lossguard.harness.app.watchdog import DUMP_HEADER, Watchdog, where_from_dump
+from lossguard.harness.kernel import watch
+from lossguard.harness.kernel.model import EVERY_PROPERTY, Example, PropertyResult
+from lossguard.harness.kernel.severity import classify
+
+PROPERTY_LIMIT_FACTOR = 12  # the parent's backstop per property, in per-call time limits (10 s -> 120 s)
 
 
 class IsolatedTargetError(Exception):
@@ -35,29 +41,39 @@ class IsolatedTargetError(Exception):
 
 
 def _events(process: subprocess.Popen, time_limit: float):
-    """Yield parsed JSON events; yield ("timeout", None) when none arrives within ``time_limit``."""
+    """Yield the worker's parsed JSON events; yield ``{"event": "timeout"}`` when none arrives within
+    ``time_limit``, and ``{"event": "hung", "where": ...}`` at the end of a stream that ends with the starved
+    watchdog's dump (``watchdog.where_from_dump``)."""
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
     buffer = b""
+    dump: list[str] = []
     while True:
         if not selector.select(timeout=time_limit):
             yield {"event": "timeout"}
             return
         chunk = os.read(process.stdout.fileno(), 65536)
         if not chunk:
+            if dump:
+                yield {"event": "hung", "where": where_from_dump(dump)}
             return
         buffer += chunk
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
-            if line.strip():
-                yield json.loads(line)
+            text = line.decode(errors="replace")
+            if dump or text.startswith(DUMP_HEADER):
+                dump.append(text)  # faulthandler's dump runs to the end of the stream
+            elif text.strip():
+                yield json.loads(text)
 
 
 def _error(run: list[Any], message: str) -> PropertyResult:
     prop, device, dtype, base = run
-    return PropertyResult(
+    result = PropertyResult(
         **{**base, "property": prop, "device": device, "dtype": dtype, "status": "error", "message": message}
     )
+    result.severity = classify(result)
+    return result
 
 
 def _result(fields: dict[str, Any], example: Example | None = None) -> PropertyResult:
@@ -65,17 +81,31 @@ def _result(fields: dict[str, Any], example: Example | None = None) -> PropertyR
 
 
 def start_worker(job: dict[str, Any]) -> subprocess.Popen:
-    """A worker process (``_worker``) in its own session, given ``job`` on its stdin; its events come on stdout."""
+    """A worker process (``_worker``) in its own session, given ``job`` on its stdin; its events come on stdout.
+
+    The worker dies with this process (``lifeline``): it is told this process's pid, its stdin stays open until it
+    is reaped (``lifeline.reaped`` or ``lifeline.kill``), and its group is killed on SIGTERM or SIGINT. A job with
+    ``call_limit_s`` gets the per-call watchdog (``watchdog.Watchdog``)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "lossguard.harness.app.isolation"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=None,
         start_new_session=True,
+        env={**os.environ, lifeline.PARENT: str(os.getpid())},
     )
-    process.stdin.write(json.dumps(job).encode())
-    process.stdin.close()
+    lifeline.watch(process)
+    try:
+        process.stdin.write(json.dumps(job).encode() + b"\n")
+        process.stdin.flush()
+    except BrokenPipeError:  # it died before reading its job: its events end at once and say so
+        pass
     return process
+
+
+def property_limit(time_limit: float) -> float:
+    """The parent's backstop for a property's result: ``PROPERTY_LIMIT_FACTOR`` per-call limits."""
+    return PROPERTY_LIMIT_FACTOR * time_limit
 
 
 def run_isolated(
@@ -83,62 +113,99 @@ def run_isolated(
     time_limit: float,
     progress: Callable[[int, int, PropertyResult], None] | None = None,
     on_header: Callable[[dict[str, Any]], Any] | None = None,
+    *,
+    backstop: float | None = None,
 ) -> tuple[dict[str, Any], list[PropertyResult]]:
-    """Run an audit job in worker processes; returns (the worker's header, the results).
+    """Run an audit job in worker processes; returns (the worker's header, the results, in plan order).
 
-    ``on_header`` is called once with the resolved header, as soon as the first worker has it.
+    ``time_limit``: the seconds one call of the implementation (forward and backward) may take; the worker's
+    watchdog ends it when one runs longer. ``backstop``: the seconds this process waits for a property's result
+    (default ``property_limit(time_limit)``), for a hang no call guards. A hang costs its limit once: the
+    implementation's remaining cells are ``error`` with the same reason at once, and a fresh worker goes on with
+    the others (a retry would cost another limit to learn what is almost always the same thing, and would make
+    the verdict depend on timing). A worker that dies (``os._exit``, a segfault) costs the property it was on;
+    a fresh worker goes on with the next. ``on_header`` is called once with the resolved header, as soon as the
+    first worker has it. Safe to call from several threads at once.
     """
-    results: list[PropertyResult] = []
+    backstop = property_limit(time_limit) if backstop is None else backstop
+    done: dict[int, PropertyResult] = {}  # plan index -> result
     known: list[PropertyResult] = []  # the results known before running (a library not installed, ...)
     header: dict[str, Any] = {}
-    plan: list[list[str]] = []
+    plan: list[list[Any]] = []
+    dropped: list[str] = []  # implementations that hung: the workers skip them
+
+    def record(index: int, result: PropertyResult) -> None:
+        done[index] = result
+        if progress:
+            progress(len(done), len(plan), result)
+
     skip = 0
     while True:
-        process = start_worker({**job, "skip": skip})
+        process = start_worker({**job, "skip": skip, "dropped": dropped, "call_limit_s": time_limit})
         started: int | None = None
-        finished = False
-        for event in _events(process, time_limit):
-            kind = event["event"]
-            if kind == "target_error":
-                process.wait()
-                raise IsolatedTargetError(event["message"])
-            if kind == "plan":
-                if not plan and on_header:
-                    on_header(event["header"])
-                if not header:
-                    known = [_result(r) for r in event["known"]]
-                header, plan = event["header"], event["runs"]
-            elif kind == "start":
-                started = event["index"]
-            elif kind == "result":
-                results.append(_result(event["result"], _unpacked(event.get("example", ""))))
-                started = None
-                if progress:
-                    progress(len(results), len(plan), results[-1])
-            elif kind == "done":
-                finished = True
-            elif kind == "timeout":
-                os.killpg(process.pid, signal.SIGKILL)
-        code = process.wait()
+        finished = timed_out = False
+        hung: str | None = None  # where the watchdog found the call
+        with lifeline.reaped(process):
+            for event in _events(process, backstop):
+                kind = event["event"]
+                if kind == "target_error":
+                    raise IsolatedTargetError(event["message"])
+                if kind == "plan":
+                    if not plan and on_header:
+                        on_header(event["header"])
+                    if not header:
+                        known = [_result(r) for r in event["known"]]
+                    header, plan = event["header"], event["runs"]
+                elif kind == "start":
+                    started = event["index"]
+                elif kind == "result":
+                    if event["index"] not in done:  # a device's skip is answered again by each fresh worker
+                        record(event["index"], _result(event["result"], _unpacked(event.get("example", ""))))
+                    started = None
+                elif kind == "done":
+                    finished = True
+                elif kind == "hung":
+                    hung = event["where"]
+                elif kind == "timeout":
+                    timed_out = True
+                    lifeline.kill(process)
+            process.wait()
+        ordered = [*known, *(done[i] for i in sorted(done))]
         if finished:
-            return header, [*known, *results]
+            return header, ordered
         if not plan:
-            raise IsolatedTargetError(f"importing the target killed its process (exit status {code})")
-        if started is None:  # died between runs: resume after the last result
-            started = len(results)
-            if started >= len(plan):
-                return header, [*known, *results]
-        why = (
-            f"no result within {time_limit:g} s: the implementation hangs or is too slow (time limit per property)"
-            if code == -signal.SIGKILL
-            else f"the implementation killed its process (exit status {code}) during this property"
-        )
-        results.append(_error(plan[started], why))
-        if progress:
-            progress(len(results), len(plan), results[-1])
+            why = (
+                f"gave no answer within {backstop:g} s"
+                if timed_out
+                else f"killed its process (exit status {process.returncode})"
+            )
+            raise IsolatedTargetError(f"importing the target {why}")
+        pending = [i for i in range(len(plan)) if i not in done]
+        if started is None:  # died between runs: resume with the next
+            if not pending:
+                return header, ordered
+            started = pending[0]
+        prop, device, dtype, base = plan[started]
+        if hung is not None or timed_out:
+            where = f", at {hung}" if hung else ""
+            why = (
+                f"the implementation hangs: a call in {prop} ({dtype}, {device}) ran past the time limit of "
+                f"{time_limit:g} s per call{where}"
+                if hung is not None
+                else f"the implementation hangs or is too slow: {prop} ({dtype}, {device}) gave no result within "
+                f"{backstop:g} s (the time limit per property)"
+            )
+            culprit = base["implementation"]
+            for index in pending:
+                if plan[index][3]["implementation"] == culprit:
+                    record(index, _error(plan[index], f"{why}; its other cells are not run"))
+            dropped.append(culprit)
+        else:
+            why = f"the implementation killed its process (exit status {process.returncode}) during this property"
+            record(started, _error(plan[started], why))
         skip = started + 1
-        if skip >= len(plan):
-            return header, [*known, *results]
+        if len(done) == len(plan):
+            return header, [*known, *(done[i] for i in sorted(done))]
 
 
 def _packed(example: Example | None) -> str:
@@ -156,14 +223,20 @@ def _unpacked(text: str) -> Example | None:
 
 def _worker() -> None:
     """The worker's side of the protocol (``python -m lossguard.harness.app.isolation``)."""
+    if lifeline.PARENT in os.environ:
+        lifeline.die_with_parent(int(os.environ[lifeline.PARENT]))
     protocol = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # the judged code's prints go to stderr, never into the protocol
+    lock = threading.Lock()  # the watchdog's thread reports on the protocol too
 
     def emit(event: dict[str, Any]) -> None:
-        protocol.write(json.dumps(event, default=float) + "\n")
-        protocol.flush()
+        with lock:
+            protocol.write(json.dumps(event, default=float) + "\n")
+            protocol.flush()
 
-    job = json.loads(sys.stdin.read())
+    job = json.loads(sys.stdin.buffer.readline())
+    lifeline.exit_on_eof(os.dup(0))  # the parent holds stdin open while it waits for this worker
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)  # the judged code reads no protocol
     limit = int(job["memory_limit_gb"] * (1 << 30))
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
@@ -174,6 +247,9 @@ def _worker() -> None:
     except Exception as exc:  # the target itself is the problem: a usage error for the user
         emit({"event": "target_error", "message": str(exc)})
         return
+    if job.get("call_limit_s"):  # after the import: a slow import is not a hung call (the parent's backstop)
+        dog = Watchdog(job["call_limit_s"], lambda where: emit({"event": "hung", "where": where}), protocol.fileno())
+        watch.install(dog.call)
     if "slices" in job:  # the HTML report's plots: slices through counterexamples (lossguard.harness.app.slices)
         from lossguard.harness.app.slices import serve
 
@@ -202,8 +278,11 @@ def _worker() -> None:
             "runs": [[n, d, t, bases[i.name]] for i, n, d, t in runs],
         }
     )
-    for index, (impl, name, device, dtype) in enumerate(runs):
-        if index < job["skip"]:
+    dropped = set(job.get("dropped", ()))
+    todo = [(index, run) for index, run in enumerate(runs) if index >= job["skip"]]
+    todo.sort(key=lambda item: item[1][1] != EVERY_PROPERTY)  # a device's skip calls nothing: answered first
+    for index, (impl, name, device, dtype) in todo:
+        if impl.name in dropped:
             continue
         emit({"event": "start", "index": index})
         started = time.perf_counter()

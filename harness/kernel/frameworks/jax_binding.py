@@ -48,6 +48,7 @@ from lossguard.harness.kernel.frameworks.base import (
     WrongOutput,
 )
 from lossguard.harness.kernel.model import Example, Implementation
+from lossguard.harness.kernel.watch import guarded
 
 JAX_DTYPES = {"float64": jnp.float64, "float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 
@@ -306,6 +307,7 @@ class JaxBinding:
         """``array`` with axis ``source`` moved to ``destination`` (a binding's input layout), differentiably."""
         return jnp.moveaxis(array, source, destination)
 
+    @guarded
     def call(
         self,
         impl: Implementation,

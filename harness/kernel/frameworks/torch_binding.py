@@ -22,6 +22,7 @@ from lossguard.harness.kernel.frameworks.base import (
     WrongOutput,
 )
 from lossguard.harness.kernel.model import Example, Implementation
+from lossguard.harness.kernel.watch import guarded
 
 TORCH_DTYPES = {
     "float64": torch.float64,
@@ -127,6 +128,7 @@ class TorchBinding:
         """``tensor`` with axis ``source`` moved to ``destination`` (a binding's input layout), differentiably."""
         return torch.movedim(tensor, source, destination)
 
+    @guarded
     def call(
         self,
         impl: Implementation,

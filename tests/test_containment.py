@@ -1,0 +1,200 @@
+"""Containment of judged code that costs little (DESIGN.md, 'Running code under judgement'; issue 11, item 6).
+
+A hang costs its per-call time limit once (the worker's watchdog, then the implementation's other cells are
+``error`` at once), a crash costs its own cell, and lossguard's workers die with it however it is stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from lossguard.harness.app import lifeline
+from lossguard.harness.app.isolation import run_isolated, start_worker
+
+LOSSES = '''\
+import ctypes
+import os
+import re
+import time
+
+import torch.nn.functional as F
+
+
+def sleeps(input, target, reduction="mean", delta=1.0):
+    """Never returns (waits in C code, the interpreter lock released)."""
+    time.sleep(10**7)
+
+
+def hogs(input, target, reduction="mean", delta=1.0):
+    """Never returns, holding the interpreter lock (a regular expression that backtracks 2**60 times)."""
+    re.match(r"(a+)+$", "a" * 60 + "b")
+
+
+def exits_in_float32(input, target, reduction="mean", delta=1.0):
+    if input.dtype == torch_float32():
+        os._exit(3)
+    return F.huber_loss(input, target, reduction=reduction, delta=delta)
+
+
+def segfaults_in_float32(input, target, reduction="mean", delta=1.0):
+    if input.dtype == torch_float32():
+        ctypes.string_at(0)
+    return F.huber_loss(input, target, reduction=reduction, delta=delta)
+
+
+def correct(input, target, reduction="mean", delta=1.0):
+    return F.huber_loss(input, target, reduction=reduction, delta=delta)
+
+
+def torch_float32():
+    import torch
+
+    return torch.float32
+'''
+
+
+@pytest.fixture(scope="module")
+def losses(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("containment") / "judged.py"
+    path.write_text(LOSSES)
+    return path
+
+
+def job(losses: Path, *names: str, properties=("agreement",), dtypes=("float64",)) -> dict:
+    """An audit job of the huber_loss implementations ``names`` of ``losses``, on the CPU."""
+    bindings = [
+        {"inline": {"target": f"{losses}:{n}", "framework": "torch", "loss": "huber_loss", "inspect": True}}
+        for n in names
+    ]
+    return {
+        "dtypes": list(dtypes),
+        "devices": ["cpu"],
+        "properties": list(properties),
+        "profile": "ci",
+        "base_command": ["lossguard", "audit"],
+        "replay": None,
+        "bindings": bindings,
+        "memory_limit_gb": 8.0,
+    }
+
+
+def test_a_hang_costs_its_time_limit_once_not_once_per_cell(losses):
+    """Every property and dtype of huber_loss (26 cells): before, each cell waited out the limit in a fresh
+    worker (26 limits and 26 worker start-ups); now the first hung call ends it and the rest are error at once."""
+    limit = 3.0
+    began = time.monotonic()
+    _, results = run_isolated(job(losses, "sleeps", properties=(), dtypes=("float64", "float32")), limit)
+    elapsed = time.monotonic() - began
+    assert len(results) >= 12
+    assert {r.status for r in results} == {"error"}
+    reasons = {r.message for r in results}
+    assert len(reasons) == 1, reasons  # one reason: one root cause in the report
+    (reason,) = reasons
+    assert f"ran past the time limit of {limit:g} s per call" in reason
+    assert f"{losses}:" in reason and "in sleeps" in reason  # where the call hung
+    assert "its other cells are not run" in reason
+    assert all(r.severity == "crash" for r in results)
+    # one limit and one worker start-up (generous on a loaded 2-core machine); one limit per cell is >= 36 s
+    assert elapsed < 3 * limit + 25, f"{elapsed:.1f} s for {len(results)} cells"
+
+
+def test_a_call_that_holds_the_interpreter_lock_is_ended_too(losses):
+    """The watchdog thread cannot run while C code holds the lock; faulthandler's timer (a C thread) ends the
+    worker after STARVED_FACTOR limits and its dump says where."""
+    _, (result,) = run_isolated(job(losses, "hogs"), 1.0)
+    assert result.status == "error"
+    assert "ran past the time limit of 1 s per call, at " in result.message
+    assert "in match" in result.message  # the innermost frame of the stuck call: re.match
+
+
+def test_a_hang_or_a_crash_errs_its_own_cells_only(losses):
+    """os._exit and a segfault in float32 cost their float32 cell; a hang costs its implementation's cells; a
+    fresh worker goes on with the rest, where float64 passes."""
+    names = ("exits_in_float32", "sleeps", "segfaults_in_float32")
+    _, results = run_isolated(job(losses, *names, dtypes=("float64", "float32")), 2.0)
+    got = {(r.implementation.rsplit(":", 1)[1], r.dtype): (r.status, r.message) for r in results}
+    assert got[("exits_in_float32", "float64")][0] == "pass"
+    assert got[("segfaults_in_float32", "float64")][0] == "pass"
+    assert got[("exits_in_float32", "float32")] == (
+        "error",
+        "the implementation killed its process (exit status 3) during this property",
+    )
+    assert got[("segfaults_in_float32", "float32")] == (
+        "error",
+        f"the implementation killed its process (exit status {-signal.SIGSEGV}) during this property",
+    )
+    assert got[("sleeps", "float64")][0] == got[("sleeps", "float32")][0] == "error"
+    assert "ran past the time limit of 2 s per call" in got[("sleeps", "float32")][1]
+
+
+def _tagged(tag: str) -> list[int]:
+    """Live processes whose environment holds ``tag`` (a zombie has no environment left)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if tag.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:  # gone, or not ours to read
+                pass
+    return found
+
+
+def _workers(tag: str) -> list[int]:
+    return [pid for pid in _tagged(tag) if b"harness.app.isolation" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_a_stopped_lossguard_leaves_no_worker_behind(losses, tmp_path, signum):
+    """A CI job's timeout (SIGTERM, then SIGKILL) or Ctrl-C (SIGINT) while a hung loss is being judged."""
+    tag = f"LOSSGUARD_TEST_TAG={uuid.uuid4().hex}"
+    env = {**os.environ, tag.split("=")[0]: tag.split("=")[1]}
+    command = [sys.executable, "-m", "lossguard", "audit", f"{losses}:sleeps", "--loss", "huber_loss"]
+    command += ["--profile", "ci", "--device", "cpu", "--dtype", "float64", "--property", "agreement"]
+    lossguard = subprocess.Popen(
+        [*command, "--time-limit", "600"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # pytest-xdist's workers ignore it
+    )
+    try:
+        assert _wait_for(lambda: _workers(tag), 60), "no isolation worker started"
+        time.sleep(1.0)
+        lossguard.send_signal(signum)
+        lossguard.wait(timeout=30)
+        assert _wait_for(lambda: not _tagged(tag), 10), f"left alive after {signum.name}: {_tagged(tag)}"
+    finally:
+        lossguard.kill()
+        for pid in _tagged(tag):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_whose_stdin_closes_ends(losses):
+    """The stdin tie alone (its parent, this process, lives on): the worker ends with EXIT_ORPHANED."""
+    process = start_worker({**job(losses, "sleeps"), "skip": 0, "call_limit_s": 600})
+    try:
+        time.sleep(1.0)
+        process.stdin.close()
+        assert process.wait(timeout=60) == lifeline.EXIT_ORPHANED
+    finally:
+        lifeline.kill(process)
