@@ -25,6 +25,7 @@ import os
 import re
 import time
 
+import torch
 import torch.nn.functional as F
 
 
@@ -39,25 +40,15 @@ def hogs(input, target, reduction="mean", delta=1.0):
 
 
 def exits_in_float32(input, target, reduction="mean", delta=1.0):
-    if input.dtype == torch_float32():
+    if input.dtype == torch.float32:
         os._exit(3)
     return F.huber_loss(input, target, reduction=reduction, delta=delta)
 
 
 def segfaults_in_float32(input, target, reduction="mean", delta=1.0):
-    if input.dtype == torch_float32():
+    if input.dtype == torch.float32:
         ctypes.string_at(0)
     return F.huber_loss(input, target, reduction=reduction, delta=delta)
-
-
-def correct(input, target, reduction="mean", delta=1.0):
-    return F.huber_loss(input, target, reduction=reduction, delta=delta)
-
-
-def torch_float32():
-    import torch
-
-    return torch.float32
 '''
 
 
@@ -148,8 +139,8 @@ def _tagged(tag: str) -> list[int]:
     return found
 
 
-def _workers(tag: str) -> list[int]:
-    return [pid for pid in _tagged(tag) if b"harness.app.isolation" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+def _children(tag: str, marker: bytes) -> list[int]:
+    return [pid for pid in _tagged(tag) if marker in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 def _wait_for(condition, seconds: float) -> bool:
@@ -161,16 +152,29 @@ def _wait_for(condition, seconds: float) -> bool:
     return condition()
 
 
+AUDIT = ["audit", "{losses}:sleeps", "--loss", "huber_loss", "--dtype", "float64", "--property", "agreement"]
+CHECK = ["check", "--impl", "all", "--loss", "huber_loss", "--jobs", "2"]  # a process pool's workers
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
-def test_a_stopped_lossguard_leaves_no_worker_behind(losses, tmp_path, signum):
-    """A CI job's timeout (SIGTERM, then SIGKILL) or Ctrl-C (SIGINT) while a hung loss is being judged."""
+@pytest.mark.parametrize(
+    ("args", "marker", "signum"),
+    [
+        (AUDIT, b"harness.app.isolation", signal.SIGTERM),
+        (AUDIT, b"harness.app.isolation", signal.SIGINT),
+        (CHECK, b"multiprocessing.spawn", signal.SIGTERM),
+    ],
+    ids=["audit-SIGTERM", "audit-SIGINT", "check-jobs-SIGTERM"],
+)
+def test_a_stopped_lossguard_leaves_no_worker_behind(losses, tmp_path, args, marker, signum):
+    """A CI job's timeout (SIGTERM) or Ctrl-C (SIGINT) while a hung loss is being judged, or while ``check --jobs
+    2``'s pool works: no process lossguard started outlives it. (A SIGKILL leaves the other ties: the pool's case
+    is PR_SET_PDEATHSIG's alone, and test_a_worker_whose_stdin_closes_ends tests the stdin tie.)"""
     tag = f"LOSSGUARD_TEST_TAG={uuid.uuid4().hex}"
     env = {**os.environ, tag.split("=")[0]: tag.split("=")[1]}
-    command = [sys.executable, "-m", "lossguard", "audit", f"{losses}:sleeps", "--loss", "huber_loss"]
-    command += ["--profile", "ci", "--device", "cpu", "--dtype", "float64", "--property", "agreement"]
+    command = [sys.executable, "-m", "lossguard", *[a.format(losses=losses) for a in args]]
     lossguard = subprocess.Popen(
-        [*command, "--time-limit", "600"],
+        [*command, "--profile", "ci", "--device", "cpu"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -178,7 +182,7 @@ def test_a_stopped_lossguard_leaves_no_worker_behind(losses, tmp_path, signum):
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # pytest-xdist's workers ignore it
     )
     try:
-        assert _wait_for(lambda: _workers(tag), 60), "no isolation worker started"
+        assert _wait_for(lambda: _children(tag, marker), 90), "no worker started"
         time.sleep(1.0)
         lossguard.send_signal(signum)
         lossguard.wait(timeout=30)

@@ -436,9 +436,12 @@ def _run_parallel(impls, selection, progress, workers: int, runs: Sequence[tuple
     import multiprocessing
     from concurrent.futures.process import BrokenProcessPool
 
+    from lossguard.harness.app.lifeline import die_with_parent
+
     done: dict[str, list[PropertyResult]] = {}
     count = 0
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    spawn = multiprocessing.get_context("spawn")  # the workers die with lossguard (a CI timeout, Ctrl-C)
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_run_builtin, impl.kind, impl.name, selection): impl for impl in impls}
         for future in _as_completed(futures):
             impl = futures[future]
