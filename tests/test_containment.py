@@ -153,7 +153,19 @@ def _wait_for(condition, seconds: float) -> bool:
 
 
 AUDIT = ["audit", "{losses}:sleeps", "--loss", "huber_loss", "--dtype", "float64", "--property", "agreement"]
-CHECK = ["check", "--impl", "all", "--loss", "huber_loss", "--jobs", "2"]  # a process pool's workers
+POOL = """\
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from lossguard.harness.app.lifeline import die_with_parent
+
+if __name__ == "__main__":  # as runner._run_parallel builds check --jobs N's pool
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=spawn, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        list(pool.map(time.sleep, [600, 600]))
+"""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
@@ -162,19 +174,22 @@ CHECK = ["check", "--impl", "all", "--loss", "huber_loss", "--jobs", "2"]  # a p
     [
         (AUDIT, b"harness.app.isolation", signal.SIGTERM),
         (AUDIT, b"harness.app.isolation", signal.SIGINT),
-        (CHECK, b"multiprocessing.spawn", signal.SIGTERM),
+        (["{pool}"], b"multiprocessing.spawn", signal.SIGTERM),
     ],
-    ids=["audit-SIGTERM", "audit-SIGINT", "check-jobs-SIGTERM"],
+    ids=["audit-SIGTERM", "audit-SIGINT", "process-pool-SIGTERM"],
 )
 def test_a_stopped_lossguard_leaves_no_worker_behind(losses, tmp_path, args, marker, signum):
-    """A CI job's timeout (SIGTERM) or Ctrl-C (SIGINT) while a hung loss is being judged, or while ``check --jobs
-    2``'s pool works: no process lossguard started outlives it. (A SIGKILL leaves the other ties: the pool's case
-    is PR_SET_PDEATHSIG's alone, and test_a_worker_whose_stdin_closes_ends tests the stdin tie.)"""
+    """A CI job's timeout (SIGTERM) or Ctrl-C (SIGINT) while a hung loss is being judged, or while a pool like
+    ``check --jobs 2``'s works: no process lossguard started outlives it. (The pool's case is PR_SET_PDEATHSIG's
+    alone, as a SIGKILL's would be; test_a_worker_whose_stdin_closes_ends tests the stdin tie.)"""
     tag = f"LOSSGUARD_TEST_TAG={uuid.uuid4().hex}"
     env = {**os.environ, tag.split("=")[0]: tag.split("=")[1]}
-    command = [sys.executable, "-m", "lossguard", *[a.format(losses=losses) for a in args]]
+    (tmp_path / "pool.py").write_text(POOL)
+    command = [sys.executable, "pool.py"] if args == ["{pool}"] else [sys.executable, "-m", "lossguard"]
+    if args != ["{pool}"]:
+        command += [a.format(losses=losses) for a in args] + ["--profile", "ci", "--device", "cpu"]
     lossguard = subprocess.Popen(
-        [*command, "--profile", "ci", "--device", "cpu"],
+        command,
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -202,3 +217,24 @@ def test_a_worker_whose_stdin_closes_ends(losses):
         assert process.wait(timeout=60) == lifeline.EXIT_ORPHANED
     finally:
         lifeline.kill(process)
+
+
+def test_check_jobs_pool_workers_are_tied_to_lossguard(monkeypatch):
+    """``check --jobs 2`` (runner.run with two workers) gives its pool lifeline.die_with_parent, as the pool test
+    above does."""
+    from lossguard.harness.app import runner
+
+    built = {}
+
+    class Recorder:
+        def __init__(self, *args, **kwargs):
+            built.update(kwargs)
+            raise RuntimeError("recorded")
+
+    from lossguard.harness.app.inventory import torch_builtins
+
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", Recorder)
+    impls = torch_builtins()[:2]
+    with pytest.raises(RuntimeError, match="recorded"):
+        runner.run(impls, runner.Selection(devices=("cpu",), profile="ci"), workers=2)
+    assert built["initializer"] is lifeline.die_with_parent and built["initargs"] == (os.getpid(),)

@@ -34,25 +34,28 @@ from lossguard.harness.kernel.model import EVERY_PROPERTY, Example, PropertyResu
 from lossguard.harness.kernel.severity import classify
 
 PROPERTY_LIMIT_FACTOR = 12  # the parent's backstop per property, in per-call time limits (10 s -> 120 s)
+START_LIMIT = 120.0  # seconds a worker may take to import torch, lossguard and the target, whatever the limits
 
 
 class IsolatedTargetError(Exception):
     """The worker could not resolve the target (reported to the user as a usage error)."""
 
 
-def _events(process: subprocess.Popen, time_limit: float):
+def _events(process: subprocess.Popen, time_limit: float, first: float | None = None):
     """Yield the worker's parsed JSON events; yield ``{"event": "timeout"}`` when none arrives within
-    ``time_limit``, and ``{"event": "hung", "where": ...}`` at the end of a stream that ends with the starved
-    watchdog's dump (``watchdog.where_from_dump``)."""
+    ``time_limit`` (the first within ``first``, default ``time_limit``), and ``{"event": "hung", "where": ...}``
+    at the end of a stream that ends with the starved watchdog's dump (``watchdog.where_from_dump``)."""
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
     buffer = b""
     dump: list[str] = []
+    wait = time_limit if first is None else first
     while True:
-        if not selector.select(timeout=time_limit):
+        if not selector.select(timeout=wait):
             yield {"event": "timeout"}
             return
         chunk = os.read(process.stdout.fileno(), 65536)
+        wait = time_limit
         if not chunk:
             if dump:
                 yield {"event": "hung", "where": where_from_dump(dump)}
@@ -120,7 +123,8 @@ def run_isolated(
 
     ``time_limit``: the seconds one call of the implementation (forward and backward) may take; the worker's
     watchdog ends it when one runs longer. ``backstop``: the seconds this process waits for a property's result
-    (default ``property_limit(time_limit)``), for a hang no call guards. A hang costs its limit once: the
+    (default ``property_limit(time_limit)``), for a hang no call guards; a worker's start (its imports, the
+    target's included) may take ``START_LIMIT`` seconds, or the backstop if longer. A hang costs its limit once: the
     implementation's remaining cells are ``error`` with the same reason at once, and a fresh worker goes on with
     the others (a retry would cost another limit to learn what is almost always the same thing, and would make
     the verdict depend on timing). A worker that dies (``os._exit``, a segfault) costs the property it was on;
@@ -146,7 +150,7 @@ def run_isolated(
         finished = timed_out = False
         hung: str | None = None  # where the watchdog found the call
         with lifeline.reaped(process):
-            for event in _events(process, backstop):
+            for event in _events(process, backstop, first=max(backstop, START_LIMIT)):
                 kind = event["event"]
                 if kind == "target_error":
                     raise IsolatedTargetError(event["message"])
@@ -175,7 +179,7 @@ def run_isolated(
             return header, ordered
         if not plan:
             why = (
-                f"gave no answer within {backstop:g} s"
+                f"gave no answer within {max(backstop, START_LIMIT):g} s"
                 if timed_out
                 else f"killed its process (exit status {process.returncode})"
             )

@@ -14,14 +14,13 @@ stream (``Timeout (...)!`` and a traceback, parsed by ``where_from_dump``) and e
 
 from __future__ import annotations
 
-import contextlib
 import faulthandler
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 EXIT_HUNG = 124  # the exit status of a worker ended by the watchdog (timeout(1)'s)
 STARVED_FACTOR = 2  # faulthandler's timer: this many limits without the watchdog running
@@ -36,19 +35,22 @@ class Watchdog:
         self._report = report
         self._dump_to = dump_to  # the file descriptor faulthandler's timer writes to
         self._started: float | None = None  # when the call in progress began (monotonic), None between calls
+        self._depth = 0  # calls in progress (nested ones included)
         self._thread = threading.main_thread()  # the thread whose calls are watched
         threading.Thread(target=self._watch, name="lossguard-watchdog", daemon=True).start()
 
-    @contextlib.contextmanager
-    def call(self) -> Iterator[None]:
-        """One call of the judged code (a nested call counts as part of the outer one)."""
-        if self._started is not None:
-            yield
-            return
-        self._started = time.monotonic()
-        try:
-            yield
-        finally:
+    def call(self) -> Watchdog:
+        """The context of one call of the judged code (a nested call counts as part of the outer one)."""
+        return self
+
+    def __enter__(self) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self._started = time.monotonic()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._depth -= 1
+        if not self._depth:
             self._started = None
 
     def _watch(self) -> None:
