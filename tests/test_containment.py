@@ -126,6 +126,19 @@ def test_a_hang_or_a_crash_errs_its_own_cells_only(losses):
     assert "ran past the time limit of 2 s per call" in got[("sleeps", "float32")][1]
 
 
+def test_run_isolated_from_two_threads_at_once(losses):
+    """The pytest plugin may judge two losses at once: each call keeps its own workers and verdicts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as threads:
+        hung = threads.submit(run_isolated, job(losses, "sleeps"), 2.0)
+        crashed = threads.submit(run_isolated, job(losses, "exits_in_float32", dtypes=("float64", "float32")), 2.0)
+        (hang,) = hung.result()[1]
+        crash = {r.dtype: r.status for r in crashed.result()[1]}
+    assert hang.status == "error" and "ran past the time limit of 2 s per call" in hang.message
+    assert crash == {"float64": "pass", "float32": "error"}
+
+
 def _tagged(tag: str) -> list[int]:
     """Live processes whose environment holds ``tag`` (a zombie has no environment left)."""
     found = []
