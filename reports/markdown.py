@@ -1,4 +1,5 @@
-"""The Markdown report (``--markdown FILE``): a run as a CI job page reads it, rendered from the JSON document.
+"""The Markdown report (``--markdown FILE``): a run as a CI job page reads it, rendered from the JSON document;
+and its short form (``--summary FILE``, appended: a CI job's step summary).
 
 What was tested, the verdict, the root causes by severity and library, each new root cause with what it breaks,
 how much it matters, its minimal counterexample and the command that reproduces it, the recorded findings in a
@@ -106,3 +107,30 @@ def render(document: Mapping[str, Any]) -> str:
 
 def write(path: str | Path, document: Mapping[str, Any]) -> None:
     Path(path).write_text(render(document))
+
+
+def summary(document: Mapping[str, Any], fail_on: str) -> str:
+    """The short form for a CI job's page (``--summary``): the verdict and counts, the implementations with a
+    failure, each new root cause with its minimal counterexample and reproduce command (``render``'s parts)."""
+    totals = document["summary"]
+    verdict = "FAILED" if totals["exit_status"] else "OK"
+    counts = ", ".join(f"{totals[s]} {s}" for s in STATUSES if totals[s] or s in ("pass", "fail"))
+    lines = [
+        f"## lossguard: {verdict}",
+        "",
+        f"{len(document['results'])} results: {counts} in {totals['seconds']:.1f} s, gate --fail-on {fail_on} "
+        f"({_code(document['command'])})",
+        "",
+    ]
+    failing = {r["implementation"] for r in document["results"] if r["status"] in ("fail", "error", "xpass")}
+    if failing:
+        lines += _implementations([r for r in document["results"] if r["implementation"] in failing])
+    for number, cause in enumerate((c for c in document["findings"] if c["status"] != "xfail"), 1):
+        lines += _cause(number, cause)
+    return "\n".join(lines) + "\n"
+
+
+def append_summary(path: str | Path, document: Mapping[str, Any], fail_on: str) -> None:
+    """Append ``summary`` to ``path`` (``$GITHUB_STEP_SUMMARY`` collects every step's appended Markdown)."""
+    with Path(path).open("a", encoding="utf-8") as out:
+        out.write(summary(document, fail_on))

@@ -3,7 +3,10 @@
     lossguard list [--json]
     lossguard check [--impl torch|own|third-party|all] [--loss NAME]... [--device cpu|cuda|all]
                     [--dtype float64|float32|float16|bfloat16]... [--profile ci|dev|thorough]
-                    [--property NAME]... [--json FILE]
+                    [--property NAME]... [--json FILE] [--junit FILE] [--summary FILE] [--fail-on LEVEL]
+    lossguard check --config FILE [--loss-name NAME]... [same options] [--save-examples]
+    lossguard check          (no --impl/--loss/--family: the nearest [tool.lossguard] upward, else the built-ins)
+    lossguard explore [--config FILE] [--loss-name NAME]... [same options]   (thorough search, saves examples)
     lossguard audit TARGET --loss NAME [same options] [--no-isolate] [--time-limit S] [--memory-limit GB]
     lossguard plot --loss NAME [--target TARGET] [--dtype DTYPE] --out FILE
     lossguard repro --library NAME|all --out DIR [--markdown FILE]
@@ -42,8 +45,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
         choices=("cpu", "cuda", "all"),
-        default="all",
-        help="devices to run on (cuda is skipped, with the reason, where it is absent)",
+        help="devices to run on (default all, or a configuration's; cuda is skipped, with the reason, where absent)",
     )
     parser.add_argument(
         "--dtype",
@@ -61,13 +63,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON (schema lossguard-results/1)")
     parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a CI job page)")
     parser.add_argument("--html", metavar="DIR", help="also write one self-contained HTML page per library into DIR")
+    parser.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one testcase per result, for CI)")
+    parser.add_argument(
+        "--summary", metavar="FILE", help="also append a short Markdown summary to FILE (e.g. $GITHUB_STEP_SUMMARY)"
+    )
     parser.add_argument(
         "--fail-on",
         choices=SEVERITIES,
-        default=DEFAULT_FAIL_ON,
         metavar="LEVEL",
         help=f"fail the exit status on findings at or above LEVEL, one of {', '.join(SEVERITIES)} (most severe "
-        f"first; default {DEFAULT_FAIL_ON}: everything but imprecise and convention)",
+        f"first; default a configuration's fail-on, else {DEFAULT_FAIL_ON}: everything but imprecise and convention)",
     )
     parser.add_argument(
         "--verbose", action="store_true", help="also print the full table (implementation x property x dtype)"
@@ -85,13 +90,14 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
     listing = commands.add_parser("list", help="list the catalog of losses")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
-    check = commands.add_parser("check", help="check the built-in implementations")
+    check = commands.add_parser(
+        "check", help="check the built-in implementations, or the losses of a configuration (--config)"
+    )
     check.add_argument(
         "--impl",
         choices=("torch", "own", "third-party", "builtin", "all"),
-        default="all",
         help="torch built-ins, lossguard's own, installed libraries' losses through shipped bindings, "
-        "builtin (torch and own) or all (default)",
+        "builtin (torch and own) or all (default, unless a configuration is found: see --config)",
     )
     check.add_argument("--loss", action="append", metavar="NAME", help="check only this loss (repeatable)")
     check.add_argument(
@@ -99,6 +105,10 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--binding-name", metavar="LABEL", help="check only the implementation of this name")
     _common(check)
+    from lossguard.harness.app import gate
+
+    gate.add_options(check)
+    gate.add_explore(commands, _common)
     audit = commands.add_parser(
         "audit",
         help="audit a loss as shipped: TARGET (package.module:attr or file.py:attr), a binding file, or a library",
@@ -210,7 +220,7 @@ def _job(args: argparse.Namespace, base: Sequence[str], profile: str) -> dict[st
         raise UsageError(f"unknown property {unknown[0]!r}; known: {', '.join(PROPERTIES)}")
     return {
         "dtypes": list(args.dtype or DTYPES),
-        "devices": ["cpu", "cuda"] if args.device == "all" else [args.device],
+        "devices": ["cpu", "cuda"] if args.device in (None, "all") else [args.device],
         "properties": list(args.property or ()),
         "profile": profile,
         "base_command": list(base),
@@ -227,10 +237,12 @@ def _finish(
     started: float,
     empty: str = "check the filters",
     plots: dict[str, Any] | None = None,
+    classname: str = "lossguard",
 ) -> int:
-    """Report, write the JSON, Markdown and HTML reports asked for, print the summary line; the exit status.
-    ``empty``: why nothing ran, if nothing did (a run with no result exits 1: a gate that checked nothing has not
-    passed). ``plots``: what the HTML pages need to draw the findings (the implementations, or the isolated job)."""
+    """Report, write the JSON, Markdown, HTML, JUnit and summary reports asked for, print the summary line; the exit
+    status. ``empty``: why nothing ran, if nothing did (a run with no result exits 1: a gate that checked nothing has
+    not passed). ``plots``: what the HTML pages need to draw the findings (the implementations, or the isolated
+    job). ``classname``: the JUnit testcases' (a configuration's path, reports/junit.py)."""
     from lossguard.reports import json_report, markdown, terminal
 
     seconds = time.perf_counter() - started
@@ -255,6 +267,12 @@ def _finish(
 
         for page in write_pages(Path(args.html), document, results, **(plots or {})):
             print(f"lossguard: wrote {page}", file=out)
+    if args.junit:
+        from lossguard.reports import junit
+
+        junit.write(args.junit, results, classname, args.fail_on, seconds)
+    if args.summary:
+        markdown.append_summary(args.summary, document, args.fail_on)
     line = terminal.summary_line(results, seconds, args.fail_on)
     print(line if results else f"{line} ({empty})", file=out)
     return status
@@ -356,6 +374,8 @@ _SELECTION = (
     "--markdown",
     "--html",
     "--fail-on",
+    "--junit",
+    "--summary",
 )
 _REPORT_FLAGS = ("--verbose",)
 
@@ -468,6 +488,35 @@ def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
     return _finish(results, header, args, command, profile, started, plots=plots)
 
 
+def _configured(args: argparse.Namespace, command: str) -> int | None:
+    """A run of a gate configuration's losses (harness.app.gate); None when no configuration applies (a check of
+    the built-ins). A configuration error is a usage error."""
+    from lossguard.harness.app import config, gate
+    from lossguard.harness.app.runner import default_workers
+    from lossguard.harness.kernel.profiles import default_profile
+    from lossguard.reports import terminal
+
+    try:
+        path = gate.configuration(args)
+        if path is None:
+            return None
+        loaded = config.load(path)
+        profile = args.profile or ("thorough" if args.command == "explore" else loaded.profile or default_profile())
+        args.fail_on = args.fail_on or loaded.fail_on
+        entries = gate.selected(loaded, args)
+        jobs = [gate.job(loaded, entry, profile, args) for entry in entries]
+        header = gate.header(loaded, [e.name for e in entries], profile)
+        terminal.header(header, sys.stdout)
+        sys.stdout.flush()
+        started = time.perf_counter()
+        skipped = [gate.skips(loaded, entry, args) for entry in entries]
+        workers = args.jobs or default_workers()
+        results = gate.run(loaded, entries, jobs, skipped, workers, terminal.Progress())
+    except config.ConfigError as problem:
+        raise UsageError(str(problem)) from problem
+    return _finish(results, header, args, command, profile, started, classname=loaded.classname())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -482,9 +531,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return repro.run(args)
         from lossguard.harness.kernel.profiles import default_profile
 
-        profile = args.profile or default_profile()
         command = "lossguard " + " ".join(argv)
         args.argv = argv
+        if args.command in ("check", "explore"):
+            configured = _configured(args, command)
+            if configured is not None:
+                return configured
+            args.impl = args.impl or "all"
+        args.fail_on = args.fail_on or DEFAULT_FAIL_ON
+        profile = args.profile or default_profile()
         return _check(args, profile, command) if args.command == "check" else _audit(args, profile, command)
     except UsageError as problem:
         print(f"lossguard: error: {problem}", file=sys.stderr)

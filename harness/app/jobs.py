@@ -1,13 +1,13 @@
 """What ``check`` and ``audit`` share: the versions header, the selection, and an audit job.
 
 An audit job is JSON (it crosses into the isolated worker): the selection (with ``examples``, the example
-database to replay, and ``save_examples``, whether to write it: ``runner.Selection``), and ``bindings``, a list of
-sources, each ``{"inline": {Binding fields}}`` (a TARGET and the CLI's inline options), ``{"file": PATH,
-"name": LABEL or null}`` (a binding file, all its bindings or the one labelled) or ``{"library": NAME, "name":
-LABEL or null}`` (a shipped library, all its bindings or the one labelled). ``prepare`` compiles them into
-implementations, the catalog they are judged against (extended by the entries of losses outside it), and the
-results known before anything runs (a library not installed, an export without a binding, a binding that does not
-compile): those are reported, never passed.
+database to replay, ``save_examples``, whether to write it, and ``max_examples``, the search's budget:
+``runner.Selection``), and ``bindings``, a list of sources, each ``{"inline": {Binding fields}}`` (a TARGET and
+the CLI's inline options), ``{"file": PATH, "name": LABEL or null}`` (a binding file, all its bindings or the one
+labelled) or ``{"library": NAME, "name": LABEL or null}`` (a shipped library, all its bindings or the one
+labelled). ``prepare`` compiles them into implementations, the catalog they are judged against (extended by the
+entries of losses outside it), and the results known before anything runs (a library not installed, an export
+without a binding, a binding that does not compile): those are reported, never passed.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def selection_from(job: dict[str, Any]) -> Selection:
         replay=job.get("replay"),
         examples=job.get("examples"),
         save_examples=bool(job.get("save_examples")),
+        max_examples=job.get("max_examples"),
     )
 
 

@@ -58,6 +58,7 @@ class Selection:
     # beside the local one by dev and thorough; ``save_examples``: written (``lossguard explore``)
     examples: str | None = None
     save_examples: bool = False
+    max_examples: int | None = None  # the search's budget per property (None: the profile's; ``explore``)
 
     def reproduce(self, impl: Implementation, prop: str, dtype: str, device: str, replay: str = "") -> str:
         """The one command that reproduces a run. ``replay``: the failing example's choice sequence, which the
@@ -143,7 +144,9 @@ def _hypothesis_run(
         subject.end_example()
 
     check._hypothesis_internal_add_digest = key.encode()  # a distinct seed per run
-    chosen = settings_for(selection.profile, prop.examples, selection.examples, selection.save_examples)
+    chosen = settings_for(
+        selection.profile, prop.examples, selection.examples, selection.save_examples, selection.max_examples
+    )
     # a finding's domain may hold most of what the strategy draws, and a binding's supported domain may hold none of
     # what a property builds (zero-area boxes for a loss that supports proper boxes only), nor a fixed value what it
     # asks for (reduction='sum' of a loss that computes 'none' only): the rest is still judged, and a property left

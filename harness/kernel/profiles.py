@@ -85,15 +85,20 @@ def example_database(location: str, writable: bool = False) -> ExampleDatabase:
 
 
 def settings_for(
-    profile: str, examples_factor: float = 1.0, examples: str | None = None, save: bool = False
+    profile: str,
+    examples_factor: float = 1.0,
+    examples: str | None = None,
+    save: bool = False,
+    max_examples: int | None = None,
 ) -> settings:
-    """The Hypothesis settings of ``profile``; ``examples_factor`` scales its example budget. ``examples``: the
-    committed example database (module docstring), replayed first; ``save``: written as well."""
+    """The Hypothesis settings of ``profile``; ``examples_factor`` scales its example budget (``max_examples``, or
+    the profile's). ``examples``: the committed example database (module docstring), replayed first; ``save``:
+    written as well."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     seed_only_generation()
     common = {
-        "max_examples": max(1, round(_EXAMPLES[profile] * examples_factor)),
+        "max_examples": max(1, round((max_examples or _EXAMPLES[profile]) * examples_factor)),
         "deadline": None,
         "print_blob": True,  # the failing example's choice sequence, attached to the exception (--replay)
         "verbosity": Verbosity.quiet,  # Hypothesis' own lines ("Draw 1: ...", "@seed(...)") never reach the user
