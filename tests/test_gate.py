@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis.database import MultiplexedDatabase, ReadOnlyDatabase
 
 from lossguard.harness.app import cli, gate
 from lossguard.harness.app import config as C
+from lossguard.harness.kernel.profiles import settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "ci"
@@ -283,3 +285,14 @@ def test_a_config_entry_job_is_keyed_by_its_name_not_the_path_as_typed(tmp_path)
     job = loaded.job(entry, "ci")
     assert job["bindings"][0]["inline"]["name"] == "h", "the implementation's name (and database key) is the entry's"
     assert job["examples"] == str((tmp_path / "db").resolve())
+
+
+def test_ci_replays_the_committed_database_read_only_and_stays_derandomized(tmp_path):
+    """Hypothesis refuses derandomize=True with a database in one constructor call, and its engine replays one set
+    on a child of derandomized settings (profiles' docstring): if an upgrade closes that gap, this fails first."""
+    replaying = settings_for("ci", examples=str(tmp_path))
+    assert replaying.derandomize and isinstance(replaying.database, ReadOnlyDatabase)
+    assert settings_for("ci").database is None
+    exploring = settings_for("thorough", examples=str(tmp_path), save=True, max_examples=40)
+    assert isinstance(exploring.database, MultiplexedDatabase)  # random outside this suite (conftest derandomizes)
+    assert exploring.max_examples == 40

@@ -229,6 +229,13 @@ class GateConfig(_Table):
     loss: list[LossEntry] = Field(default_factory=list)
     _path: Path = PrivateAttr(Path("pyproject.toml"))
 
+    @field_validator("examples")
+    @classmethod
+    def _database(cls, location: str | None) -> str | None:
+        if location and location.startswith(("redis://", "rediss://")) and importlib.util.find_spec("redis") is None:
+            raise ValueError(f'{location!r} is a Redis database, which needs: pip install "hypothesis[redis]"')
+        return location
+
     @model_validator(mode="after")
     def _unique(self) -> GateConfig:
         seen: set[str] = set()
