@@ -2,11 +2,13 @@
 CUDA device assert in the judged code. The verdict of a run that kills or hangs its process is
 ``error``, never pass.
 
-The parent starts ``python -m lossguard.harness.app.isolation`` with a JSON job on stdin. The worker (memory
-capped with RLIMIT_AS) resolves the target, plans the runs and streams one JSON line per event
-on a private copy of stdout (the judged code's own prints go to stderr). The parent waits at
-most ``time_limit`` seconds per run; when the worker dies or overruns, that run becomes an
-``error`` result and a fresh worker continues with the next run.
+The parent starts ``python -m lossguard.harness.app.isolation`` with a JSON job as the first line of its stdin,
+which it holds open while the worker lives (``lifeline``: the worker dies with lossguard). The worker (memory
+capped with RLIMIT_AS) resolves the target, plans the runs and streams one JSON line per event on a private copy
+of stdout (the judged code's own prints go to stderr). Each call of the judged code has ``time_limit`` seconds
+(``watchdog``, in the worker); the parent waits at most ``property_limit(time_limit)`` seconds for a run's result.
+A worker that dies costs the run it was on (an ``error`` result) and a fresh worker continues with the next run;
+a hang costs its implementation's remaining runs (``error`` at once, with the same reason).
 
 A job with ``slices`` asks the worker for the HTML report's plots instead of a run: it resolves the target the
 same way and answers each slice (``lossguard.harness.app.slices.serve``; the parent is ``slices.isolated``).
@@ -143,6 +145,9 @@ def run_isolated(
         if progress:
             progress(len(done), len(plan), result)
 
+    def results() -> list[PropertyResult]:
+        return [*known, *(done[i] for i in sorted(done))]
+
     skip = 0
     while True:
         process = start_worker({**job, "skip": skip, "dropped": dropped, "call_limit_s": time_limit})
@@ -174,9 +179,8 @@ def run_isolated(
                     timed_out = True
                     lifeline.kill(process)
             process.wait()
-        ordered = [*known, *(done[i] for i in sorted(done))]
         if finished:
-            return header, ordered
+            return header, results()
         if not plan:
             why = (
                 f"gave no answer within {max(backstop, START_LIMIT):g} s"
@@ -187,7 +191,7 @@ def run_isolated(
         pending = [i for i in range(len(plan)) if i not in done]
         if started is None:  # died between runs: resume with the next
             if not pending:
-                return header, ordered
+                return header, results()
             started = pending[0]
         prop, device, dtype, base = plan[started]
         if hung is not None or timed_out:
@@ -209,7 +213,7 @@ def run_isolated(
             record(started, _error(plan[started], why))
         skip = started + 1
         if len(done) == len(plan):
-            return header, [*known, *(done[i] for i in sorted(done))]
+            return header, results()
 
 
 def _packed(example: Example | None) -> str:
