@@ -1,8 +1,9 @@
 """The pytest plugin (``pytest --lossguard``, lossguard.harness.app.pytest_plugin) in throwaway projects: its items
 and ids, ``-k``/``-m`` selection, the gate's verdicts (pass, fail with the counterexample and the reproduce command,
-a configured skip with its reason, xfail by definition, a hostile loss's error that never ends the session), the
-same JUnit testcases as ``lossguard check --config FILE --junit``, the same verdicts under ``pytest -n 2``, each loss
-run once per session, and the README's commands ("In your pytest run")."""
+a configured skip with its reason, xfail by definition, a hostile loss's error that never ends the session; below
+the gate a pass with a warning, an xpass a failure), the same JUnit testcases as ``lossguard check --config FILE
+--junit``, the same verdicts under ``pytest -n 2``, each loss run once per session, and the README's commands ("In
+your pytest run")"""
 
 from __future__ import annotations
 
@@ -265,3 +266,33 @@ def test_the_plugins_junit_has_the_clis_testcases(gate):
     serial = next(iter(gate["runs"].values()))
     plugin = {name: outcome for name, outcome in serial["outcomes"].items() if not name.startswith("loss[")}
     assert verdicts(gate["folder"] / "cli.xml") == plugin
+
+
+def test_a_failure_below_the_gate_passes_with_a_warning_and_an_xpass_fails():
+    from lossguard.harness.app.pytest_plugin import BelowGate, judge
+    from lossguard.harness.kernel.model import PropertyResult
+
+    def result(status: str, severity: str = "") -> PropertyResult:
+        return PropertyResult(
+            "mse_loss",
+            "mse",
+            "user",
+            "cpu",
+            "float32",
+            "agreement",
+            status,
+            "loss = 0.5, but should be 1.0",
+            counterexample="input=np.array([0.])",
+            reproduce="lossguard check --replay X",
+            severity=severity,
+        )
+
+    with pytest.warns(BelowGate, match=r"(?s)below the gate \(fail-on validation-gap\).*reproduce: lossguard check"):
+        judge(result("fail", "imprecise"), "validation-gap")
+    with pytest.raises(pytest.fail.Exception, match=r"fail \[wrong\]: loss = 0.5.*\n.*input=np.array") as failed:
+        judge(result("fail", "wrong"), "validation-gap")
+    assert not failed.value.pytrace  # the failure's text, no traceback of the plugin
+    with pytest.raises(pytest.fail.Exception, match=r"^\[XPASS\(strict\)\] xpass: "):
+        judge(result("xpass"), "crash")
+    with pytest.raises(pytest.xfail.Exception, match=r"loss = 0\.5"):
+        judge(result("xfail", "wrong"), "crash")
