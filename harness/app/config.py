@@ -42,6 +42,7 @@ silently dropped. An entry's name keys its results: the JUnit/pytest item ids an
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import importlib.machinery
 import importlib.util
@@ -462,11 +463,9 @@ def find(start: Path) -> Path | None:
             return candidate
         candidate = folder / "pyproject.toml"
         if candidate.is_file():
-            try:
+            with contextlib.suppress(ConfigError):  # a pyproject.toml that is not TOML has no lossguard table
                 if _table(candidate)[0] is not None:
                     return candidate
-            except ConfigError:
-                return candidate  # a broken pyproject.toml is reported by load, never passed over
     return None
 
 

@@ -108,7 +108,7 @@ def header(config: C.GateConfig, names: list[str], profile: str) -> dict[str, st
         "configuration": config.shown_path(),
         "losses": ", ".join(names),
         "profile": profile,
-        "examples": config.example_database() or "none (set examples = DIR to keep counterexamples)",
+        "examples": config.examples or "none (set examples = DIR to keep counterexamples)",
         **versions(),
     }
 
