@@ -97,6 +97,7 @@ class LossRun:
     name: str
     job: dict[str, Any]
     time_limit: float
+    root: Path  # the configuration's folder, where its ``package.module`` targets are found too
     keys: list[Key] = field(default_factory=list)
     skips: list[Any] = field(default_factory=list)  # the skip results of the configured skips, with their reasons
     problem: str = ""  # why the loss could not be planned: each of its items fails with it
@@ -112,7 +113,8 @@ class LossRun:
     def plan(self) -> None:
         """Plan the loss's items (``keys``): its runs, then its configured skips."""
         try:
-            self.keys = planned(self.job, self.time_limit)
+            with _importable_from(self.root):
+                self.keys = planned(self.job, self.time_limit)
         except Exception as problem:  # a binding file gone, a library's plan that failed: its one item fails
             self.problem = f"the loss could not be planned: {type(problem).__name__}: {problem}"
             self.keys = [(self.name, _every(), "cpu", "all")]
@@ -128,10 +130,18 @@ class LossRun:
         if not wanted:
             return skipped
         try:
-            _, results = run_isolated(_narrowed(self.job, wanted), self.time_limit)
+            with _importable_from(self.root):
+                _, results = run_isolated(_narrowed(self.job, wanted), self.time_limit)
         except IsolatedTargetError as problem:
             return {key: skipped.get(key) or _error(key, str(problem)) for key in self.keys}
         return {**{_key(r): r for r in results}, **skipped}
+
+
+def _importable_from(root: Path) -> Any:
+    """The isolated workers find ``package.module`` targets from the configuration's folder, as ``check`` does."""
+    from lossguard.harness.app.gate import _importable_from as importable
+
+    return importable(root)
 
 
 def _key(result: Any) -> Key:
@@ -173,7 +183,9 @@ class Gate:
 
         profile = loaded.profile or default_profile()
         runs = [
-            LossRun(entry.name, loaded.job(entry, profile), loaded.time_limit, skips=loaded.skip_results(entry))
+            LossRun(
+                entry.name, loaded.job(entry, profile), loaded.time_limit, loaded.root, skips=loaded.skip_results(entry)
+            )
             for entry in loaded.entries
         ]
         return cls(path, loaded.fail_on, runs)
