@@ -188,8 +188,18 @@ def _ulps(value: float | None) -> str:
 
 
 def table_rows(rows: Sequence[Row], bandwidth: dict[str, tuple[float, str]]) -> list[dict[str, str]]:
-    """The displayed cells of one loss's rows, fastest first (rows not measured last, with their reason)."""
-    order = sorted(rows, key=lambda r: (r.largest is None, -(r.largest.elements if r.largest else 0), _time(r)))
+    """The displayed cells of one loss's rows: per device and dtype (in the order they come), the largest size
+    first, the fastest first, rows not measured last; ``error``: what was not measured, and why."""
+    where = list(dict.fromkeys((r.device, r.dtype) for r in rows))
+    order = sorted(
+        rows,
+        key=lambda r: (
+            where.index((r.device, r.dtype)),
+            r.largest is None,
+            -(r.largest.elements if r.largest else 0),
+            _time(r),
+        ),
+    )
     return [
         {
             "implementation": r.implementation,
@@ -276,7 +286,7 @@ def markdown(bench: Bench) -> str:
         lines += [f"## {_cell(loss)}", ""]
         cells = table_rows(rows, bench.bandwidth)
         lines += _markdown_table(COLUMNS, cells)
-        lines += [f"- {_cell(c['implementation'])} not measured: {c['error']}" for c in cells if c["error"]]
+        lines += [f"- {_cell(c['implementation'])} ({c['where']}): {c['error']}" for c in cells if c["error"]]
         lines.append("")
     versus = versus_rows(bench)
     lines += ["## Own implementations against the fastest third-party", ""]

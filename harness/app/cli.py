@@ -10,6 +10,7 @@
     lossguard audit TARGET --loss NAME [same options] [--no-isolate] [--time-limit S] [--memory-limit GB]
     lossguard plot --loss NAME [--target TARGET] [--dtype DTYPE] --out FILE
     lossguard repro --library NAME|all --out DIR [--markdown FILE]
+    lossguard bench [--loss NAME]... [--family NAME]... [--impl KIND] [--size SIZE]... --out DIR
 
 Exit status: 0 every property holds (recorded findings included), 1 at least one result is
 fail, error or xpass, 2 a usage or configuration error, with one line saying what to fix.
@@ -181,9 +182,10 @@ def parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("--dtype", choices=DTYPES, default="float32")
     plot.add_argument("--out", required=True, metavar="FILE", help="image to write (.png or .svg)")
-    from lossguard.harness.app import repro
+    from lossguard.harness.app import bench, repro
 
     repro.add_parser(commands)
+    bench.add_parser(commands)
     return top
 
 
@@ -529,6 +531,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lossguard.harness.app import repro
 
             return repro.run(args)
+        if args.command == "bench":
+            from lossguard.harness.app import bench
+
+            return bench.run(args, argv)
         from lossguard.harness.kernel.profiles import default_profile
 
         command = "lossguard " + " ".join(argv)
