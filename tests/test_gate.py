@@ -237,6 +237,12 @@ def configured(tmp_path: Path, entry: str, table: str = "") -> list[str]:
             r"tool\.lossguard\.loss\[0\]\.skip\[0\]\.reason: a skip needs a written reason",
         ),
         (
+            'target = "src/team_losses.py:huber"\nloss = "huber_loss"\nproperties = ["agreement"]\n'
+            'skip = [{ property = "agreement", reason = "flaky" }]',
+            "",
+            r"tool\.lossguard\.loss\[0\]: every property it lists is skipped: nothing would run",
+        ),
+        (
             'target = "src/team_losses.py:huber"',
             'dtypes = ["float8"]',
             r"tool\.lossguard\.dtypes\[0\]: 'float8' is not allowed; write one of 'float64', 'float32'",
@@ -255,6 +261,7 @@ def configured(tmp_path: Path, entry: str, table: str = "") -> list[str]:
         "unimportable module",
         "no reason",
         "blank reason",
+        "all skipped",
         "bad dtype",
         "bad fail-on",
     ],

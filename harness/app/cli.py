@@ -511,9 +511,8 @@ def _configured(args: argparse.Namespace, command: str) -> int | None:
         terminal.header(header, sys.stdout)
         sys.stdout.flush()
         started = time.perf_counter()
-        skipped = [gate.skips(loaded, entry, args) for entry in entries]
         workers = args.jobs or default_workers()
-        results = gate.run(loaded, entries, jobs, skipped, workers, terminal.Progress())
+        results = gate.run(loaded, entries, jobs, args, workers, terminal.Progress())
     except config.ConfigError as problem:
         raise UsageError(str(problem)) from problem
     return _finish(results, header, args, command, profile, started, classname=loaded.classname())

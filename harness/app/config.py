@@ -185,6 +185,8 @@ class LossEntry(_Table):
                     f"{self.loss or 'a loss outside the catalog'} does not tag {name!r}; its "
                     f"properties: {', '.join(tags)}"
                 )
+        if self.properties and set(self.properties) <= set(self.skipped):
+            raise ValueError("every property it lists is skipped: nothing would run (remove the loss, or a skip)")
         if not self.name:
             object.__setattr__(self, "name", self.default_name())
         return self
@@ -315,34 +317,40 @@ class GateConfig(_Table):
             fields["inspect"] = True  # as audit TARGET: the parameters it takes are found by name
         return {"inline": fields}
 
-    def skip_results(self, entry: LossEntry, loss: str = "") -> list[PropertyResult]:
+    def skip_results(self, entry: LossEntry, implementations: Mapping[str, str] | None = None) -> list[PropertyResult]:
         """A ``skip`` result, carrying its reason, for each skipped property in each of the entry's dtypes and
-        devices the property runs in (a binding file's or library's entry: every one of them), among the entry's
-        ``properties`` when it lists them."""
+        devices the property runs in, among the entry's ``properties`` when it lists them. ``implementations``: name
+        -> catalog entry of what the entry ran (a binding file's or library's bindings, known once they ran; a
+        property their entry does not tag gets none); default the entry itself (a target: its name and loss)."""
+        from lossguard.catalog import CATALOG
         from lossguard.properties.base import PROPERTIES
 
         found = []
+        ran = implementations or {entry.name: entry.loss or "(outside the catalog)"}
         for name, reason in entry.skipped.items():
             if entry.properties and name not in entry.properties:
                 continue  # not selected either: nothing to report
             prop = PROPERTIES[name]
-            for device in entry.devices or self.devices:
-                if prop.cuda_only and device != "cuda":
+            for implementation, loss in ran.items():
+                if loss in CATALOG and name not in CATALOG[loss].properties:
                     continue
-                for dtype in entry.dtypes or self.dtypes:
-                    if dtype in prop.dtypes:
-                        found.append(
-                            PropertyResult(
-                                loss=loss or entry.loss or "(outside the catalog)",
-                                implementation=entry.name,
-                                kind="user",
-                                device=device,
-                                dtype=dtype,
-                                property=name,
-                                status="skip",
-                                message=f"skipped by {self.path.name}: {reason}",
-                            )
+                for device in entry.devices or self.devices:
+                    if prop.cuda_only and device != "cuda":
+                        continue
+                    found += [
+                        PropertyResult(
+                            loss=loss,
+                            implementation=implementation,
+                            kind="user" if entry.target else "third-party",
+                            device=device,
+                            dtype=dtype,
+                            property=name,
+                            status="skip",
+                            message=f"skipped by {self.path.name}: {reason}",
                         )
+                        for dtype in entry.dtypes or self.dtypes
+                        if dtype in prop.dtypes
+                    ]
         return found
 
 

@@ -135,8 +135,8 @@ def job(config: C.GateConfig, entry: C.LossEntry, profile: str, args: argparse.N
         found["dtypes"] = list(args.dtype)
     if args.device and args.device != "all":
         found["devices"] = [args.device]
-    if args.property:
-        found["properties"] = list(args.property)
+    if args.property:  # the configuration's skips hold: a skipped property is reported, never run
+        found["properties"] = [p for p in args.property if p not in entry.skipped]
     if args.binding_name and "inline" not in found["bindings"][0]:
         found["bindings"][0]["name"] = args.binding_name
     found["replay"] = args.replay
@@ -152,11 +152,17 @@ def job(config: C.GateConfig, entry: C.LossEntry, profile: str, args: argparse.N
     return found
 
 
-def skips(config: C.GateConfig, entry: C.LossEntry, args: argparse.Namespace) -> list[PropertyResult]:
-    """The entry's skipped properties as results, as far as the command line selects them."""
+def skips(
+    config: C.GateConfig, entry: C.LossEntry, args: argparse.Namespace, ran: list[PropertyResult]
+) -> list[PropertyResult]:
+    """The entry's skipped properties as results, for what it ran (``ran``: a binding file's or library's
+    implementations are known once they ran), as far as the command line selects them."""
+    from lossguard.catalog import CATALOG
+
+    implementations = None if entry.target else {r.implementation: r.loss for r in ran if r.loss in CATALOG}
     return [
         r
-        for r in config.skip_results(entry)
+        for r in config.skip_results(entry, implementations or None)
         if (not args.property or r.property in args.property)
         and (not args.dtype or r.dtype in args.dtype)
         and (not args.device or args.device in ("all", r.device))
@@ -218,19 +224,21 @@ def run(
     config: C.GateConfig,
     entries: list[C.LossEntry],
     jobs: list[dict[str, Any]],
-    skipped: list[list[PropertyResult]],
+    args: argparse.Namespace,
     workers: int,
     progress: Progress | None = None,
 ) -> list[PropertyResult]:
     """Every entry's job in an isolated worker, ``workers`` at once; the results in configuration order (each
-    entry's known results, its runs in plan order, then its skips). An entry whose target cannot be imported raises
-    ``ConfigError`` naming it (the first such entry in configuration order)."""
+    entry's known results, its runs in plan order, then its skips, ``skips``). An entry whose target cannot be
+    imported raises ``ConfigError`` naming it (the first such entry in configuration order)."""
     from lossguard.harness.app.isolation import IsolatedTargetError, run_isolated
 
     ordered = _Ordered(len(entries), progress)
 
     def one(index: int) -> list[PropertyResult]:
         try:
+            if not jobs[index]["properties"]:  # every selected property skipped (an empty list would mean all)
+                return []
             return run_isolated(jobs[index], config.time_limit, ordered.reporter(index))[1]
         finally:
             ordered.finish(index)
@@ -240,7 +248,8 @@ def run(
         results: list[PropertyResult] = []
         for index, future in enumerate(futures):
             try:
-                results += [*future.result(), *skipped[index]]
+                ran = future.result()
+                results += [*ran, *skips(config, entries[index], args, ran)]
             except IsolatedTargetError as problem:
                 raise C.ConfigError(f"{config.shown_path()}: loss {entries[index].name!r}: {problem}") from problem
     return results
