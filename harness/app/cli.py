@@ -6,7 +6,7 @@
                     [--property NAME]... [--json FILE] [--junit FILE] [--summary FILE] [--fail-on LEVEL]
     lossguard check --config FILE [--loss-name NAME]... [same options] [--save-examples]
     lossguard check          (no --impl/--loss/--family: the nearest [tool.lossguard] upward, else the built-ins)
-    lossguard explore [--config FILE] [--loss-name NAME]... [same options]   (thorough search, saves examples)
+    lossguard explore [--config FILE] [--loss-name NAME]... [--max-examples N] [same options]   (saves examples)
     lossguard audit TARGET --loss NAME [same options] [--no-isolate] [--time-limit S] [--memory-limit GB]
     lossguard plot --loss NAME [--target TARGET] [--dtype DTYPE] --out FILE
     lossguard repro --library NAME|all --out DIR [--markdown FILE]
