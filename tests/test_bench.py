@@ -1,7 +1,8 @@
 """``lossguard bench`` and the pytest-benchmark suite work as the README's "Compare implementations" says: the bench
 command writes a Markdown and an HTML page with a row per implementation and the time plot embedded; the pull-request
 gate (a baseline saved, then compared with ``--benchmark-compare-fail=median:25%``) fails on a planted slow
-implementation, naming it; the benchmark files are outside the default test run."""
+implementation, naming it; the benchmark files are outside the default test run; a call beyond ``--memory-limit`` is
+listed as not measured while the run goes on."""
 
 from __future__ import annotations
 
@@ -104,8 +105,36 @@ def test_the_readme_bench_command_writes_both_pages(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["bench.html", "bench.md"]
 
 
+# a loss that asks for 4 GiB it never touches: measured without a cap, not measured under a 1 GiB one
+HOG = """
+import torch, torch.nn.functional as F
+from lossguard.harness.app import bench
+from lossguard.harness.app.inventory import bind
+
+def hog(input, target, reduction="mean", delta=1.0):
+    torch.empty(1 << 32, dtype=torch.uint8)
+    return F.huber_loss(input, target, reduction=reduction, delta=delta)
+
+def row():
+    return bench.measure_row("huber_loss", bind("huber_loss", hog, "hog", "user"), "cpu", "float32", ["small"], 9, 1e9)
+
+print("uncapped:", len(row().points), "points", flush=True)
+print(bench.cap_memory(1.0, ["cpu"]), flush=True)
+capped = row()
+print("capped:", len(capped.points), "points;", capped.error, flush=True)
+"""
+
+
+def test_a_call_beyond_the_memory_limit_is_not_measured_and_the_run_goes_on():
+    done = subprocess.run([sys.executable, "-c", HOG], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "uncapped: 1 points" in done.stdout
+    assert re.search(r"capped at [\d.]+ GiB: 1 GiB beyond", done.stdout), done.stdout
+    assert re.search(r"capped: 0 points; small: RuntimeError: .*can't allocate memory", done.stdout), done.stdout
+
+
 def test_bad_bench_options_exit_2_with_one_line(tmp_path, capsys):
-    wrong = [["--loss", "no_such_loss"], ["--family", "no_such_family"], ["--size", "huge"], ["--time-budget", "0"]]
+    wrong = [["--loss", "no_such_loss"], ["--family", "no_such_family"], ["--size", "huge"], ["--memory-limit", "0"]]
     if not torch.cuda.is_available():
         wrong.append(["--device", "cuda"])
     for words in wrong:

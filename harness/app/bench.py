@@ -14,7 +14,9 @@ once per run with a STREAM triad (``a = b + s c`` on 2^25-element float32 arrays
 
 Bounded: a size whose call would take longer than ``--call-limit`` seconds (estimated from the previous size's time,
 scaled by the elements) is not measured, nor are the larger ones; once ``--time-budget`` seconds have passed, what
-remains is listed as not measured. Measurements run on one thread (``measure.single_thread``), the bandwidth too.
+remains is listed as not measured; a call that needs more than ``--memory-limit`` GiB beyond what the run holds
+fails and is listed with its reason (``cap_memory``). Measurements run on one thread (``measure.single_thread``),
+the bandwidth too.
 Exit status: 0 when the pages are written and something was measured, 1 when nothing could be, 2 on bad options.
 """
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:  # the report's modules load with the run, not with the CLI's 
 
 DEFAULT_CALL_LIMIT = 1.0  # seconds: the longest forward + backward measured by default
 DEFAULT_TIME_BUDGET = 600.0  # seconds of the whole run
+DEFAULT_MEMORY_LIMIT = 4.0  # GiB the measurements may add to the address space
 TRIAD_ELEMENTS = 1 << 25  # float32 per array: 128 MiB, far beyond any cache
 TRIAD = "measured: a STREAM triad a = b + s*c over 3 x 128 MiB float32 arrays"
 
@@ -77,6 +80,14 @@ def add_parser(commands: Any) -> None:
         metavar="S",
         help=f"stop measuring after S seconds; the rest is listed as not measured (default {DEFAULT_TIME_BUDGET:g})",
     )
+    bench.add_argument(
+        "--memory-limit",
+        type=float,
+        default=DEFAULT_MEMORY_LIMIT,
+        metavar="GB",
+        help="the most memory the measurements may add, in GiB: a call that needs more is not measured (default "
+        f"{DEFAULT_MEMORY_LIMIT:g}; CPU-only runs on Linux)",
+    )
     bench.add_argument("--out", required=True, metavar="DIR", help="directory for bench.md and bench.html")
 
 
@@ -110,9 +121,9 @@ def plan(args: argparse.Namespace) -> Plan:
     for size in args.size or ():
         if size not in measure.SIZES:
             raise UsageError(f"unknown size {size!r}; choose from {', '.join(measure.SIZES)}")
-    for option in ("call_limit", "time_budget"):
+    for option in ("call_limit", "time_budget", "memory_limit"):
         if not getattr(args, option) > 0:
-            raise UsageError(f"--{option.replace('_', '-')} must be a positive number of seconds")
+            raise UsageError(f"--{option.replace('_', '-')} must be a positive number")
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: CUDA is not available on this machine")
     devices = (args.device,) if args.device != "all" else ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
@@ -142,6 +153,27 @@ def memory_bandwidth(device: str) -> float:
     a, b, c = (torch.ones(TRIAD_ELEMENTS, dtype=torch.float32, device=device) for _ in range(3))
     timing = median_time(lambda _: torch.add(b, c, alpha=3.0, out=a), device=device)
     return 3 * TRIAD_ELEMENTS * 4 / timing.median
+
+
+def cap_memory(headroom_gb: float, devices: Sequence[str]) -> str:
+    """Cap this process's address space (RLIMIT_AS) at what it holds now plus ``headroom_gb`` GiB, so that a call
+    needing more raises (torch's allocator, NumPy: a caught error, the row not measured) instead of exhausting the
+    machine (pytorch-metric-learning's NTXentLoss builds a pairs x pairs mask: 17 GB at 512 embeddings); in words,
+    for the report. Not with CUDA, whose context reserves address space, nor where /proc is not readable."""
+    import resource
+
+    if "cuda" in devices:
+        return "not capped (a CUDA context reserves address space)"
+    try:
+        with open("/proc/self/status") as status:
+            held = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError):
+        return "not capped (this system does not say how much address space the process holds)"
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = held + int(headroom_gb * (1 << 30))
+    limit = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    return f"the address space capped at {limit / (1 << 30):.1f} GiB: {headroom_gb:g} GiB beyond what the run held"
 
 
 def elements(loss: str, size: str, device: str) -> int:
@@ -245,6 +277,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     measure.single_thread()
     deadline = started + args.time_budget
     bandwidth = {d: (memory_bandwidth(d), TRIAD + (", one thread" if d == "cpu" else "")) for d in chosen.devices}
+    capped = cap_memory(args.memory_limit, chosen.devices)
     steps = [
         (loss, impl, device, dtype)
         for loss, impls in chosen.names.items()
@@ -266,6 +299,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         ("sizes", "; ".join(_size(s, chosen.devices) for s in chosen.sizes)),
         ("limits", f"a call at most {args.call_limit:g} s, the run at most {args.time_budget:g} s"),
         ("threads", "1 (torch, BLAS and OpenMP)"),
+        ("memory", capped),
         (
             "own peak memory",
             f"{measure.CPU_PROFILER} (cpu), {measure.CUDA_ALLOCATED} (cuda), {measure.NUMPY_TRACED} (the reference); "
