@@ -106,7 +106,8 @@ def _common(row: Row, other: Row) -> tuple[float, float] | None:
 
 def speedup(row: Row, rows: Sequence[Row]) -> float | None:
     """How many times faster than torch eager ``row`` is (the torch row of its loss, device and dtype)."""
-    torch = next((r for r in rows if r.kind == "torch" and (r.device, r.dtype) == (row.device, row.dtype)), None)
+    same = (row.loss, row.device, row.dtype)
+    torch = next((r for r in rows if r.kind == "torch" and (r.loss, r.device, r.dtype) == same), None)
     pair = None if torch is None else _common(row, torch)
     return None if pair is None else pair[1] / pair[0]
 
@@ -121,7 +122,9 @@ def bandwidth_fraction(row: Row, bandwidth: dict[str, tuple[float, str]]) -> flo
 
 @dataclass(frozen=True)
 class OwnVersus:
-    """lossguard's own implementation of a loss against the fastest third-party one (same device and dtype)."""
+    """lossguard's own implementation of a loss against the fastest third-party one (same device and dtype) at
+    ``size``, and its peak memory against the smallest third-party peak measured at its own largest size (None:
+    none was measured there, as for JAX implementations)."""
 
     own: Row
     fastest: Row
@@ -137,7 +140,8 @@ class OwnVersus:
 
 def own_versus_third_party(rows: Sequence[Row]) -> list[OwnVersus]:
     """Each own row with a third-party row of its loss, device and dtype, against the fastest of those at the largest
-    size the own row and at least one of them measured (a size the time budget cut is not compared)."""
+    size the own row and at least one of them measured (a size the time budget cut is not compared), and against
+    the smallest of their peaks."""
     found = []
     for own in (r for r in rows if r.kind == "own" and r.points):
         same = [
@@ -149,9 +153,8 @@ def own_versus_third_party(rows: Sequence[Row]) -> list[OwnVersus]:
             timed = [(r.seconds_at(point.size), r) for r in same if r.seconds_at(point.size) is not None]
             if timed:
                 seconds, fastest = min(timed, key=lambda t: t[0])
-                memory = (
-                    own.peak_bytes / fastest.peak_bytes if own.peak_bytes is not None and fastest.peak_bytes else None
-                )
+                peaks = [r.peak_bytes for r in same if r.peak_bytes and r.largest.size == own.largest.size]
+                memory = own.peak_bytes / min(peaks) if own.peak_bytes is not None and peaks else None
                 found.append(OwnVersus(own, fastest, point.size, point.seconds / seconds, memory))
                 break
     return found
@@ -261,7 +264,7 @@ VERSUS = (
     ("fastest", "fastest third-party"),
     ("theirs", "its fwd+bwd"),
     ("time_ratio", "time ratio"),
-    ("memory_ratio", "memory ratio"),
+    ("memory_ratio", "memory ratio (to the least third-party)"),
     ("met", f"bar (<= {OWN_TIME_BAR}x time, <= {OWN_MEMORY_BAR}x memory)"),
 )
 
