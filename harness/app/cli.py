@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from lossguard.harness.app.isolation import CALL_LIMIT
 from lossguard.harness.kernel.model import DTYPES, PropertyResult
 from lossguard.harness.kernel.severity import DEFAULT_FAIL_ON, SEVERITIES, fails_gate
 
@@ -160,7 +161,7 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--time-limit",
         type=float,
-        default=10.0,
+        default=CALL_LIMIT,
         metavar="S",
         help="isolated runs: seconds one call of the implementation may take; a longer call is an error of the "
         "implementation, whose other cells are then not run (default 10; a property or a plot gets 12 times this)",

@@ -9,7 +9,7 @@ The format (README, "Use lossguard as a CI gate")::
     dtypes = ["float64", "float32"]   # defaults of every loss
     devices = ["cpu"]
     examples = ".lossguard/examples"  # the committed example database (relative to the config's folder)
-    time-limit = 120                  # isolation limits, as audit's options
+    time-limit = 10                   # isolation limits, as audit's options (seconds per call, GiB)
     memory-limit = 8
     pytest = true                     # collect the losses as pytest items without --lossguard
 
@@ -54,6 +54,7 @@ from typing import Any, Literal, get_args, get_origin
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
+from lossguard.harness.app.isolation import CALL_LIMIT
 from lossguard.harness.kernel.model import DTYPES, EVERY_PROPERTY, PropertyResult
 from lossguard.harness.kernel.profiles import PROFILES
 from lossguard.harness.kernel.severity import DEFAULT_FAIL_ON, SEVERITIES
@@ -65,7 +66,7 @@ else:  # pragma: no cover - Python 3.10
 
 FILENAMES = ("pyproject.toml", "lossguard.toml")
 DEVICES = ("cpu", "cuda")
-DEFAULT_TIME_LIMIT = 120.0  # seconds per property, as audit's --time-limit
+DEFAULT_TIME_LIMIT = CALL_LIMIT  # seconds per call of the loss, as audit's --time-limit
 DEFAULT_MEMORY_LIMIT = 8.0  # GiB, as audit's --memory-limit
 
 Dtype = Literal["float64", "float32", "float16", "bfloat16"]

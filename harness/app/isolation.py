@@ -35,6 +35,7 @@ from lossguard.harness.kernel import watch
 from lossguard.harness.kernel.model import EVERY_PROPERTY, Example, PropertyResult
 from lossguard.harness.kernel.severity import classify
 
+CALL_LIMIT = 10.0  # default seconds one call of the judged code may take (audit --time-limit, the gate time-limit)
 PROPERTY_LIMIT_FACTOR = 12  # the parent's backstop per property, in per-call time limits (10 s -> 120 s)
 START_LIMIT = 120.0  # seconds a worker may take to import torch, lossguard and the target, whatever the limits
 
