@@ -107,7 +107,9 @@ def parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--binding-name", metavar="LABEL", help="check only the implementation of this name")
     _common(check)
-    from lossguard.harness.app import gate
+    from lossguard.harness.app import gate, shards
+
+    shards.add_options(check)
 
     gate.add_options(check)
     gate.add_explore(commands, _common)
@@ -283,9 +285,10 @@ def _finish(
 
 def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     from lossguard.catalog import CATALOG
+    from lossguard.harness.app import shards
     from lossguard.harness.app.inventory import implementations
     from lossguard.harness.app.jobs import INSTALL_HINT, selection_from, versions
-    from lossguard.harness.app.runner import default_workers, run
+    from lossguard.harness.app.runner import costs, default_workers, run
     from lossguard.reports import terminal
 
     for loss in args.loss or ():
@@ -303,15 +306,22 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     available = implementations(args.impl)
     impls = [i for i in available if i.loss in wanted and args.binding_name in (None, i.name)]
     selection = selection_from(_job(args, ["lossguard", "check", "--impl", args.impl], profile))
+    try:
+        durations = shards.measured(args.durations) if args.durations else None
+        everything, impls = impls, shards.pick(impls, args.shard, lambda: costs(impls, selection, durations))
+    except shards.ShardError as problem:
+        raise UsageError(str(problem)) from problem
     started = time.perf_counter()
     header = {
         "target": f"built-in implementations ({args.impl})",
         "losses": ", ".join(sorted(wanted)) if len(wanted) < len(CATALOG) else f"all {len(CATALOG)} in the catalog",
+        **({"shard": f"{args.shard}: {len(impls)} of {len(everything)} implementations"} if args.shard else {}),
         "profile": profile,
         **versions(),
     }
     terminal.header(header, sys.stdout)
-    results = run(impls, selection, progress=terminal.Progress(), workers=args.jobs or default_workers())
+    workers = args.jobs or default_workers()
+    results = run(impls, selection, progress=terminal.Progress(), workers=workers, durations=durations)
     empty = "check the filters"
     if not available:
         empty = f"no {args.impl} implementation is available: install the libraries lossguard binds ({INSTALL_HINT})"

@@ -27,7 +27,7 @@ from hypothesis.errors import FailedHealthCheck, Flaky, HypothesisException, Uns
 
 import lossguard.properties.all  # noqa: F401  (registers every property)
 from lossguard.catalog import CATALOG
-from lossguard.harness.app import diagnosis
+from lossguard.harness.app import diagnosis, shards
 from lossguard.harness.kernel import severity
 from lossguard.harness.kernel.failures import Failure, ImplementationRaised, PropertyCrashed, PropertyFailure
 from lossguard.harness.kernel.frameworks import binding as framework_binding
@@ -385,25 +385,51 @@ def _failed_check(prop: Property, failure: Failure) -> str:
     return prop.checks[0] if len(prop.checks) == 1 else ""
 
 
+Cell = tuple[str, str, str, str]  # (implementation, property, device, dtype): a result's identity
+
+
+def cell(run: tuple[Implementation, str, str, str]) -> Cell:
+    """A planned run's identity, as a result names it (``--durations`` reads the previous run's by it)."""
+    impl, name, device, dtype = run
+    return impl.name, name, device, dtype
+
+
+def costs(
+    impls: Sequence[Implementation],
+    selection: Selection,
+    durations: Mapping[Cell, float] | None = None,
+    catalog: Mapping[str, LossSpec] | None = None,
+) -> list[float]:
+    """Each implementation's expected cost under ``selection``: its planned cells' ``durations`` (seconds of the
+    previous run, ``shards.measured``), or the number of its planned cells (``shards.costs_of``)."""
+    planned = {impl.name: [cell(r) for r in plan([impl], selection, catalog)] for impl in impls}
+    return shards.costs_of(impls, lambda impl: planned[impl.name], durations)
+
+
 def run(
     impls: Iterable[Implementation],
     selection: Selection,
     progress: Callable[[int, int, PropertyResult], None] | None = None,
     workers: int = 1,
     catalog: Mapping[str, LossSpec] | None = None,
+    durations: Mapping[Cell, float] | None = None,
 ) -> list[PropertyResult]:
     """Run everything ``selection`` asks for; ``progress(done, total, result)`` after each run.
 
     With ``workers > 1`` built-in implementations (found again by name in each worker process)
-    are spread over that many processes; results come back in plan order either way. ``catalog``: the
-    entries by name (default: lossguard's CATALOG); a caller's own mapping runs in this process.
+    are spread over that many processes, the most expensive first (``costs``: by ``durations``, the previous
+    run's seconds per cell, else by planned cells), so that the last to finish is a short one; results come back
+    in plan order either way, and the same: each run is derandomized by its own identity, whichever worker takes
+    it. ``catalog``: the entries by name (default: lossguard's CATALOG); a caller's own mapping runs in this
+    process.
     """
     impls = list(impls)
     runs = plan(impls, selection, catalog)
     # a worker finds a shipped implementation again by name, with the catalog it is judged against
     builtin = catalog is None and all(i.kind in ("torch", "own", "third-party") for i in impls)
     if workers > 1 and len(impls) > 1 and (builtin or all(i.kind == "third-party" for i in impls)):
-        return _run_parallel(impls, selection, progress, workers, runs)
+        order = shards.longest_first(costs(impls, selection, durations, catalog))
+        return _run_parallel(impls, selection, progress, workers, runs, order)
     results = []
     for index, (impl, name, device, dtype) in enumerate(runs, start=1):
         results.append(run_one(impl, name, device, dtype, selection, catalog))
@@ -435,7 +461,11 @@ def _worker_died(impl: Implementation, runs: Sequence[tuple], problem: BaseExcep
     ]
 
 
-def _run_parallel(impls, selection, progress, workers: int, runs: Sequence[tuple]) -> list[PropertyResult]:
+def _run_parallel(
+    impls, selection, progress, workers: int, runs: Sequence[tuple], order: Sequence[int]
+) -> list[PropertyResult]:
+    """``impls`` on a pool of ``workers`` processes, submitted in ``order`` (indices into ``impls``: a free worker
+    takes the next task, so the most expensive go first); the results in ``impls``' order."""
     import multiprocessing
     from concurrent.futures.process import BrokenProcessPool
 
@@ -445,7 +475,7 @@ def _run_parallel(impls, selection, progress, workers: int, runs: Sequence[tuple
     count = 0
     spawn = multiprocessing.get_context("spawn")  # the workers die with lossguard (a CI timeout, Ctrl-C)
     with ProcessPoolExecutor(workers, mp_context=spawn, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_run_builtin, impl.kind, impl.name, selection): impl for impl in impls}
+        futures = {pool.submit(_run_builtin, impls[k].kind, impls[k].name, selection): impls[k] for k in order}
         for future in _as_completed(futures):
             impl = futures[future]
             try:
