@@ -16,6 +16,11 @@ Bars (wall time of the command, interpreter start-up included, each run as a sub
   report adds, per library, the losses audited, the exports not audited, the results by status and the
   findings (root causes) by severity, read from FILE, and the pages written into DIR.
 
+- gate: the check as a CI gate runs it, ``lossguard check --impl all --profile ci --device cpu --jobs 2``, in at most
+  60 s (issue 11; docs/SCALING.md has where the time goes), and gate-serial, the same with ``--jobs 1``: the two
+  workers' median at most 0.6 of the serial median (the two are measured in turns, so that other load on the
+  machine weighs on both alike).
+
 ``--only NAME`` (repeatable) measures only the bars named.
 
 Each command runs N times (default 3); the median decides the verdict and every run is reported.
@@ -52,6 +57,8 @@ CHECK_BAR_S = 300.0
 AUDIT_BAR_S = 30.0
 LIBRARIES_BAR_S = 900.0
 SCREEN_LINES = 150
+GATE_BAR_S = 60.0
+JOBS_RATIO = 0.6  # the most --jobs 2 may take of --jobs 1's time on the 2-core machine
 
 # A small, correct user loss: what a team would point ``lossguard audit`` at.
 USER_LOSS = textwrap.dedent(
@@ -115,6 +122,8 @@ class Bar:
         return bool(self.runs) and self.median_s <= self.bar_s and short
 
     def verdict(self) -> str:
+        if self.bar_s == float("inf"):
+            return f"{self.name}: median {self.median_s:.1f} s (no bar of its own: the denominator of a ratio)"
         failed = [r.exit_status for r in self.runs if r.exit_status != 0]
         exits = f"; {len(failed)} run(s) exited non-zero ({failed[0]})" if failed else ""
         if self.median_s <= self.bar_s:
@@ -211,9 +220,18 @@ def measure(repeat: int, quiet: bool = False, only: Sequence[str] = ()) -> list[
     libraries = Bar(
         "audit-libraries", [*lossguard, *library_args], " ".join(["lossguard", *library_args]), LIBRARIES_BAR_S
     )
+    gate_args = [*check_args, "--jobs", "2"]
+    serial_args = [*check_args, "--jobs", "1"]
+    gates = [
+        Bar("gate", [*lossguard, *gate_args], " ".join(["lossguard", *gate_args]), GATE_BAR_S),
+        Bar("gate-serial", [*lossguard, *serial_args], " ".join(["lossguard", *serial_args]), float("inf")),
+    ]
+    checks += gates
     wanted = [b for b in (*checks, audit, libraries) if not only or b.name in only]
-    for bar in wanted:
-        for index in range(1, repeat + 1):
+    # the gate's two bars in turns (gate 1, serial 1, gate 2, ...): other load on the machine weighs on both alike
+    turns = [[b for b in wanted if b in gates]] if any(b in gates for b in wanted) else []
+    for group in [[b] for b in wanted if b not in gates] + turns:
+        for index, bar in ((i, b) for i in range(1, repeat + 1) for b in group):
             with tempfile.TemporaryDirectory(prefix="lossguard-bars-") as where:
                 # checks run in the repository; audits each in a fresh directory, so the dev profile's example
                 # database never replays a previous run's examples (every run is a user's first audit)
@@ -229,6 +247,16 @@ def measure(repeat: int, quiet: bool = False, only: Sequence[str] = ()) -> list[
                     bar.pages = sorted(p.name for p in (Path(where) / "pages").glob("*.html"))
             _done(bar, index, repeat)
     return wanted
+
+
+def jobs_ratio(bars: Sequence[Bar]) -> tuple[float, bool] | None:
+    """The gate's ``--jobs 2`` median over its ``--jobs 1`` median, and whether it is within ``JOBS_RATIO``; None
+    unless both were measured."""
+    named = {bar.name: bar for bar in bars if bar.runs}
+    if "gate" not in named or "gate-serial" not in named:
+        return None
+    ratio = named["gate"].median_s / named["gate-serial"].median_s
+    return ratio, ratio <= JOBS_RATIO
 
 
 def _severities(findings: Sequence[dict]) -> dict[str, dict[str, int]]:
@@ -272,6 +300,12 @@ def report(bars: Sequence[Bar]) -> str:
             lines.append(f"  HTML pages: {', '.join(bar.pages)}")
     lines.append("")
     lines.extend(bar.verdict() for bar in bars)
+    ratio = jobs_ratio(bars)
+    if ratio is not None:
+        met = "met" if ratio[1] else "MISSED"
+        lines.append(
+            f"gate --jobs 2 / --jobs 1: {ratio[0]:.2f} of the serial median against a bar of {JOBS_RATIO}: {met}"
+        )
     return "\n".join(lines)
 
 
@@ -283,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         action="append",
-        choices=("check-core", "check", "audit", "audit-libraries"),
+        choices=("check-core", "check", "gate", "gate-serial", "audit", "audit-libraries"),
         help="measure only this bar (repeatable)",
     )
     args = parser.parse_args(argv)
@@ -300,12 +334,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "versions": _versions(),
             "repeat": args.repeat,
             "bars": [
-                {**asdict(bar), "median_s": bar.median_s, "met": bar.met, "verdict": bar.verdict()} for bar in bars
+                {
+                    **asdict(bar),
+                    "bar_s": None if bar.bar_s == float("inf") else bar.bar_s,
+                    "median_s": bar.median_s,
+                    "met": bar.met,
+                    "verdict": bar.verdict(),
+                }
+                for bar in bars
             ],
         }
         Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         _log(f"bars: figures written to {args.json}")
-    ok = all(bar.met and all(r.exit_status == 0 for r in bar.runs) for bar in bars)
+    ratio = jobs_ratio(bars)
+    ok = all(bar.met and all(r.exit_status == 0 for r in bar.runs) for bar in bars) and (ratio is None or ratio[1])
     return 0 if ok else 1
 
 
