@@ -229,20 +229,22 @@ def planned(job: dict[str, Any], time_limit: float) -> list[Key]:
 
 
 def _planned_by_worker(job: dict[str, Any], time_limit: float) -> list[Key]:
-    """The plan the isolated worker announces (its first event, due within ``time_limit``), the worker then
-    stopped: the known results (a library not installed, ...) and the runs."""
+    """The plan the isolated worker announces (its first event), the worker then stopped: the known results (a
+    library not installed, ...) and the runs. The plan comes after the worker's imports, which get
+    ``isolation.START_LIMIT`` whatever the per-call ``time_limit`` (as in ``run_isolated``)."""
     import json
     import os
     import selectors
     import signal
 
-    from lossguard.harness.app.isolation import IsolatedTargetError, start_worker
+    from lossguard.harness.app.isolation import START_LIMIT, IsolatedTargetError, start_worker
 
     process = start_worker({**job, "skip": 0})
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
     try:
-        while selector.select(timeout=time_limit):
+        wait = max(time_limit, START_LIMIT)
+        while selector.select(timeout=wait):
             line = process.stdout.readline()
             if not line:
                 break
@@ -252,7 +254,7 @@ def _planned_by_worker(job: dict[str, Any], time_limit: float) -> list[Key]:
             if event["event"] == "plan":
                 known = [(r["implementation"], r["property"], r["device"], r["dtype"]) for r in event["known"]]
                 return known + [(base["implementation"], p, d, t) for p, d, t, base in event["runs"]]
-        raise IsolatedTargetError(f"the isolated worker announced no plan within {time_limit:g} s")
+        raise IsolatedTargetError(f"the isolated worker announced no plan within {wait:g} s")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
