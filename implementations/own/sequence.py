@@ -4,10 +4,12 @@
   model's ``(B, T, V)`` logits, the mean over the non-ignored tokens.
 * :func:`linear_cross_entropy`: ``cross_entropy(hidden @ weight.T + bias, target)`` computed without
   ever holding the ``(N, V)`` logits: a custom :class:`torch.autograd.Function` that walks blocks of
-  ``token_chunk_size`` tokens by ``chunk_size`` vocabulary entries, with an online logsumexp
-  (Milakov & Gimelshein 2018, arXiv:1805.02867) in the forward and the logits recomputed block by
-  block in the backward (as in Wijmans et al. 2024, "Cut Your Losses in Large-Vocabulary Language
-  Models", arXiv:2411.09009). Only the inputs and the per-token logsumexp are saved for backward.
+  ``token_chunk_size`` tokens. When a gradient is needed, each block spans the whole vocabulary and the
+  forward computes the gradients with the value (Hsu et al. 2024, "Liger Kernel", arXiv:2410.10989), so a
+  forward + backward costs the three matrix products of the materialised loss and no more; otherwise the
+  blocks are ``chunk_size`` vocabulary entries wide, with an online logsumexp (Milakov & Gimelshein 2018,
+  arXiv:1805.02867). A backward that cannot reuse the forward's gradients recomputes the logits block by
+  block (Wijmans et al. 2024, "Cut Your Losses in Large-Vocabulary Language Models", arXiv:2411.09009).
 
 Both follow torch's ``cross_entropy`` conventions: ``ignore_index`` tokens take no part in the value,
 the gradient (exactly 0 there) or the mean's denominator, and a ``'mean'`` over zero non-ignored
@@ -34,8 +36,9 @@ from ._checks import (
 
 __all__ = ["linear_cross_entropy", "perplexity", "sequence_cross_entropy"]
 
-DEFAULT_CHUNK = 4096  # vocabulary entries per block
-DEFAULT_TOKEN_CHUNK = 512  # tokens per block: a block of logits holds 2M elements
+DEFAULT_CHUNK = 4096  # vocabulary entries per block of the online logsumexp and of a recomputation
+BLOCK_ELEMENTS = 1 << 22  # most logits per block when the tokens per block are not given (16 MiB in float32)
+MIN_BLOCK_ELEMENTS = 1 << 20  # fewest logits per block then (4 MiB in float32)
 
 
 def _check_ignore_index(ignore_index: object, fn: str) -> int:
@@ -116,6 +119,13 @@ def _blocks(n: int, size: int) -> range:
     return range(0, n, size)
 
 
+def _auto_token_chunk(hidden: torch.Tensor, n_classes: int) -> int:
+    """Tokens per block when the caller gives none: a block of half as many logits as ``hidden`` has elements (small
+    beside the gradients), within ``MIN_BLOCK_ELEMENTS`` (fewer tokens per block would starve the matrix products)
+    and ``BLOCK_ELEMENTS``; at least one token."""
+    return max(1, min(BLOCK_ELEMENTS, max(MIN_BLOCK_ELEMENTS, hidden.numel() // 2)) // n_classes)
+
+
 def _logits_block(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """One block of logits, hidden @ weight.T (+ bias), formed in the working dtype (at least float32): in
     bfloat16 logits of 1100 and 1106 would both round to 1104 (spacing 8), and a softmax of rounded logits
@@ -125,42 +135,142 @@ def _logits_block(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
     return hidden @ weight.T if bias is None else torch.addmm(bias.to(acc), hidden, weight.T)
 
 
+def _target_column(block: torch.Tensor, index: torch.Tensor, first: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each row's target falls in a block of columns starting at ``first``: (inside, local column)."""
+    inside = (index >= first) & (index < first + block.shape[1])
+    return inside, torch.where(inside, index - first, torch.zeros_like(index))
+
+
+def _online_lse(hidden, weight, bias, index, chunk, token_chunk):
+    """Per-token (logsumexp, target logit) over vocabulary blocks, the logsumexp accumulated online
+    (running maximum m and sum s, s rescaled by exp(m_old - m_new) when the maximum grows): one block of
+    ``token_chunk`` x ``chunk`` logits at a time. Used when no gradient is needed."""
+    n_tokens, n_classes = hidden.shape[0], weight.shape[0]
+    acc = working_dtype(hidden.dtype)
+    lse = torch.empty(n_tokens, dtype=acc, device=hidden.device)
+    picked = torch.zeros_like(lse)
+    for start in _blocks(n_tokens, token_chunk):
+        rows = slice(start, start + token_chunk)
+        x, y = hidden[rows], index[rows]
+        m = torch.full((x.shape[0],), -torch.inf, dtype=acc, device=x.device)
+        s = torch.zeros_like(m)
+        for first in _blocks(n_classes, chunk):
+            cols = slice(first, first + chunk)
+            z = _logits_block(x, weight[cols], None if bias is None else bias[cols])
+            inside, local = _target_column(z, y, first)
+            picked[rows] = torch.where(inside, z.gather(1, local[:, None]).squeeze(1), picked[rows])
+            m_new = torch.maximum(m, z.max(dim=1).values)
+            # exp(-inf) = 0 before the first block; in place on the block: one block of memory at a time
+            s = s * torch.exp(m - m_new) + z.sub_(m_new[:, None]).exp_().sum(dim=1)
+            m = m_new
+        lse[rows] = m + torch.log(s)
+    return lse, picked
+
+
+def _fused(hidden, weight, bias, index, valid, token_chunk, needs):
+    """Per-token (logsumexp, target logit) and the gradients of the per-token losses with a coefficient 1 at
+    every non-ignored token (G = softmax(z) - onehot(y), 0 at ignored tokens; d hidden = G W,
+    d weight = G^T hidden, d bias = sum_n G), one block of ``token_chunk`` tokens by the whole vocabulary
+    at a time, so the forward's three matrix products are the only ones (the fused linear cross-entropy of
+    Hsu et al. 2024, "Liger Kernel", arXiv:2410.10989). ``needs``: which of hidden, weight, bias want one."""
+    n_tokens = hidden.shape[0]
+    acc = working_dtype(hidden.dtype)
+    w = weight.to(acc)  # once, not per block (a copy only for half-precision inputs)
+    b = None if bias is None else bias.to(acc)
+    lse = torch.empty(n_tokens, dtype=acc, device=hidden.device)
+    picked = torch.empty_like(lse)
+    d_hidden = torch.empty(hidden.shape, dtype=acc, device=hidden.device) if needs[0] else None
+    d_weight = torch.zeros(weight.shape, dtype=acc, device=hidden.device) if needs[1] else None
+    d_bias = torch.zeros(weight.shape[0], dtype=acc, device=hidden.device) if needs[2] else None
+    block = torch.empty(min(token_chunk, n_tokens), weight.shape[0], dtype=acc, device=hidden.device)  # reused
+    for start in _blocks(n_tokens, token_chunk):
+        rows = slice(start, start + token_chunk)
+        x, y, ok = hidden[rows].to(acc), index[rows, None], valid[rows, None]
+        z = block[: x.shape[0]]
+        if b is None:
+            torch.mm(x, w.T, out=z)
+        else:
+            torch.addmm(b, x, w.T, out=z)
+        m = z.amax(dim=1, keepdim=True)
+        picked[rows] = z.gather(1, y).squeeze(1)
+        s = z.sub_(m).exp_().sum(dim=1, keepdim=True)  # in place: z now holds exp(z - m)
+        lse[rows] = (m + s.log()).squeeze(1)
+        z.mul_(ok / s).scatter_add_(1, y, -ok.to(acc))  # softmax - onehot at non-ignored rows, 0 at ignored ones
+        if d_hidden is not None:
+            torch.mm(z, w, out=d_hidden[rows])
+        if d_weight is not None:
+            d_weight.addmm_(z.T, x)
+        if d_bias is not None:
+            d_bias += z.sum(dim=0)
+    return lse, picked, (d_hidden, d_weight, d_bias)
+
+
+def _recomputed_gradients(hidden, weight, bias, index, lse, coefficient, chunk, token_chunk):
+    """The gradients for per-token coefficients c (0 at ignored tokens), the logits recomputed block by block
+    (as in Wijmans et al. 2024, "Cut Your Losses in Large-Vocabulary Language Models", arXiv:2411.09009):
+    with p = exp(z - lse) and G = c (p - onehot), d hidden += G W_c, d W_c += G^T hidden, d b_c += sum_n G."""
+    n_tokens, n_classes = hidden.shape[0], weight.shape[0]
+    acc = lse.dtype
+    d_hidden = torch.zeros(hidden.shape, dtype=acc, device=hidden.device)
+    d_weight = torch.zeros(weight.shape, dtype=acc, device=hidden.device)
+    d_bias = None if bias is None else torch.zeros(bias.shape, dtype=acc, device=hidden.device)
+    for start in _blocks(n_tokens, token_chunk):
+        rows = slice(start, start + token_chunk)
+        x, y, c = hidden[rows], index[rows], coefficient[rows]
+        for first in _blocks(n_classes, chunk):
+            cols = slice(first, first + chunk)
+            g = _logits_block(x, weight[cols], None if bias is None else bias[cols])
+            g.sub_(lse[rows, None]).exp_()  # softmax, in place on the recomputed block
+            inside, local = _target_column(g, y, first)
+            g.scatter_add_(1, local[:, None], -inside[:, None].to(acc))  # - onehot where the target is here
+            g.mul_(c[:, None])
+            d_hidden[rows] += g @ weight[cols].to(acc)
+            d_weight[cols] += g.T @ x.to(acc)
+            if d_bias is not None:
+                d_bias[cols] += g.sum(dim=0)
+    return d_hidden, d_weight, d_bias
+
+
+def _differentiable_gradients(hidden, weight, bias, index, valid, coefficient, token_chunk):
+    """The same gradients as :func:`_recomputed_gradients`, built from differentiable operations (blocks of
+    ``token_chunk`` tokens by the whole vocabulary, the softmax recomputed by autograd-tracked operations),
+    so a backward with ``create_graph=True`` gives correct second derivatives."""
+    acc = coefficient.dtype
+    w = weight.to(acc)
+    grads_hidden, d_weight, d_bias = [], 0, 0
+    for start in _blocks(hidden.shape[0], token_chunk):
+        rows = slice(start, start + token_chunk)
+        x = hidden[rows].to(acc)
+        z = _logits_block(x, w, bias)
+        onehot = torch.nn.functional.one_hot(index[rows], weight.shape[0]).to(acc)
+        g = (torch.softmax(z, dim=1) - onehot) * coefficient[rows, None]
+        grads_hidden.append(g @ w)
+        d_weight = d_weight + g.T @ x
+        d_bias = d_bias + g.sum(dim=0)
+    return torch.cat(grads_hidden), d_weight, None if bias is None else d_bias
+
+
 class _LinearCrossEntropy(torch.autograd.Function):
     """Per-token cross-entropy of hidden @ weight.T + bias, blockwise; forward returns the (N,) losses.
 
-    Saved for backward: hidden, weight, bias, target, the non-ignored mask and the per-token
-    logsumexp (N,). The backward recomputes each block of logits: with p = exp(z - lse) and
-    G = c (p - onehot) (c the incoming gradient per token, 0 at ignored tokens),
-    d hidden += G W_c, d W_c += G^T hidden, d bias_c += sum_n G.
+    When a gradient is needed the forward computes it too (:func:`_fused`, coefficient 1 per non-ignored
+    token), and the first backward whose incoming gradient is one value c over the non-ignored tokens (a
+    'mean' or a 'sum', the only case of a scalar loss) returns c times it, scaled in place. Any other
+    backward (per-token weights of a 'none', a second backward with ``retain_graph``) recomputes the blocks
+    from the inputs and the saved per-token logsumexp (:func:`_recomputed_gradients`), and a backward with
+    ``create_graph=True`` builds differentiable gradients (:func:`_differentiable_gradients`).
     """
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, target, valid, chunk, token_chunk):  # type: ignore[override]
-        n_tokens, n_classes = hidden.shape[0], weight.shape[0]
-        acc = working_dtype(hidden.dtype)
         index = torch.where(valid, target, torch.zeros_like(target)).long()
-        lse = torch.empty(n_tokens, dtype=acc, device=hidden.device)
-        losses = torch.empty(n_tokens, dtype=acc, device=hidden.device)
-        for start in _blocks(n_tokens, token_chunk):
-            rows = slice(start, start + token_chunk)
-            x, y = hidden[rows], index[rows]
-            m = torch.full((x.shape[0],), -torch.inf, dtype=acc, device=x.device)
-            s = torch.zeros_like(m)
-            picked = torch.zeros_like(m)
-            for first in _blocks(n_classes, chunk):
-                cols = slice(first, first + chunk)
-                z = _logits_block(x, weight[cols], None if bias is None else bias[cols])
-                inside = (y >= first) & (y < first + z.shape[1])
-                local = torch.where(inside, y - first, torch.zeros_like(y))
-                picked = torch.where(inside, z.gather(1, local[:, None]).squeeze(1), picked)
-                m_new = torch.maximum(m, z.max(dim=1).values)
-                # rescale the running sum to the new maximum (exp(-inf) = 0 before the first block);
-                # in place on the block: one block of memory at a time
-                s = s * torch.exp(m - m_new) + z.sub_(m_new[:, None]).exp_().sum(dim=1)
-                m = m_new
-            lse[rows] = m + torch.log(s)
-            losses[rows] = lse[rows] - picked
-        losses = torch.where(valid, losses, torch.zeros_like(losses))
+        needs = tuple(ctx.needs_input_grad[:3])
+        if any(needs):
+            lse, picked, ctx.grads = _fused(hidden, weight, bias, index, valid, token_chunk, needs)
+        else:
+            lse, picked = _online_lse(hidden, weight, bias, index, chunk, token_chunk)
+            ctx.grads = None
+        losses = torch.where(valid, lse - picked, torch.zeros_like(lse))
         ctx.save_for_backward(hidden, weight, bias, index, valid, lse)
         ctx.blocks = (chunk, token_chunk)
         return losses.to(hidden.dtype)
@@ -169,37 +279,33 @@ class _LinearCrossEntropy(torch.autograd.Function):
     def backward(ctx, grad_losses):  # type: ignore[override]
         hidden, weight, bias, index, valid, lse = ctx.saved_tensors
         chunk, token_chunk = ctx.blocks
-        n_tokens, n_classes = hidden.shape[0], weight.shape[0]
-        acc = lse.dtype
-        coefficient = torch.where(valid, grad_losses.to(acc), torch.zeros_like(lse))
-        d_hidden = torch.zeros(hidden.shape, dtype=acc, device=hidden.device)
-        d_weight = torch.zeros(weight.shape, dtype=acc, device=hidden.device)
-        d_bias = None if bias is None else torch.zeros(bias.shape, dtype=acc, device=hidden.device)
-        for start in _blocks(n_tokens, token_chunk):
-            rows = slice(start, start + token_chunk)
-            x, y, c = hidden[rows], index[rows], coefficient[rows]
-            for first in _blocks(n_classes, chunk):
-                cols = slice(first, first + chunk)
-                g = _logits_block(x, weight[cols], None if bias is None else bias[cols])
-                g.sub_(lse[rows, None]).exp_()  # softmax, in place on the recomputed block
-                inside = (y >= first) & (y < first + g.shape[1])
-                local = torch.where(inside, y - first, torch.zeros_like(y))
-                g.scatter_add_(1, local[:, None], -inside[:, None].to(acc))  # - onehot where the target is here
-                g.mul_(c[:, None])
-                d_hidden[rows] += g @ weight[cols].to(acc)
-                d_weight[cols] += g.T @ x.to(acc)
-                if d_bias is not None:
-                    d_bias[cols] += g.sum(dim=0)
-        dtype = hidden.dtype
+        grads, ctx.grads = ctx.grads, None  # consumed: a second backward recomputes
+        coefficient = torch.where(valid, grad_losses.to(lse.dtype), torch.zeros_like(lse))
+        scale = _one_value(coefficient[valid])
+        if torch.is_grad_enabled():
+            grads = _differentiable_gradients(hidden, weight, bias, index, valid, coefficient, token_chunk)
+        elif grads is not None and scale is not None:
+            grads = tuple(None if g is None else g.mul_(scale) for g in grads)
+        else:
+            grads = _recomputed_gradients(hidden, weight, bias, index, lse, coefficient, chunk, token_chunk)
+        d_hidden, d_weight, d_bias = grads
         return (
-            d_hidden.to(dtype),
-            d_weight.to(weight.dtype),
+            None if d_hidden is None else d_hidden.to(hidden.dtype),
+            None if d_weight is None else d_weight.to(weight.dtype),
             None if d_bias is None else d_bias.to(bias.dtype),
             None,
             None,
             None,
             None,
         )
+
+
+def _one_value(values: torch.Tensor) -> torch.Tensor | None:
+    """The value every element of ``values`` shares (0 for none), or None when they differ."""
+    if values.numel() == 0:
+        return torch.zeros((), dtype=values.dtype, device=values.device)
+    first = values[0]
+    return first if bool((values == first).all()) else None
 
 
 def linear_cross_entropy(
@@ -210,7 +316,7 @@ def linear_cross_entropy(
     ignore_index: int = -100,
     reduction: Reduction = "mean",
     chunk_size: int = DEFAULT_CHUNK,
-    token_chunk_size: int = DEFAULT_TOKEN_CHUNK,
+    token_chunk_size: int | None = None,
 ) -> torch.Tensor:
     r"""``cross_entropy(hidden @ weight.T + bias, target)`` without materialising the ``(N, V)`` logits.
 
@@ -218,11 +324,18 @@ def linear_cross_entropy(
 
     for non-ignored tokens (0 for ``target == ignore_index``); ``'mean'`` divides the sum by the number
     of non-ignored tokens (NaN when there are none), ``'sum'`` sums, ``'none'`` returns ``(N,)``.
-    The logits are formed block by block (``token_chunk_size`` tokens by ``chunk_size`` vocabulary
-    entries) in the inputs' dtype; the logsumexp is accumulated online in at least float32
-    (running maximum m and sum s, rescaled by exp(m_old - m_new) when the maximum grows), so peak
-    extra memory is one block, never ``N * V``. Backward recomputes the blocks (see
-    :class:`_LinearCrossEntropy`). Differentiable in hidden, weight and bias.
+    Everything is computed in at least float32 (half-precision inputs are upcast block by block, the
+    results rounded back). Peak extra memory is the gradients plus one block of logits, never ``N * V``:
+
+    * gradient needed: blocks of ``token_chunk_size`` tokens by the whole vocabulary; the forward computes
+      the value and the gradients (three matrix products), and the backward of a ``'mean'`` or ``'sum'``
+      (any incoming gradient that is one value over the non-ignored tokens) scales them;
+    * otherwise (no gradient needed, or a backward with per-token weights or a second one): blocks of
+      ``token_chunk_size`` tokens by ``chunk_size`` vocabulary entries, the logsumexp accumulated online and
+      the logits recomputed in the backward (see :class:`_LinearCrossEntropy`).
+
+    Differentiable in hidden, weight and bias, twice with ``create_graph=True`` (then autograd holds a
+    block's softmax per block of tokens).
 
     Args:
         hidden: ``(N, H)`` floating point.
@@ -230,7 +343,8 @@ def linear_cross_entropy(
         target: ``(N,)`` integer class indices in ``[0, V)`` or ``ignore_index``.
         bias: ``None`` or ``(V,)``.
         chunk_size: vocabulary entries per block (a positive int; larger than V means one block).
-        token_chunk_size: tokens per block (a positive int; larger than N means one block).
+        token_chunk_size: tokens per block (a positive int; larger than N means one block); ``None``: blocks
+            of half as many logits as ``hidden`` has elements, within ``MIN_BLOCK_ELEMENTS`` and ``BLOCK_ELEMENTS``.
 
     Raises:
         TypeError: non-floating hidden/weight/bias, mixed dtypes, non-integer target or ignore_index.
@@ -261,7 +375,11 @@ def linear_cross_entropy(
     check_reduction(reduction, fn)
     ignore_index = _check_ignore_index(ignore_index, fn)
     chunk = _check_chunk(chunk_size, fn, "chunk_size")
-    token_chunk = _check_chunk(token_chunk_size, fn, "token_chunk_size")
+    token_chunk = (
+        _auto_token_chunk(hidden, int(weight.shape[0]))
+        if token_chunk_size is None
+        else _check_chunk(token_chunk_size, fn, "token_chunk_size")
+    )
     target = target.to(device=hidden.device)
     valid = check_class_indices(target, int(weight.shape[0]), ignore_index, fn)
 
