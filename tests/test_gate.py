@@ -303,3 +303,19 @@ def test_ci_replays_the_committed_database_read_only_and_stays_derandomized(tmp_
     exploring = settings_for("thorough", examples=str(tmp_path), save=True, max_examples=40)
     assert isinstance(exploring.database, MultiplexedDatabase)  # random outside this suite (conftest derandomizes)
     assert exploring.max_examples == 40
+
+
+def test_shards_of_a_configuration_split_its_losses(project, tmp_path):
+    """``check --config --shard I/N``: each configured loss in exactly one shard, the shards together the whole run;
+    balanced by a previous report's seconds when given (``--durations``), else one loss each."""
+    base = ["lossguard", "check", "--config", "pyproject.toml", "--property", "agreement", "--profile", "ci"]
+    ran = []
+    for index in (1, 2):
+        report = tmp_path / f"shard{index}.json"
+        done = lossguard(project, [*base, "--shard", f"{index}/2", "--json", str(report)])
+        assert done.returncode in (0, 1), done.stderr
+        ran.append({r["implementation"] for r in results(report) if r["status"] != "skip"})
+    assert ran[0] and ran[1] and not ran[0] & ran[1]
+    assert ran[0] | ran[1] == {"huber", "buggy"}
+    too_many = lossguard(project, [*base, "--shard", "3/3"])
+    assert too_many.returncode == 2 and "only 2 losses to split" in too_many.stderr

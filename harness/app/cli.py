@@ -504,7 +504,7 @@ def _audit(args: argparse.Namespace, profile: str, command: str) -> int:
 def _configured(args: argparse.Namespace, command: str) -> int | None:
     """A run of a gate configuration's losses (harness.app.gate); None when no configuration applies (a check of
     the built-ins). A configuration error is a usage error."""
-    from lossguard.harness.app import config, gate
+    from lossguard.harness.app import config, gate, shards
     from lossguard.harness.app.runner import default_workers
     from lossguard.harness.kernel.profiles import default_profile
     from lossguard.reports import terminal
@@ -517,6 +517,10 @@ def _configured(args: argparse.Namespace, command: str) -> int | None:
         profile = args.profile or ("thorough" if args.command == "explore" else loaded.profile or default_profile())
         args.fail_on = args.fail_on or loaded.fail_on
         entries = gate.selected(loaded, args)
+        if getattr(args, "shard", None):  # explore searches every loss; check --config splits them like check
+            durations = shards.measured(args.durations) if args.durations else None
+            names = [e.name for e in entries]
+            entries = shards.pick(entries, args.shard, lambda: shards.by_implementation(names, durations), "losses")
         jobs = [gate.job(loaded, entry, profile, args) for entry in entries]
         header = gate.header(loaded, [e.name for e in entries], profile)
         terminal.header(header, sys.stdout)
@@ -524,7 +528,7 @@ def _configured(args: argparse.Namespace, command: str) -> int | None:
         started = time.perf_counter()
         workers = args.jobs or default_workers()
         results = gate.run(loaded, entries, jobs, args, workers, terminal.Progress())
-    except config.ConfigError as problem:
+    except (config.ConfigError, shards.ShardError) as problem:
         raise UsageError(str(problem)) from problem
     return _finish(results, header, args, command, profile, started, classname=loaded.classname())
 

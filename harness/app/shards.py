@@ -102,6 +102,19 @@ def costs_of(
     return [float(sum(durations.get(cell, typical) for cell in cells(item))) for item in items]
 
 
+def by_implementation(names: Sequence[str], durations: Mapping[tuple[str, str, str, str], float] | None) -> list[float]:
+    """The cost of each implementation named (a configured loss is run under its name): the sum of its results'
+    measured seconds; one it did not have costs the mean measured implementation; without ``durations`` each costs 1
+    (configured losses are planned by their isolated worker, so their cells are not counted beforehand)."""
+    if not durations:
+        return [1.0] * len(names)
+    per: dict[str, float] = {}
+    for (implementation, *_), seconds in durations.items():
+        per[implementation] = per.get(implementation, 0.0) + seconds
+    typical = sum(per.values()) / len(per)
+    return [per.get(name, typical) for name in names]
+
+
 def add_options(parser: argparse.ArgumentParser) -> None:
     """``--shard I/N`` and ``--durations FILE`` (``check``, with or without ``--config``)."""
     parser.add_argument(
