@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
 from lossguard.reports import html
 from lossguard.reports.curves import plain
 from lossguard.reports.markdown import _cell
+from lossguard.reports.terminal import live_bar
 
 OWN_TIME_BAR = 1.2  # the own implementation's time / the fastest third-party's, at most (issue 12)
 OWN_MEMORY_BAR = 1.0  # its own peak / the third-party's, at most
@@ -370,16 +369,7 @@ class Progress:
         self.total, self.done = total, 0
         self.bar: RichProgress | None = None
         if self.stream.isatty():
-            self.bar = RichProgress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(file=self.stream),
-                transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("", total=total)
+            self.bar, self.task = live_bar(self.stream, total)
 
     def step(self, what: str, note: str = "") -> None:
         """One more implementation measured: ``what``, and ``note`` (what was not measured) if any."""

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
@@ -259,6 +259,21 @@ def summary_line(results: Sequence[PropertyResult], seconds: float, fail_on: str
     return f"lossguard: {verdict} {len(results)} results: {parts}{note} in {seconds:.1f} s"
 
 
+def live_bar(stream: TextIO, total: int) -> tuple[RichProgress, TaskID]:
+    """A started rich progress bar on ``stream`` (a terminal) for ``total`` steps, and its task: description, bar,
+    done/total and the time elapsed; it clears itself when stopped."""
+    bar = RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(file=stream),
+        transient=True,
+    )
+    bar.start()
+    return bar, bar.add_task("", total=total)
+
+
 class Progress:
     """Progress on stderr: a rich progress bar on a terminal; elsewhere (CI, pipes) one plain line per
     implementation once its results are in."""
@@ -282,16 +297,7 @@ class Progress:
 
     def _advance(self, done: int, total: int, result: PropertyResult) -> None:
         if self.bar is None:
-            self.bar = RichProgress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=Console(file=self.stream),
-                transient=True,
-            )
-            self.bar.start()
-            self.task = self.bar.add_task("", total=total)
+            self.bar, self.task = live_bar(self.stream, total)
         self.bar.update(self.task, completed=done, description=f"{result.implementation} {result.property}"[:60])
         if done == total:
             self.bar.stop()

@@ -108,16 +108,10 @@ def plan(args: argparse.Namespace) -> Plan:
 
     from lossguard.catalog import CATALOG
     from lossguard.harness.app import measure
-    from lossguard.harness.app.cli import UsageError
+    from lossguard.harness.app.cli import UsageError, selected_losses
     from lossguard.harness.app.inventory import implementations
 
-    for loss in args.loss or ():
-        if loss not in CATALOG:
-            raise UsageError(f"unknown loss {loss!r}; run 'lossguard list' for the catalog")
-    families = sorted({spec.family for spec in CATALOG.values()})
-    for family in args.family or ():
-        if family not in families:
-            raise UsageError(f"unknown family {family!r}; choose from {', '.join(families)}")
+    wanted = selected_losses(args)
     for size in args.size or ():
         if size not in measure.SIZES:
             raise UsageError(f"unknown size {size!r}; choose from {', '.join(measure.SIZES)}")
@@ -134,8 +128,8 @@ def plan(args: argparse.Namespace) -> Plan:
         names.setdefault(impl.loss, []).append(impl)
     selected = {
         loss: ([measure.REFERENCE] if with_reference else []) + names.get(loss, [])
-        for loss, spec in CATALOG.items()
-        if (not args.loss or loss in args.loss) and (not args.family or spec.family in args.family)
+        for loss in CATALOG
+        if loss in wanted
     }
     selected = {loss: chosen for loss, chosen in selected.items() if chosen}
     if not selected:

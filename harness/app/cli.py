@@ -283,13 +283,10 @@ def _finish(
     return status
 
 
-def _check(args: argparse.Namespace, profile: str, command: str) -> int:
+def selected_losses(args: argparse.Namespace) -> set[str]:
+    """The catalog entries ``--loss`` and ``--family`` select (every entry without them); UsageError naming an
+    unknown loss or family (``check`` and ``bench``)."""
     from lossguard.catalog import CATALOG
-    from lossguard.harness.app import shards
-    from lossguard.harness.app.inventory import implementations
-    from lossguard.harness.app.jobs import INSTALL_HINT, selection_from, versions
-    from lossguard.harness.app.runner import costs, default_workers, run
-    from lossguard.reports import terminal
 
     for loss in args.loss or ():
         if loss not in CATALOG:
@@ -298,11 +295,22 @@ def _check(args: argparse.Namespace, profile: str, command: str) -> int:
     for family in args.family or ():
         if family not in families:
             raise UsageError(f"unknown family {family!r}; choose from {', '.join(families)}")
-    wanted = {
+    return {
         name
         for name, spec in CATALOG.items()
         if (not args.loss or name in args.loss) and (not args.family or spec.family in args.family)
     }
+
+
+def _check(args: argparse.Namespace, profile: str, command: str) -> int:
+    from lossguard.catalog import CATALOG
+    from lossguard.harness.app import shards
+    from lossguard.harness.app.inventory import implementations
+    from lossguard.harness.app.jobs import INSTALL_HINT, selection_from, versions
+    from lossguard.harness.app.runner import costs, default_workers, run
+    from lossguard.reports import terminal
+
+    wanted = selected_losses(args)
     available = implementations(args.impl)
     impls = [i for i in available if i.loss in wanted and args.binding_name in (None, i.name)]
     selection = selection_from(_job(args, ["lossguard", "check", "--impl", args.impl], profile))
