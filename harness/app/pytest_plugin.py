@@ -232,23 +232,15 @@ def _planned_by_worker(job: dict[str, Any], time_limit: float) -> list[Key]:
     """The plan the isolated worker announces (its first event), the worker then stopped: the known results (a
     library not installed, ...) and the runs. The plan comes after the worker's imports, which get
     ``isolation.START_LIMIT`` whatever the per-call ``time_limit`` (as in ``run_isolated``)."""
-    import json
     import os
-    import selectors
     import signal
 
-    from lossguard.harness.app.isolation import START_LIMIT, IsolatedTargetError, start_worker
+    from lossguard.harness.app.isolation import START_LIMIT, IsolatedTargetError, _events, start_worker
 
     process = start_worker({**job, "skip": 0})
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
+    wait = max(time_limit, START_LIMIT)
     try:
-        wait = max(time_limit, START_LIMIT)
-        while selector.select(timeout=wait):
-            line = process.stdout.readline()
-            if not line:
-                break
-            event = json.loads(line)
+        for event in _events(process, wait):  # ends at a timeout, or when the worker's stream ends
             if event["event"] == "target_error":
                 raise IsolatedTargetError(event["message"])
             if event["event"] == "plan":
