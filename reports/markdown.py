@@ -74,11 +74,17 @@ def _implementations(results: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _verdict(summary: Mapping[str, Any]) -> tuple[str, str]:
+    """A report summary's verdict (OK or FAILED, by its exit status) and its counts by status (pass and fail always,
+    the others when any)."""
+    verdict = "FAILED" if summary["exit_status"] else "OK"
+    return verdict, ", ".join(f"{summary[s]} {s}" for s in STATUSES if summary[s] or s in ("pass", "fail"))
+
+
 def render(document: Mapping[str, Any]) -> str:
     """The Markdown text of a JSON report document (``lossguard.reports.json_report.document``)."""
     summary = document["summary"]
-    verdict = "FAILED" if summary["exit_status"] else "OK"
-    counts = ", ".join(f"{summary[s]} {s}" for s in STATUSES if summary[s] or s in ("pass", "fail"))
+    verdict, counts = _verdict(summary)
     lines = [
         f"## lossguard: {verdict}",
         "",
@@ -113,8 +119,7 @@ def summary(document: Mapping[str, Any], fail_on: str) -> str:
     """The short form for a CI job's page (``--summary``): the verdict and counts, the implementations with a
     failure, each new root cause with its minimal counterexample and reproduce command (``render``'s parts)."""
     totals = document["summary"]
-    verdict = "FAILED" if totals["exit_status"] else "OK"
-    counts = ", ".join(f"{totals[s]} {s}" for s in STATUSES if totals[s] or s in ("pass", "fail"))
+    verdict, counts = _verdict(totals)
     lines = [
         f"## lossguard: {verdict}",
         "",
