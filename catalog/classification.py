@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from hypothesis import strategies as st
 from scipy.special import expit, log_softmax, logit
@@ -33,6 +35,7 @@ from lossguard.harness.kernel.model import (
 from lossguard.reference import classification as C
 
 
+@cache  # one strategy object per regime: Hypothesis validates it once (kernel/strategies.py)
 def _labels(dtype: str, regime: str) -> st.SearchStrategy[float]:
     """Binary targets: hard {0, 1} or soft in [0, 1]."""
     return st.one_of(st.sampled_from([0.0, 1.0]), S.probabilities(regime))
@@ -42,8 +45,11 @@ def _probabilities(dtype: str, regime: str) -> st.SearchStrategy[float]:
     return S.probabilities(regime)
 
 
+_SIGNS = st.sampled_from([-1.0, 1.0])
+
+
 def _signs(dtype: str, regime: str) -> st.SearchStrategy[float]:
-    return st.sampled_from([-1.0, 1.0])
+    return _SIGNS
 
 
 _bce_logits_examples = elementwise(

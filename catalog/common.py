@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -103,12 +104,14 @@ def optional_array(shape: tuple[int, ...], elements: st.SearchStrategy[float]) -
     return st.one_of(st.none(), hnp.arrays(np.float64, shape, elements=elements))
 
 
+@lru_cache(maxsize=1024)  # one strategy object per argument: Hypothesis validates it once (kernel/strategies.py)
 def weights(shape: tuple[int, ...]) -> st.SearchStrategy[Any]:
     """None, or positive weights shaped like ``shape`` or like its last dimension (broadcast)."""
     elements = positive(0.1, 5.0, (1.0, 0.5))
     return st.one_of(optional_array(shape, elements), optional_array(shape[-1:], elements))
 
 
+@lru_cache(maxsize=1024)
 def positive(low: float = 1e-3, high: float = 10.0, specials: tuple[float, ...] = (1.0,)) -> st.SearchStrategy[float]:
     return st.one_of(st.floats(low, high), st.sampled_from(specials))
 

@@ -12,6 +12,7 @@ computation can deliver.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 from hypothesis import strategies as st
@@ -31,13 +32,19 @@ _TINY = (1e-3, 1e-6)
 _FLOAT16_GRID = 8.0
 
 
+@lru_cache(maxsize=1024)  # one strategy object per argument: Hypothesis validates it once (kernel/strategies.py)
 def _size(bound: float, regime: str) -> st.SearchStrategy[float]:
     specials = [0.0, 1.0, 0.5, bound / 4] + (list(_TINY) if regime == "extreme" else [])
     return st.one_of(st.floats(0.0, bound / 2), st.sampled_from(specials))
 
 
+@lru_cache(maxsize=1024)
+def _corner(bound: float) -> st.SearchStrategy[float]:
+    return st.one_of(st.floats(-bound / 2, bound / 2), st.sampled_from([0.0, -bound / 2, bound / 2, 1.0]))
+
+
 def _box(draw, bound: float, regime: str, sizes: st.SearchStrategy[float] | None = None) -> np.ndarray:
-    corner = st.one_of(st.floats(-bound / 2, bound / 2), st.sampled_from([0.0, -bound / 2, bound / 2, 1.0]))
+    corner = _corner(bound)
     sizes = sizes if sizes is not None else _size(bound, regime)
     x, y = draw(corner, label="x1"), draw(corner, label="y1")
     return np.array([x, y, x + draw(sizes, label="w"), y + draw(sizes, label="h")])

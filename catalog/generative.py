@@ -76,7 +76,7 @@ def _perfect_generator(example: Example, strength: float) -> Example:
 
 def _latent(dtype: str, regime: str, table) -> st.SearchStrategy[float]:
     bound = S.cap(table, dtype, regime)
-    return S._mixed(bound, [0.0, 0.0, 1.0, -1.0, 1e-8, bound, -bound])
+    return S.mixed(bound, [0.0, 0.0, 1.0, -1.0, 1e-8, bound, -bound])
 
 
 def _vae_examples(draw, dtype, regime, choose) -> Example:
@@ -122,7 +122,7 @@ def _perceptual_examples(draw, dtype, regime, choose) -> Example:
     params["feature_extractor"], params["layers"] = extractor, layers
     shape = (_batch(draw, "N", 3), widths[0], *draw(st.sampled_from([(), (2,), (2, 2)]), label="spatial"))
     bound = S.cap(_FEATURE_INPUT_CAP, dtype, regime)
-    values = S._mixed(bound, [0.0, 1.0, -1.0, 0.5, bound, -bound])
+    values = S.mixed(bound, [0.0, 1.0, -1.0, 0.5, bound, -bound])
     x, t = S.array(draw, shape, values), S.array(draw, shape, values)
     if regime == "extreme":
         same = np.array(draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0]), label="target = input"))

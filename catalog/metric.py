@@ -29,7 +29,7 @@ _TEMPERATURES = st.one_of(_TEMPERATURE_VALUES, _TEMPERATURE_VALUES.map(np.asarra
 
 def _coordinates(dtype: str, regime: str) -> st.SearchStrategy[float]:
     bound = S.cap(_EMBED_CAP, dtype, regime)
-    return S._mixed(bound, [0.0, 1.0, -1.0, 0.5, 1e-3, 1e4, -1e4, bound, -bound])
+    return S.mixed(bound, [0.0, 1.0, -1.0, 0.5, 1e-3, 1e4, -1e4, bound, -bound])
 
 
 def _sizes(draw, max_rows: int = 4) -> tuple[int, int]:

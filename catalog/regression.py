@@ -30,7 +30,7 @@ def _non_negative_reals(dtype: str, regime: str) -> st.SearchStrategy[float]:
 def _log_link(dtype: str, regime: str) -> st.SearchStrategy[float]:
     """Log-means: exp of them stays representable in the dtype in the typical regime."""
     bound = {"float16": 8.0, "bfloat16": 30.0, "float32": 30.0, "float64": 300.0}[dtype]
-    return S._mixed(1e4 if regime == "extreme" else bound, [0.0, 1.0, -1.0, bound, -bound, 1e4, -1e4])
+    return S.mixed(1e4 if regime == "extreme" else bound, [0.0, 1.0, -1.0, bound, -bound, 1e4, -1e4])
 
 
 def _brier(q: np.ndarray, outcome: int) -> Example:

@@ -24,6 +24,8 @@ from lossguard.harness.kernel.frameworks import binding as framework_binding
 from lossguard.harness.kernel.frameworks.base import Outcome
 from lossguard.harness.kernel.model import Example, Finding, Implementation, LossSpec
 
+_REGIMES = st.sampled_from(["typical", "extreme"])
+
 
 def format_value(value: Any) -> str:
     """A compact, exact, copy-pasteable rendering of a parameter or an array."""
@@ -39,6 +41,10 @@ def describe(example: Example) -> str:
     return ", ".join(f"{k}={format_value(v)}" for k, v in example.kwargs().items())
 
 
+def _snapshot(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in values.items()}
+
+
 @dataclass
 class Observations:
     """What one property run saw: the worst error (in ulps of the scale), the examples tried, and the
@@ -49,10 +55,22 @@ class Observations:
 
     worst_ulps: float | None = None
     examples: int = 0
-    last_example: str = ""
     comparisons: int = 0
     unjudged: str = ""
     unmet: str = ""
+    # what the target received last, as a snapshot: rendered (``last_example``) only when a report asks, since
+    # ``describe`` costs more than a small loss call and every call would otherwise pay it
+    last_received: Example | None = None
+
+    @property
+    def last_example(self) -> str:
+        """The last example the target received, as keyword arguments (``describe``); "" before any call."""
+        return "" if self.last_received is None else describe(self.last_received)
+
+    def received(self, example: Example) -> None:
+        """Note ``example`` as the last one the target received (its arrays copied: a later in-place change by
+        the judged code or a property cannot alter the counterexample reported)."""
+        self.last_received = Example(_snapshot(example.args), _snapshot(example.params))
 
     def ulps(self, value: float) -> None:
         if np.isfinite(value):
@@ -103,19 +121,21 @@ class Subject:
         assume(self._computes(asked))
         pinned = {**{k: v for k, v in asked.items() if k in accepted}, **self.impl.fixed}
 
-        def choose(strategies: Mapping[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
-            return S.draw_params(data.draw, strategies, defaults, accepted, pinned)
-
         # the canonical parameters, and the reference-only variants the implementation offers (checked too)
         variants = {k: v for k, v in self.spec.variant_defaults.items() if k in accepted or k in self.impl.fixed}
         defaults = {**self.spec.params, **variants}
         if self.witness is not None:
             params = {**defaults, **self.witness.params, **pinned}
             return self.rounded(Example(dict(self.witness.args), params))
-        if regime == "any":
-            regime = data.draw(st.sampled_from(["typical", "extreme"]), label="regime")
-        example = self.spec.examples(data.draw, self.dtype, regime, choose)
-        return self.rounded(self.supported(example))
+
+        def build(draw: Callable) -> Example:
+            def choose(strategies: Mapping[str, st.SearchStrategy[Any]]) -> dict[str, Any]:
+                return S.draw_params(draw, strategies, defaults, accepted, pinned)
+
+            chosen = draw(_REGIMES) if regime == "any" else regime
+            return self.spec.examples(draw, self.dtype, chosen, choose)
+
+        return self.rounded(self.supported(data.draw(S.built(build), label="example")))
 
     def supported(self, example: Example) -> Example:
         """``example`` projected into the parts of the contract the implementation supports (its binding's
@@ -194,7 +214,7 @@ class Subject:
         self.observations.examples += 1
         self.failed_example = example  # if the call raises, this is the example it raised on
         passed = self.received(example)
-        self.observations.last_example = describe(passed)  # what the target received, nothing it did not
+        self.observations.received(passed)  # what the target received, nothing it did not
         outcome = self.binding.call(
             self.impl,
             self.spec.args,
@@ -360,7 +380,7 @@ class Subject:
         property declares; None for its only one) the sub-check that failed, ``numbers`` the failing element's
         (actual, exact or None, error scale or None) where the check compared numbers."""
         if example is not None:
-            self.observations.last_example = describe(self.received(example))
+            self.observations.received(self.received(example))
             self.failed_example = example
         raise PropertyFailure(message, check, *(numbers or ()))
 
