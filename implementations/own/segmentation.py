@@ -52,21 +52,69 @@ def _probabilities(x: torch.Tensor, from_logits: bool, fn: str) -> tuple[torch.T
     """(p, 1 - p): (sigmoid(z), sigmoid(-z)) from logits, else the probabilities (checked to lie in [0, 1])."""
     if from_logits:
         return torch.sigmoid(x), torch.sigmoid(-x)
-    if bool(((x < 0) | (x > 1) | x.isnan()).any()):
-        raise ValueError(f"{fn}: input must hold probabilities in [0, 1] when from_logits=False")
+    _check_probabilities(x, fn)
     return x, 1 - x
 
 
-def _tversky(
-    p: torch.Tensor, q: torch.Tensor, y: torch.Tensor, alpha: float, beta: float, smooth: float, batch: bool
-) -> torch.Tensor:
-    """(alpha FP + beta FN) / (TP + alpha FP + beta FN + smooth) per (sample, channel), or per channel."""
-    dims = ((0,) if batch else ()) + tuple(range(2, p.dim()))
-    tp = (p * y).sum(dim=dims) if dims else p * y
-    fp = (p * (1 - y)).sum(dim=dims) if dims else p * (1 - y)
-    fn = (q * y).sum(dim=dims) if dims else q * y
+def _check_probabilities(x: torch.Tensor, fn: str) -> None:
+    if bool(((x < 0) | (x > 1) | x.isnan()).any()):
+        raise ValueError(f"{fn}: input must hold probabilities in [0, 1] when from_logits=False")
+
+
+def _ratio(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor, alpha: float, beta: float, smooth: float, batch: bool):
+    """(alpha FP + beta FN) / (TP + alpha FP + beta FN + smooth) from per-(sample, channel) sums; with ``batch`` the
+    sums are first added over the samples (per channel)."""
+    if batch:
+        tp, fp, fn = tp.sum(0), fp.sum(0), fn.sum(0)
     a = alpha * fp + beta * fn
     return a / (tp + a + smooth)
+
+
+class _OverlapSums(torch.autograd.Function):
+    """(TP, FP, FN) = (sum p y, sum p (1 - y), sum q y) over the last dim of (R, L) rows, q = 1 - p, with an analytic
+    backward. From logits p = sigmoid(x), q = sigmoid(-x) (no cancellation), so dp/dx = p q = -dq/dx and
+    dL/dx = p q (y (g_tp - g_fn - g_fp) + g_fp); from probabilities p = x, q = 1 - x and dL/dx = y (g_tp - g_fn -
+    g_fp) + g_fp. dL/dy = p (g_tp - g_fp) + q g_fn. Saves p and q (only p q when y needs no gradient)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, y: torch.Tensor, from_logits: bool):
+        if from_logits:
+            p = torch.sigmoid(x)
+            q = x.neg().sigmoid_()
+        else:
+            p, q = x, 1 - x
+        tp = torch.linalg.vecdot(p, y)
+        fp = torch.linalg.vecdot(p, 1 - y)
+        fn = torch.linalg.vecdot(q, y)
+        ctx.from_logits = from_logits
+        if ctx.needs_input_grad[1]:
+            ctx.save_for_backward(y, p, q)
+        elif from_logits:
+            ctx.save_for_backward(y, p.mul_(q))
+        else:
+            ctx.save_for_backward(y)
+        return tp, fp, fn
+
+    @staticmethod
+    def backward(ctx, g_tp: torch.Tensor, g_fp: torch.Tensor, g_fn: torch.Tensor):
+        y, *saved = ctx.saved_tensors
+        g_tp, g_fp, g_fn = g_tp.unsqueeze(-1), g_fp.unsqueeze(-1), g_fn.unsqueeze(-1)
+        grad_x = grad_y = None
+        if ctx.needs_input_grad[0]:
+            grad_x = y * (g_tp - g_fn - g_fp)  # in place from here: a broadcast addcmul is slower
+            grad_x += g_fp
+            if ctx.from_logits:
+                grad_x *= saved[0] * saved[1] if len(saved) == 2 else saved[0]
+        if ctx.needs_input_grad[1]:
+            p, q = saved
+            grad_y = p * (g_tp - g_fp)
+            grad_y += q * g_fn
+        return grad_x, grad_y, None
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    """(N, C, *) as (N, C, L): the spatial dims flattened (L = 1 without any)."""
+    return t.flatten(2) if t.dim() > 2 else t.unsqueeze(-1)
 
 
 def _binary_overlap(input, target, alpha, beta, smooth, from_logits, batch, reduction, fn) -> torch.Tensor:
@@ -76,8 +124,11 @@ def _binary_overlap(input, target, alpha, beta, smooth, from_logits, batch, redu
     alpha = check_nonnegative(alpha, fn, "alpha")
     beta = check_nonnegative(beta, fn, "beta")
     work = working_dtype(x.dtype)  # in float16 the squared denominator of the gradient underflows
-    p, q = _probabilities(x.to(work), from_logits, fn)
-    return reduce(_tversky(p, q, target.to(work), alpha, beta, smooth, batch), reduction, fn).to(x.dtype)
+    z = x.to(work)
+    if not from_logits:
+        _check_probabilities(z, fn)
+    tp, fp, fn_ = _OverlapSums.apply(_rows(z), _rows(target.to(work)), from_logits)
+    return reduce(_ratio(tp, fp, fn_, alpha, beta, smooth, batch), reduction, fn).to(x.dtype)
 
 
 def dice_loss(
@@ -124,11 +175,12 @@ def tversky_loss(
 
 
 def _softmax_parts(input: object, target: object, ignore_index: int | None, fn: str):
-    """(p, 1 - p, one-hot y), all zero at ignored pixels, from (N, C, *) logits and (N, *) indices, in the
-    working dtype (at least float32).
+    """(p, 1 - p, one-hot y) as (N, C, L), all zero at ignored pixels, from (N, C, *) logits and (N, *) indices, in
+    the working dtype (at least float32).
 
-    p = exp(z - max) / sum (softmax, accurate to u (|z - max| + C + 3) relative); 1 - p is the sum of the other
-    classes' probabilities (no cancellation for the largest class).
+    p = exp(z - max) / sum (softmax, accurate to u (|z - max| + C + 3) relative). 1 - p has no cancellation: for
+    the largest class (e = 1) it is s / total with s the sum of the other classes' e, summed with that class left
+    out; for any other class total - e_c >= 1 >= total / C, so the difference loses at most log2(C) bits. O(C).
     """
     x = _spatial_input(input, fn)
     t = check_integer_tensor(target, fn, "target")
@@ -138,22 +190,25 @@ def _softmax_parts(input: object, target: object, ignore_index: int | None, fn: 
             f"got {fmt_shape(t.shape)} and {fmt_shape(x.shape)}"
         )
     n_classes = x.shape[1]
+    x = _rows(x.to(working_dtype(x.dtype)))
+    t = t.reshape(t.shape[0], 1, -1)
     if ignore_index is None:
-        bad = (t < 0) | (t >= n_classes)
-        if bool(bad.any()):
-            first = int(t[bad].reshape(-1)[0].item())
+        if t.numel() and bool(((t < 0) | (t >= n_classes)).any()):
+            first = int(t[(t < 0) | (t >= n_classes)].reshape(-1)[0].item())
             raise ClassIndexError(f"{fn}: target contains class index {first} outside [0, {n_classes})")
-        valid = torch.ones_like(t, dtype=torch.bool)
+        keep = None
     else:
         valid = check_class_indices(t, n_classes, int(ignore_index), fn)
-    x = x.to(working_dtype(x.dtype))
-    keep = valid.unsqueeze(1).to(x.dtype)
-    y = F.one_hot(torch.where(valid, t, torch.zeros_like(t)), n_classes).movedim(-1, 1).to(x.dtype) * keep
-    e = (x - x.amax(dim=1, keepdim=True)).exp()
-    total = e.sum(dim=1, keepdim=True)
-    others = torch.einsum("kc,nc...->nk...", 1 - torch.eye(n_classes, dtype=x.dtype, device=x.device), e)
-    p, q = e / total, others / total  # 1 - p summed from the other classes: no cancellation for the largest
-    return p * keep, q * keep, y
+        t = torch.where(valid, t, torch.zeros_like(t))
+        keep = valid.to(x.dtype)
+    y = torch.zeros_like(x).scatter_(1, t, 1 if keep is None else keep)
+    top, largest = x.max(dim=1, keepdim=True)
+    e = (x - top).exp()
+    s = e.scatter(1, largest, 0).sum(dim=1, keepdim=True)  # the others' share of the largest class
+    total = s + 1
+    others = (total - e).scatter(1, largest, s)
+    p, q = e / total, others / total
+    return (p, q, y) if keep is None else (p * keep, q * keep, y)
 
 
 def multiclass_dice_loss(
@@ -169,7 +224,8 @@ def multiclass_dice_loss(
     fn = "multiclass_dice_loss"
     smooth = check_nonnegative(smooth, fn, "smooth")
     p, q, y = _softmax_parts(input, target, ignore_index, fn)
-    return reduce(_tversky(p, q, y, 0.5, 0.5, 0.5 * smooth, batch), reduction, fn).to(input.dtype)
+    tp, fp, fn_ = torch.linalg.vecdot(p, y), torch.linalg.vecdot(p, 1 - y), torch.linalg.vecdot(q, y)
+    return reduce(_ratio(tp, fp, fn_, 0.5, 0.5, 0.5 * smooth, batch), reduction, fn).to(input.dtype)
 
 
 def bce_dice_loss(
