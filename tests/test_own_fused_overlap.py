@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lossguard.implementations.own.segmentation import _OverlapSums, dice_loss, jaccard_loss, tversky_loss
+from lossguard.implementations.own.segmentation import (
+    _OverlapSums,
+    _SoftmaxOverlapSums,
+    dice_loss,
+    jaccard_loss,
+    multiclass_dice_loss,
+    tversky_loss,
+)
 
 
 def _eager(x, y, alpha, beta, smooth, from_logits, batch, reduction):
@@ -56,3 +63,38 @@ def test_losses_match_the_eager_formula(shape, from_logits, batch, reduction, sm
         torch.autograd.backward(want, torch.ones_like(want))
         torch.testing.assert_close(x.grad, x2.grad, rtol=1e-10, atol=1e-300)
         torch.testing.assert_close(t.grad, t2.grad, rtol=1e-10, atol=1e-300)
+
+
+@pytest.mark.parametrize("ignore_index", [None, -100, 1])
+@pytest.mark.parametrize("batch", [False, True])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("shape", [(3, 4, 2, 5), (6, 3)])
+def test_multiclass_dice_matches_the_eager_formula(ignore_index, batch, reduction, shape):
+    g = torch.Generator().manual_seed(2)
+    raw = 3 * torch.randn(shape, generator=g, dtype=torch.float64)
+    raw[0, :, ...] = 0.5  # ties for the largest class
+    t = torch.randint(0, shape[1], (shape[0], *shape[2:]), generator=g)
+    if ignore_index == -100:
+        t.view(-1)[::3] = -100
+    x, x2 = raw.clone().requires_grad_(), raw.clone().requires_grad_()
+    got = multiclass_dice_loss(x, t, smooth=0.5, ignore_index=ignore_index, batch=batch, reduction=reduction)
+    keep = (t != ignore_index).unsqueeze(1).double() if ignore_index is not None else torch.ones_like(t).unsqueeze(1)
+    y = torch.nn.functional.one_hot(t.clamp(min=0), shape[1]).movedim(-1, 1).double() * keep
+    p = torch.softmax(x2, dim=1) * keep
+    dims = ((0,) if batch else ()) + tuple(range(2, x2.dim()))
+    tp, fp, fn = ((a * b).sum(dim=dims) if dims else a * b for a, b in ((p, y), (p, 1 - y), ((keep - p), y)))
+    loss = 0.5 * (fp + fn) / (tp + 0.5 * (fp + fn) + 0.25)
+    want = {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-15)
+    torch.autograd.backward(got, torch.ones_like(got))
+    torch.autograd.backward(want, torch.ones_like(want))
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-9, atol=1e-15)
+
+
+def test_multiclass_overlap_gradcheck():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 3, 4, generator=g, dtype=torch.float64).requires_grad_()
+    t = torch.randint(0, 3, (2, 1, 4), generator=g)
+    keep = torch.tensor([[[1.0, 0.0, 1.0, 1.0]], [[1.0, 1.0, 1.0, 0.0]]], dtype=torch.float64)
+    for k in (None, keep):
+        assert torch.autograd.gradcheck(lambda a, k=k: _SoftmaxOverlapSums.apply(a, t, k), (x,))

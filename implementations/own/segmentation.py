@@ -174,14 +174,9 @@ def tversky_loss(
     return _binary_overlap(input, target, alpha, beta, smooth, from_logits, batch, reduction, "tversky_loss")
 
 
-def _softmax_parts(input: object, target: object, ignore_index: int | None, fn: str):
-    """(p, 1 - p, one-hot y) as (N, C, L), all zero at ignored pixels, from (N, C, *) logits and (N, *) indices, in
-    the working dtype (at least float32).
-
-    p = exp(z - max) / sum (softmax, accurate to u (|z - max| + C + 3) relative). 1 - p has no cancellation: for
-    the largest class (e = 1) it is s / total with s the sum of the other classes' e, summed with that class left
-    out; for any other class total - e_c >= 1 >= total / C, so the difference loses at most log2(C) bits. O(C).
-    """
+def _softmax_overlap(input: object, target: object, ignore_index: int | None, fn: str):
+    """(TP, FP, FN) per (sample, class) of softmax(input) against the one-hot (N, *) class indices, ignored pixels
+    taking no part, computed in the working dtype (at least float32) by ``_SoftmaxOverlapSums``."""
     x = _spatial_input(input, fn)
     t = check_integer_tensor(target, fn, "target")
     if t.shape != (x.shape[0], *x.shape[2:]):
@@ -196,19 +191,45 @@ def _softmax_parts(input: object, target: object, ignore_index: int | None, fn: 
         if t.numel() and bool(((t < 0) | (t >= n_classes)).any()):
             first = int(t[(t < 0) | (t >= n_classes)].reshape(-1)[0].item())
             raise ClassIndexError(f"{fn}: target contains class index {first} outside [0, {n_classes})")
-        keep = None
-    else:
-        valid = check_class_indices(t, n_classes, int(ignore_index), fn)
-        t = torch.where(valid, t, torch.zeros_like(t))
-        keep = valid.to(x.dtype)
-    y = torch.zeros_like(x).scatter_(1, t, 1 if keep is None else keep)
-    top, largest = x.max(dim=1, keepdim=True)
-    e = (x - top).exp()
-    s = e.scatter(1, largest, 0).sum(dim=1, keepdim=True)  # the others' share of the largest class
-    total = s + 1
-    others = (total - e).scatter(1, largest, s)
-    p, q = e / total, others / total
-    return (p, q, y) if keep is None else (p * keep, q * keep, y)
+        return _SoftmaxOverlapSums.apply(x, t, None)
+    valid = check_class_indices(t, n_classes, int(ignore_index), fn)
+    return _SoftmaxOverlapSums.apply(x, torch.where(valid, t, torch.zeros_like(t)), valid.to(x.dtype))
+
+
+class _SoftmaxOverlapSums(torch.autograd.Function):
+    """(TP, FP, FN) per (sample, class) of p = softmax over dim 1 of (N, C, L) logits against the one-hot of (N, 1, L)
+    class indices, p and 1 - p zeroed where ``keep`` (N, 1, L) is 0 (ignored pixels), with an analytic backward.
+
+    p = e / total, e = exp(z - max), total = 1 + s with s the sum of e over the classes other than one largest
+    (summed with it left out, exactly). 1 - p = ((1 - e) + s) / total adds two nonnegative terms: no cancellation,
+    also for the largest class (1 - e = 0). O(C). As 1 - p moves against p, dL/dp = y (g_tp - g_fn - g_fp) +
+    g_fp =: G, and the softmax's Jacobian gives dL/dz = p (G - sum_c p G) (zero at ignored pixels)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, t: torch.Tensor, keep: torch.Tensor | None):
+        top = x.amax(dim=1, keepdim=True)  # an argmax over the strided class dim is ~25x slower on the CPU
+        e = (x - top).exp_()
+        largest = (x == top).to(x.dtype)  # e = 1 exactly there: e - largest leaves the rest's e, exactly
+        s = (e - largest).sum(dim=1, keepdim=True) + (largest.sum(dim=1, keepdim=True) - 1)
+        r = (s + 1).reciprocal_()
+        q = (1 - e).add_(s).mul_(r)  # total - e = (1 - e) + s: two nonnegative terms
+        p = e.mul_(r)
+        if keep is not None:
+            p *= keep
+            q *= keep
+        y = torch.zeros_like(x).scatter_(1, t, 1 if keep is None else keep)
+        tp, fp, fn = torch.linalg.vecdot(p, y), torch.linalg.vecdot(p, 1 - y), torch.linalg.vecdot(q, y)
+        ctx.save_for_backward(p, y)
+        return tp, fp, fn
+
+    @staticmethod
+    def backward(ctx, g_tp: torch.Tensor, g_fp: torch.Tensor, g_fn: torch.Tensor):
+        p, y = ctx.saved_tensors
+        g_tp, g_fp, g_fn = g_tp.unsqueeze(-1), g_fp.unsqueeze(-1), g_fn.unsqueeze(-1)
+        pg = y * (g_tp - g_fn - g_fp)
+        pg += g_fp
+        pg *= p
+        return pg.sub_(p * pg.sum(dim=1, keepdim=True)), None, None
 
 
 def multiclass_dice_loss(
@@ -223,8 +244,7 @@ def multiclass_dice_loss(
     'none' gives (N, C) (or (C,) with ``batch``), 'mean' the mean over classes and samples."""
     fn = "multiclass_dice_loss"
     smooth = check_nonnegative(smooth, fn, "smooth")
-    p, q, y = _softmax_parts(input, target, ignore_index, fn)
-    tp, fp, fn_ = torch.linalg.vecdot(p, y), torch.linalg.vecdot(p, 1 - y), torch.linalg.vecdot(q, y)
+    tp, fp, fn_ = _softmax_overlap(input, target, ignore_index, fn)
     return reduce(_ratio(tp, fp, fn_, 0.5, 0.5, 0.5 * smooth, batch), reduction, fn).to(input.dtype)
 
 
