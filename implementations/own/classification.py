@@ -57,28 +57,32 @@ class _SigmoidFocal(torch.autograd.Function):
     """Element-wise (1 - p_t)^gamma BCE(x, y) of ``sigmoid_focal_loss`` (same terms: logsigmoid cross-entropy,
     u = 1 - p_t = (1 - y) p + y q with p = sigmoid(x), q = sigmoid(-x)) for gamma = 0 or gamma >= 1 and a target
     without gradient, with the analytic backward d/dx = gamma u^(gamma - 1) p q (1 - 2y) BCE + u^gamma ((1 - y) p -
-    y q) (dBCE/dx = (1 - y) p - y q, du/dx = p q (1 - 2y))."""
+    y q) (dBCE/dx = (1 - y) p - y q, du/dx = p q (1 - 2y)), computed in the forward: only it is saved."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, y: torch.Tensor, gamma: float) -> torch.Tensor:
-        p, q = torch.sigmoid(x), torch.sigmoid(-x)
         ym = 1.0 - y
         bce = (y * F.logsigmoid(x)).addcmul_(ym, F.logsigmoid(-x)).neg_()
-        u = (ym * p).addcmul_(y, q)
-        ctx.gamma = gamma
-        ctx.save_for_backward(y, p, q, u, bce)
-        return bce if gamma == 0.0 else u.pow(gamma).mul_(bce)
+        p, q = torch.sigmoid(x), torch.sigmoid(-x)
+        ymp, yq = ym * p, y * q
+        del ym
+        u = ymp + yq
+        d_bce = ymp.sub_(yq)  # one term is 0 for a hard label: exact
+        del yq
+        if gamma == 0.0:
+            ctx.save_for_backward(d_bce)
+            return bce
+        # the local derivative is saved, not its five factors (a backward always follows in training)
+        d_u = p.mul_(q).mul_(1.0 - 2.0 * y)
+        del q
+        mod = u.pow(gamma)
+        ctx.save_for_backward(u.pow_(gamma - 1.0).mul_(gamma).mul_(d_u).mul_(bce).addcmul_(mod, d_bce))
+        return mod.mul_(bce)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        y, p, q, u, bce = ctx.saved_tensors
-        gamma = ctx.gamma
-        d_bce = ((1.0 - y) * p).sub_(y * q)  # one term is 0 for a hard label: exact
-        if gamma == 0.0:
-            return d_bce.mul_(grad), None, None
-        d_u = (p * q).mul_(1.0 - 2.0 * y)
-        d = u.pow(gamma - 1.0).mul_(gamma).mul_(d_u).mul_(bce).addcmul_(u.pow(gamma), d_bce)
-        return d.mul_(grad), None, None
+        (d,) = ctx.saved_tensors
+        return d * grad, None, None
 
 
 def sigmoid_focal_loss(
