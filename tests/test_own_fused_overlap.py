@@ -93,8 +93,8 @@ def test_multiclass_dice_matches_the_eager_formula(ignore_index, batch, reductio
 
 def test_multiclass_overlap_gradcheck():
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(2, 3, 4, generator=g, dtype=torch.float64).requires_grad_()
-    t = torch.randint(0, 3, (2, 1, 4), generator=g)
-    keep = torch.tensor([[[1.0, 0.0, 1.0, 1.0]], [[1.0, 1.0, 1.0, 0.0]]], dtype=torch.float64)
+    x = torch.randn(3, 2, 4, generator=g, dtype=torch.float64).requires_grad_()  # (C, N, L)
+    t = torch.randint(0, 3, (1, 2, 4), generator=g)
+    keep = torch.tensor([[[1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]]], dtype=torch.float64)
     for k in (None, keep):
         assert torch.autograd.gradcheck(lambda a, k=k: _SoftmaxOverlapSums.apply(a, t, k), (x,))
